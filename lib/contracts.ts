@@ -1,0 +1,87 @@
+// Compiles the schemas of routes, topics and events once, at registration. The hot
+// path only ever calls the functions built here: a validator that answers with the
+// protocol's error details, and a fast-json-stringify serializer that sends only
+// the properties a schema names.
+import { Ajv, type ErrorObject, type Options as AjvOptions, type Plugin } from 'ajv'
+import addFormats from 'ajv-formats'
+import fastJson from 'fast-json-stringify'
+import type { TSchema } from '@sinclair/typebox'
+import { errorCodes, type WireErrorDetail } from './errors.js'
+
+export type Validator = (data: unknown) => WireErrorDetail[] | null
+export type Serializer = (data: unknown) => string
+
+export interface AjvConfig {
+  customOptions?: AjvOptions
+  plugins?: Array<Plugin<unknown> | [Plugin<unknown>, unknown]>
+}
+
+export class Contracts {
+  /** Validates message data as sent: JSON already has its types, so nothing is coerced. */
+  readonly #data: Ajv
+  /** Validates topic params, which arrive as strings and are coerced to their declared types. */
+  readonly #params: Ajv
+  readonly #fjsAjvOptions: AjvOptions
+
+  constructor (config: AjvConfig = {}) {
+    const base: AjvOptions = {
+      allErrors: false,
+      useDefaults: true,
+      removeAdditional: false,
+      strict: false,
+      ...config.customOptions
+    }
+    this.#data = build({ ...base, coerceTypes: false }, config.plugins)
+    this.#params = build({ ...base, coerceTypes: true }, config.plugins)
+    this.#fjsAjvOptions = { strict: false, ...config.customOptions }
+  }
+
+  validator (schema: TSchema, what: string, owner: string): Validator {
+    return compileValidator(this.#data, schema, what, owner)
+  }
+
+  paramsValidator (schema: TSchema, owner: string): Validator {
+    return compileValidator(this.#params, schema, 'params', owner)
+  }
+
+  serializer (schema: TSchema, what: string, owner: string): Serializer {
+    try {
+      return fastJson(schema as never, { ajv: this.#fjsAjvOptions }) as Serializer
+    } catch (err) {
+      throw new errorCodes.FST_REALTIME_SCHEMA(what, owner, (err as Error).message)
+    }
+  }
+}
+
+function build (options: AjvOptions, plugins: AjvConfig['plugins'] = []): Ajv {
+  const ajv = new Ajv(options)
+  addFormats.default(ajv)
+  for (const entry of plugins) {
+    if (Array.isArray(entry)) entry[0](ajv, entry[1])
+    else entry(ajv)
+  }
+  return ajv
+}
+
+function compileValidator (ajv: Ajv, schema: TSchema, what: string, owner: string): Validator {
+  let validate: ReturnType<Ajv['compile']>
+  try {
+    validate = ajv.compile(schema)
+  } catch (err) {
+    throw new errorCodes.FST_REALTIME_SCHEMA(what, owner, (err as Error).message)
+  }
+  return (data) => (validate(data) ? null : toDetails(validate.errors))
+}
+
+/** Ajv errors as the protocol's `details`: a JSON pointer to the offending value and a message. */
+export function toDetails (errors: ErrorObject[] | null | undefined): WireErrorDetail[] {
+  return (errors ?? []).map((e) => {
+    const missing = e.keyword === 'required' ? (e.params as { missingProperty?: string }).missingProperty : undefined
+    const path = missing === undefined ? e.instancePath : `${e.instancePath}/${escapePointer(missing)}`
+    return { path, message: e.message ?? 'invalid' }
+  })
+}
+
+function escapePointer (key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1')
+}

@@ -1,0 +1,81 @@
+// One catalogue of errors. Configuration mistakes are @fastify/error constructors
+// (FST_REALTIME_*) thrown at register/ready time and naming what is wrong; wire
+// errors are RealtimeError instances that know their protocol code and, where they
+// end the connection, their close code.
+import createError from '@fastify/error'
+import { ErrorCode, type ProtocolErrorCode } from './protocol.js'
+
+export const errorCodes = {
+  FST_REALTIME_INVALID_OPTION: createError('FST_REALTIME_INVALID_OPTION', 'Invalid fastify-realtime option "%s": %s', 500, TypeError),
+  FST_REALTIME_DUPLICATE_ROUTE: createError('FST_REALTIME_DUPLICATE_ROUTE', 'Message route "%s" is already declared', 500),
+  FST_REALTIME_RESERVED_TYPE: createError('FST_REALTIME_RESERVED_TYPE', '"%s" is a built-in message type of the protocol and cannot be declared', 500),
+  FST_REALTIME_INVALID_NAME: createError('FST_REALTIME_INVALID_NAME', 'Invalid %s name "%s": %s', 500, TypeError),
+  FST_REALTIME_SCHEMA: createError('FST_REALTIME_SCHEMA', 'Failed building the %s schema of %s: %s', 500),
+  FST_REALTIME_DUPLICATE_TOPIC: createError('FST_REALTIME_DUPLICATE_TOPIC', 'Topic pattern "%s" is already declared', 500),
+  FST_REALTIME_INVALID_PATTERN: createError('FST_REALTIME_INVALID_PATTERN', 'Invalid topic pattern "%s": %s', 500, TypeError),
+  FST_REALTIME_UNKNOWN_TOPIC: createError('FST_REALTIME_UNKNOWN_TOPIC', 'Topic "%s" matches no declared topic pattern', 500),
+  FST_REALTIME_DUPLICATE_EVENT: createError('FST_REALTIME_DUPLICATE_EVENT', 'Event "%s" is already declared', 500),
+  FST_REALTIME_UNKNOWN_EVENT: createError('FST_REALTIME_UNKNOWN_EVENT', 'Event "%s" is not declared; declare it with realtime.event()', 500),
+  FST_REALTIME_INVALID_DATA: createError('FST_REALTIME_INVALID_DATA', 'Invalid data for %s: %s', 500, TypeError),
+  FST_REALTIME_CLOSED: createError('FST_REALTIME_CLOSED', 'fastify-realtime is closed', 500)
+}
+
+export interface WireErrorDetail {
+  path: string
+  message: string
+}
+
+export interface RealtimeErrorOptions {
+  details?: unknown
+  temporary?: boolean
+  retryAfterMs?: number
+  /** Close the connection with this code after sending the error. */
+  closeCode?: number
+  cause?: unknown
+}
+
+/**
+ * An error that is answered on the wire with `{ type: 'error', error: { code, message, ... } }`.
+ * Thrown by the router for protocol errors and by handlers for their declared codes.
+ */
+export class RealtimeError<C extends string = string, D = unknown> extends Error {
+  readonly code: C
+  readonly details?: D
+  readonly temporary: boolean
+  readonly retryAfterMs?: number
+  readonly closeCode?: number
+
+  constructor (code: C, message: string, options: RealtimeErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'RealtimeError'
+    this.code = code
+    this.details = options.details as D
+    this.temporary = options.temporary ?? false
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs
+    if (options.closeCode !== undefined) this.closeCode = options.closeCode
+  }
+}
+
+export function isRealtimeError (err: unknown): err is RealtimeError {
+  return err instanceof RealtimeError
+}
+
+/** Shorthands for the protocol's own errors. */
+export const wireErrors = {
+  badRequest: (message: string) => new RealtimeError(ErrorCode.BAD_REQUEST, message),
+  unknownType: (type: string) => new RealtimeError(ErrorCode.UNKNOWN_TYPE, `Unknown message type "${clip(type)}"`),
+  validation: (details: WireErrorDetail[]) => new RealtimeError(ErrorCode.VALIDATION_FAILED, 'data does not match the schema', { details }),
+  unauthorized: (message = 'Not authenticated') => new RealtimeError(ErrorCode.UNAUTHORIZED, message),
+  forbidden: () => new RealtimeError(ErrorCode.FORBIDDEN, 'Forbidden'),
+  alreadySubscribed: (topic: string) => new RealtimeError(ErrorCode.ALREADY_SUBSCRIBED, `Already subscribed to "${clip(topic)}"`),
+  notSubscribed: (topic: string) => new RealtimeError(ErrorCode.NOT_SUBSCRIBED, `Not subscribed to "${clip(topic)}"`),
+  limit: (message: string, closeCode?: number) => new RealtimeError(ErrorCode.LIMIT_EXCEEDED, message, closeCode === undefined ? {} : { closeCode }),
+  internal: () => new RealtimeError(ErrorCode.INTERNAL, 'Internal error', { temporary: true })
+}
+
+/** Keeps client-supplied strings short when they are echoed in error messages. */
+function clip (s: string): string {
+  return s.length > 64 ? s.slice(0, 64) + '…' : s
+}
+
+export const PROTOCOL_ERROR_CODES: ReadonlySet<string> = new Set<ProtocolErrorCode>(Object.values(ErrorCode))

@@ -1,0 +1,100 @@
+// Local fan-out: which connections of this process subscribe to which topic, and the
+// delivery of publications to them. A publication is serialised once (by the topic's
+// schema, on the publishing node) and framed once into a Buffer that every
+// subscriber's socket sends as it is.
+import type { Broker, Publication, StreamPosition } from './broker/types.js'
+import type { Connection, Subscription } from './connection.js'
+import { errorCodes } from './errors.js'
+import { messageFrame } from './frames.js'
+import type { Topics, TopicMatch } from './topics.js'
+
+export interface PublishOptions {
+  /** Connection ids that must not receive this publication (the sender, typically). */
+  except?: string | string[]
+}
+
+export interface PublishResult extends StreamPosition {
+  topic: string
+}
+
+export class Hub {
+  readonly #subscribers = new Map<string, Set<Connection>>()
+  readonly #pending = new Map<string, Promise<void>>()
+  readonly #topics: Topics
+  readonly broker: Broker
+
+  constructor (topics: Topics, broker: Broker) {
+    this.#topics = topics
+    this.broker = broker
+  }
+
+  /** Resolves a topic name for a server-side publish; an undeclared one is a programming error. */
+  resolve (topic: string): TopicMatch {
+    const match = typeof topic === 'string' ? this.#topics.match(topic) : null
+    if (match === null) throw new errorCodes.FST_REALTIME_UNKNOWN_TOPIC(String(topic))
+    return match
+  }
+
+  async publish (topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    return this.publishMatched(this.resolve(topic), topic, data, options)
+  }
+
+  async publishMatched (match: TopicMatch, topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    let payload: string
+    try {
+      payload = match.topic.serialize(data)
+    } catch (err) {
+      throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic}"`, (err as Error).message)
+    }
+    const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
+    const position = await this.broker.publish(topic, payload, except === undefined ? {} : { except })
+    return { topic, offset: position.offset, epoch: position.epoch }
+  }
+
+  /** Called by the broker for every publication on a topic this node subscribes to. */
+  deliver (publication: Publication): void {
+    const subscribers = this.#subscribers.get(publication.topic)
+    if (subscribers === undefined) return
+    const frame = Buffer.from(messageFrame(publication.topic, publication.offset, publication.epoch, publication.data))
+    const except = publication.except
+    for (const connection of subscribers) {
+      if (except !== undefined && except.includes(connection.id)) continue
+      const subscription = connection.subscriptions.get(publication.topic)
+      if (subscription?.held != null) subscription.held.push({ offset: publication.offset, frame })
+      else connection.send(frame)
+    }
+  }
+
+  async add (connection: Connection, subscription: Subscription): Promise<void> {
+    const topic = subscription.topic
+    let set = this.#subscribers.get(topic)
+    if (set === undefined) {
+      this.#subscribers.set(topic, set = new Set())
+      set.add(connection)
+      // A second subscriber arriving while the broker subscribes waits for the same
+      // promise, so no one is told "subscribed" before this node receives the topic.
+      const ready = Promise.resolve(this.broker.subscribe(topic)).finally(() => this.#pending.delete(topic))
+      this.#pending.set(topic, ready)
+      await ready
+    } else {
+      set.add(connection)
+      await this.#pending.get(topic)
+    }
+  }
+
+  async remove (connection: Connection, topic: string): Promise<void> {
+    const set = this.#subscribers.get(topic)
+    if (set === undefined || !set.delete(connection)) return
+    if (set.size === 0) {
+      this.#subscribers.delete(topic)
+      await this.broker.unsubscribe(topic)
+    }
+  }
+
+  /** Subscribers per topic on this node. */
+  counts (): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const [topic, set] of this.#subscribers) out[topic] = set.size
+    return out
+  }
+}

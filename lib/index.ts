@@ -1,0 +1,111 @@
+// fastify-realtime: the plugin entry. It only wires the modules together: options,
+// the WebSocket endpoint (through @fastify/websocket, so every Fastify hook runs on
+// the upgrade request), the `app.realtime` namespace and its shutdown.
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import type { WebSocketServer } from 'ws'
+import { resolveOptions, type RealtimeOptions } from './options.js'
+import { Realtime } from './realtime.js'
+import { MemoryBroker } from './broker/memory.js'
+import { SUBPROTOCOL } from './protocol.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    realtime: Realtime<RealtimeUser>
+  }
+}
+
+/**
+ * The type of `connection.user`. Augment it to type your users:
+ * `declare module 'fastify-realtime' { interface RealtimeUserRegistry { user: { id: string, name: string } } }`
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface RealtimeUserRegistry {}
+export type RealtimeUser = RealtimeUserRegistry extends { user: infer U } ? U : unknown
+
+/** Picks our subprotocol when the client offers it. */
+function handleProtocols (protocols: Set<string>): string | false {
+  return protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false
+}
+
+/**
+ * A client that offers subprotocols, none of them ours, is refused before the upgrade
+ * (HTTP 400) rather than silently accepted with a protocol it does not speak.
+ */
+async function checkSubprotocol (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const header = request.headers['sec-websocket-protocol']
+  if (header === undefined) return
+  const offered = String(header).split(',').map((p) => p.trim()).filter((p) => p.length > 0)
+  if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
+    await reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `Unsupported WebSocket subprotocol; this endpoint speaks ${SUBPROTOCOL}` })
+  }
+}
+
+const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealtime (app: FastifyInstance, input) {
+  const { register: _register, prefix: _prefix, logLevel: _logLevel, ...rest } = input as RealtimeOptions & Record<string, unknown>
+  const options = resolveOptions(rest)
+  const ownBroker = options.broker === undefined
+  const broker = options.broker ?? new MemoryBroker()
+  const realtime = new Realtime<RealtimeUser>(options, broker, app.log)
+
+  if (!app.hasDecorator('websocketServer')) {
+    await app.register(websocket, {
+      // Cast: @fastify/websocket's types load the CommonJS flavour of @types/ws.
+      options: { ...options.websocket, maxPayload: options.maxPayload, handleProtocols } as never,
+      // Our shutdown sends 1012 and waits for the handshakes; @fastify/websocket's
+      // default would close with no code and not wait.
+      preClose: async function () {
+        await realtime.shutdown()
+        const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
+        await new Promise<void>((resolve) => wss.close(() => resolve()))
+      },
+      // Protocol errors of a peer (bad UTF-8, too big) are closed by ws itself with
+      // the right code; they are the client's fault, not the server's.
+      errorHandler: (error, _socket, request) => {
+        request.log.debug({ err: error }, 'websocket error')
+      }
+    })
+  } else {
+    const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
+    wss.options.handleProtocols ??= handleProtocols
+    app.addHook('preClose', async () => { await realtime.shutdown() })
+  }
+
+  app.decorate('realtime', realtime)
+
+  app.route({
+    method: 'GET',
+    url: options.path,
+    onRequest: checkSubprotocol,
+    handler: async (_request, reply) => reply.code(426).header('upgrade', 'websocket').send({ statusCode: 426, error: 'Upgrade Required', message: 'This endpoint speaks WebSocket' }),
+    wsHandler: (socket, request) => { realtime.accept(socket, request) }
+  })
+
+  app.addHook('onReady', async () => { await realtime.start() })
+  app.addHook('onClose', async () => {
+    await realtime.shutdown()
+    if (ownBroker) await broker.close()
+  })
+}
+
+const fastifyRealtime = fp(plugin, {
+  fastify: '5.x',
+  name: 'fastify-realtime'
+})
+
+export default fastifyRealtime
+export { fastifyRealtime }
+export { Realtime } from './realtime.js'
+export type { TopicHandle, EventHandle, TopicOptions, BroadcastOptions, RealtimeStats } from './realtime.js'
+export type { RouteDefinition, MessageContext, RouteSchema, ReplyOf, ErrorSchemas } from './router.js'
+export type { AuthorizeContext, TopicAction } from './topics.js'
+export type { PublishOptions, PublishResult } from './hub.js'
+export { Connection, type ConnectionInfo, type ConnectionState } from './connection.js'
+export type { Registry } from './registry.js'
+export type { RealtimeOptions, AuthResult } from './options.js'
+export { defaults, OptionsSchema } from './options.js'
+export { errorCodes, RealtimeError, isRealtimeError } from './errors.js'
+export { ErrorCode, CloseCode, UnsubscribeCode, SUBPROTOCOL, shouldReconnect } from './protocol.js'
+export { MemoryBroker } from './broker/memory.js'
+export type { Broker, Publication, StreamPosition, PublicationListener } from './broker/types.js'

@@ -1,0 +1,91 @@
+// The plugin's options: a TypeBox schema with the defaults named beside it. They are
+// checked once, at register, and a wrong one fails with an error naming the option.
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import type { FastifyRequest } from 'fastify'
+import type { ServerOptions } from 'ws'
+import { errorCodes } from './errors.js'
+import type { AjvConfig } from './contracts.js'
+import type { Broker } from './broker/types.js'
+
+export const defaults = {
+  path: '/ws',
+  heartbeatInterval: 25_000,
+  heartbeatTimeout: 10_000,
+  authTimeout: 10_000,
+  closeTimeout: 5_000,
+  maxPayload: 64 * 1024,
+  maxSubscriptions: 128,
+  maxTopicLength: 256
+} as const
+
+const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: def, description })
+
+/** The JSON part of the options. Functions and objects with behaviour are checked by `checkFunctions`. */
+export const OptionsSchema = Type.Object({
+  path: Type.String({ pattern: '^/', default: defaults.path, description: 'URL path of the WebSocket endpoint' }),
+  heartbeat: Type.Object({
+    interval: Ms(defaults.heartbeatInterval, 'ms of silence after which the server pings a connection'),
+    timeout: Ms(defaults.heartbeatTimeout, 'ms a pinged connection has to show life before it is terminated')
+  }, { default: {} }),
+  authTimeout: Ms(defaults.authTimeout, 'ms a connection has to send `auth` when `authenticate` is set (close 4502)'),
+  closeTimeout: Ms(defaults.closeTimeout, 'ms app.close() waits for close handshakes before terminating sockets'),
+  maxPayload: Type.Integer({ minimum: 64, default: defaults.maxPayload, description: 'largest frame in bytes; a larger one closes with 1009' }),
+  maxSubscriptions: Type.Integer({ minimum: 1, default: defaults.maxSubscriptions, description: 'subscriptions per connection (LIMIT_EXCEEDED past it)' }),
+  maxTopicLength: Type.Integer({ minimum: 1, default: defaults.maxTopicLength, description: 'longest topic name in characters' })
+}, { additionalProperties: true })
+
+export type JsonOptions = Static<typeof OptionsSchema>
+
+export type AuthResult<U = unknown> = { user: U, expiresAt?: number } | null | undefined | false
+
+export interface BehaviourOptions {
+  /** Authenticate by first message: called with the `auth` frame's token. Return `{ user }`, or a falsy value to refuse (close 4500). */
+  authenticate?: (token: string, request: FastifyRequest) => AuthResult | Promise<AuthResult>
+  /** The user of a connection authenticated by Fastify hooks on the upgrade request. Default: `request.user` where a plugin set it. */
+  getUser?: (request: FastifyRequest) => unknown
+  /** A stable id for a user, used to find a user's connections. Default: `user.id`, or the user itself when it is a string or number. */
+  userId?: (user: unknown) => string | undefined
+  /** Schema of the user as clients see it (auth reply, presence). Properties it does not name are not sent. Default: `{ id }`. */
+  userSchema?: TSchema
+  /** Options for the Ajv instances that validate message data. */
+  ajv?: AjvConfig
+  /** Options passed to the ws server when the plugin registers @fastify/websocket itself. */
+  websocket?: Omit<ServerOptions, 'noServer' | 'server' | 'port' | 'path' | 'maxPayload'>
+  /** Where publications, offsets and history live. Default: an in-memory broker, closed with the app. */
+  broker?: Broker
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] }
+
+export type RealtimeOptions = DeepPartial<JsonOptions> & BehaviourOptions
+export type ResolvedOptions = JsonOptions & BehaviourOptions
+
+const functionKeys = ['authenticate', 'getUser', 'userId'] as const
+const objectKeys = ['userSchema', 'ajv', 'websocket', 'broker'] as const
+
+export function resolveOptions (input: RealtimeOptions | undefined): Readonly<ResolvedOptions> {
+  const raw: Record<string, unknown> = { ...(input ?? {}) }
+  for (const key of functionKeys) {
+    if (raw[key] !== undefined && typeof raw[key] !== 'function') {
+      throw new errorCodes.FST_REALTIME_INVALID_OPTION(key, 'must be a function')
+    }
+  }
+  for (const key of objectKeys) {
+    if (raw[key] !== undefined && (raw[key] === null || typeof raw[key] !== 'object')) {
+      throw new errorCodes.FST_REALTIME_INVALID_OPTION(key, 'must be an object')
+    }
+  }
+  const withDefaults = Value.Default(OptionsSchema, Value.Clone(raw)) as Record<string, unknown>
+  const first = Value.Errors(OptionsSchema, withDefaults).First()
+  if (first) {
+    const name = first.path.replace(/^\//, '').replace(/\//g, '.')
+    throw new errorCodes.FST_REALTIME_INVALID_OPTION(name, first.message)
+  }
+  const resolved = withDefaults as unknown as ResolvedOptions
+  // Behaviour options are kept by reference: cloning would break class instances such as a broker.
+  for (const key of [...functionKeys, ...objectKeys]) {
+    if (raw[key] !== undefined) (resolved as unknown as Record<string, unknown>)[key] = raw[key]
+  }
+  return Object.freeze(resolved)
+}

@@ -1,0 +1,726 @@
+// The `app.realtime` namespace: declarations (routes, topics, events), the server-side
+// API (publish, send, broadcast, connections, stats) and the life of each connection,
+// from the upgrade to its one and only cleanup.
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import sjson from 'secure-json-parse'
+import type { RawData, WebSocket } from 'ws'
+import { Connection, type Subscription } from './connection.js'
+import { Contracts, type Serializer, type Validator } from './contracts.js'
+import { errorCodes, isRealtimeError, RealtimeError, wireErrors } from './errors.js'
+import { errorFrame, eventFrame, pongFrame, replyFrame, type MessageId } from './frames.js'
+import { Heartbeat } from './heartbeat.js'
+import { Hub, type PublishOptions, type PublishResult } from './hub.js'
+import type { ResolvedOptions } from './options.js'
+import { CloseCode, ErrorCode } from './protocol.js'
+import { Registry } from './registry.js'
+import { Router, type CompiledRoute, type ErrorSchemas, type MessageContext, type RouteDefinition } from './router.js'
+import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type TopicAction, type TopicMatch } from './topics.js'
+import type { Broker } from './broker/types.js'
+
+/** Frames a connection may send while its `auth` is being checked; past it they are refused. */
+const MAX_QUEUED_BEFORE_AUTH = 64
+const MAX_ID_LENGTH = 128
+
+const SubscribeData = Type.Object({
+  topic: Type.String({ minLength: 1 }),
+  since: Type.Optional(Type.Object({
+    offset: Type.Integer({ minimum: 0 }),
+    epoch: Type.String({ maxLength: 128 })
+  }))
+})
+const TopicData = Type.Object({ topic: Type.String({ minLength: 1 }) })
+const PublishData = Type.Object({ topic: Type.String({ minLength: 1 }), data: Type.Unknown() })
+const AuthData = Type.Object({ token: Type.String() })
+const DefaultUser = Type.Object({ id: Type.Optional(Type.Union([Type.String(), Type.Number()])) })
+
+const SubscribeReply = Type.Object({
+  topic: Type.String(),
+  offset: Type.Integer(),
+  epoch: Type.String(),
+  recovered: Type.Optional(Type.Boolean())
+})
+const PublishReply = Type.Object({ offset: Type.Integer() })
+
+interface Envelope {
+  type: string
+  id: MessageId
+  data: unknown
+}
+
+/** A typed handle on a declared topic pattern. */
+export interface TopicHandle<P, M> {
+  readonly pattern: string
+  /** The topic name for these params: `room/:name` with `{ name: 'a' }` is `room/a`. */
+  name: (params: P) => string
+  publish: (params: P, data: M, options?: PublishOptions) => Promise<PublishResult>
+}
+
+/** A typed handle on a declared server event. */
+export interface EventHandle<T> {
+  readonly name: string
+  send: (connectionId: string, data: T) => boolean
+  broadcast: (data: T, options?: BroadcastOptions) => number
+}
+
+export interface BroadcastOptions {
+  /** Connection ids that must not receive it. */
+  except?: string | string[]
+}
+
+export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, U = unknown> {
+  /** Schema of the pattern's params; they arrive as strings and are coerced to it. */
+  params?: P
+  /** Schema of a publication; it validates client publications and serialises all of them. */
+  message: M
+  /** Decides subscribe, publish and presence. A topic without it is open to every accepted connection. */
+  authorize?: (context: AuthorizeContext<P extends TSchema ? Static<P> : Record<string, string>, U>) => boolean | Promise<boolean>
+  /** Whether clients may publish with the `publish` message (after authorize). Default false. */
+  clientPublish?: boolean
+}
+
+export interface RealtimeStats {
+  connections: { active: number, total: number, authenticating: number }
+  messages: { in: number, out: number }
+  topics: Record<string, number>
+}
+
+export class Realtime<U = unknown> {
+  readonly options: Readonly<ResolvedOptions>
+  readonly connections = new Registry<U>()
+  readonly log: FastifyBaseLogger
+  readonly #contracts: Contracts
+  readonly #router: Router
+  readonly #topics: Topics
+  readonly #hub: Hub
+  readonly #heartbeat: Heartbeat
+  readonly #events = new Map<string, Serializer>()
+  /** Every socket we accepted, authenticated or not: what app.close() must wait for. */
+  readonly #live = new Set<Connection<U>>()
+  readonly #builtin: {
+    subscribe: Validator
+    topic: Validator
+    publish: Validator
+    auth: Validator
+    subscribeReply: Serializer
+    publishReply: Serializer
+    user: Serializer
+  }
+
+  readonly #replyFn: ReplyFn = (connection, route, context, value) => this.#reply(connection, route, context, value)
+  readonly #publishFn = (topic: string, data: unknown, options?: PublishOptions): Promise<PublishResult> => this.publish(topic, data, options)
+  #messagesIn = 0
+  #messagesOut = 0
+  #closing = false
+
+  constructor (options: Readonly<ResolvedOptions>, broker: Broker, log: FastifyBaseLogger) {
+    this.options = options
+    this.log = log
+    this.#contracts = new Contracts(options.ajv)
+    this.#router = new Router(this.#contracts)
+    this.#topics = new Topics(this.#contracts)
+    this.#hub = new Hub(this.#topics, broker)
+    this.#heartbeat = new Heartbeat(options.heartbeat, () => this.connections)
+    const c = this.#contracts
+    this.#builtin = {
+      subscribe: c.validator(SubscribeData, 'data', 'built-in "subscribe"'),
+      topic: c.validator(TopicData, 'data', 'built-in "unsubscribe"'),
+      publish: c.validator(PublishData, 'data', 'built-in "publish"'),
+      auth: c.validator(AuthData, 'data', 'built-in "auth"'),
+      subscribeReply: c.serializer(SubscribeReply, 'reply', 'built-in "subscribe"'),
+      publishReply: c.serializer(PublishReply, 'reply', 'built-in "publish"'),
+      user: c.serializer(options.userSchema ?? DefaultUser, 'user', 'option "userSchema"')
+    }
+  }
+
+  get broker (): Broker {
+    return this.#hub.broker
+  }
+
+  /** Milliseconds between heartbeat sweeps (a dead peer goes within interval + timeout + tick). */
+  get heartbeatTick (): number {
+    return this.#heartbeat.tick
+  }
+
+  // ---------------------------------------------------------------- declarations
+
+  /** Declares a message route. Its data is validated before the handler; its reply is serialised by its schema. */
+  route<D extends TSchema, R extends TSchema | undefined = undefined, E extends ErrorSchemas = Record<never, TSchema>>(
+    definition: RouteDefinition<D, R, E, U>
+  ): this {
+    this.#router.add(definition)
+    return this
+  }
+
+  /** Declares a topic pattern such as `room/:name`. Subscribing to a name that matches no pattern is FORBIDDEN. */
+  topic<M extends TSchema, P extends TSchema | undefined = undefined>(
+    pattern: string,
+    options: TopicOptions<P, M, U>
+  ): TopicHandle<P extends TSchema ? Static<P> : Record<string, string | number>, Static<M>> {
+    const compiled = this.#topics.add(pattern, options as never)
+    return {
+      pattern,
+      name: (params) => formatTopic(compiled, params as Record<string, unknown>),
+      publish: (params, data, opts) => {
+        const name = formatTopic(compiled, params as Record<string, unknown>)
+        return this.#hub.publish(name, data, opts)
+      }
+    }
+  }
+
+  /** Declares a server-to-client event and its schema. */
+  event<S extends TSchema>(name: string, schema: S): EventHandle<Static<S>> {
+    if (typeof name !== 'string' || !/^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/.test(name)) {
+      throw new errorCodes.FST_REALTIME_INVALID_NAME('event', String(name), 'a letter, then up to 63 letters, digits or _ . : -')
+    }
+    if (['reply', 'error', 'message', 'welcome', 'join', 'leave', 'unsubscribed', 'pong', 'auth', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'].includes(name)) {
+      throw new errorCodes.FST_REALTIME_RESERVED_TYPE(name)
+    }
+    if (this.#events.has(name)) throw new errorCodes.FST_REALTIME_DUPLICATE_EVENT(name)
+    if (schema === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `event "${name}"`, 'a schema is required')
+    this.#events.set(name, this.#contracts.serializer(schema, 'data', `event "${name}"`))
+    return {
+      name,
+      send: (connectionId, data) => this.send(connectionId, name, data),
+      broadcast: (data, opts) => this.broadcast(name, data, opts)
+    }
+  }
+
+  // ---------------------------------------------------------------- server-side API
+
+  /** Publishes to a topic from anywhere in the process. The data is serialised by the topic's message schema. */
+  publish (topic: string, data: unknown, options?: PublishOptions): Promise<PublishResult> {
+    if (this.#closing) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
+    return this.#hub.publish(topic, data, options)
+  }
+
+  /** Sends a declared event to one connection. False when that connection is not open here. */
+  send (connectionId: string, event: string, data: unknown): boolean {
+    const frame = this.#eventFrame(event, data)
+    const connection = this.connections.get(connectionId)
+    if (connection === undefined) return false
+    return this.#send(connection, frame)
+  }
+
+  /** Sends a declared event to every accepted connection. Returns how many it was sent to. */
+  broadcast (event: string, data: unknown, options: BroadcastOptions = {}): number {
+    const frame = Buffer.from(this.#eventFrame(event, data))
+    const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
+    let sent = 0
+    for (const connection of this.connections) {
+      if (except !== undefined && except.includes(connection.id)) continue
+      if (this.#send(connection, frame)) sent++
+    }
+    return sent
+  }
+
+  /** Closes one connection with a close code and reason. False when it is not open here. */
+  disconnect (connectionId: string, code: number = CloseCode.DISCONNECTED, reason = 'disconnected by the server'): boolean {
+    const connection = this.connections.get(connectionId)
+    if (connection === undefined) return false
+    connection.close(code, reason)
+    return true
+  }
+
+  stats (): RealtimeStats {
+    return {
+      connections: {
+        active: this.connections.size,
+        total: this.connections.total,
+        authenticating: this.#live.size - this.connections.size
+      },
+      messages: { in: this.#messagesIn, out: this.#messagesOut },
+      topics: this.#hub.counts()
+    }
+  }
+
+  #eventFrame (event: string, data: unknown): string {
+    const serialize = this.#events.get(event)
+    if (serialize === undefined) throw new errorCodes.FST_REALTIME_UNKNOWN_EVENT(String(event))
+    let payload: string
+    try {
+      payload = serialize(data)
+    } catch (err) {
+      throw new errorCodes.FST_REALTIME_INVALID_DATA(`event "${event}"`, (err as Error).message)
+    }
+    return eventFrame(event, payload)
+  }
+
+  #send (connection: Connection<U>, frame: string | Buffer): boolean {
+    if (!connection.send(frame)) return false
+    this.#messagesOut++
+    return true
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Starts the heartbeat and connects the broker to local delivery. */
+  async start (): Promise<void> {
+    await this.#hub.broker.start((publication) => this.#deliver(publication))
+    this.#heartbeat.start()
+  }
+
+  #deliver (publication: Parameters<Hub['deliver']>[0]): void {
+    this.#hub.deliver(publication)
+  }
+
+  /**
+   * Graceful shutdown: every client gets 1012 (server restarting), we wait up to
+   * `closeTimeout` for the close handshakes, then terminate whoever is left.
+   */
+  async shutdown (): Promise<void> {
+    this.#closing = true
+    this.#heartbeat.stop()
+    if (this.#live.size === 0) return
+    const pending = [...this.#live].map((connection) => new Promise<void>((resolve) => {
+      if (connection.socket.readyState === 3) return resolve()
+      connection.socket.once('close', () => resolve())
+      connection.close(CloseCode.RESTARTING, 'server restarting')
+    }))
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.options.closeTimeout).unref() })
+    await Promise.race([Promise.all(pending), timeout])
+    clearTimeout(timer)
+    for (const connection of this.#live) connection.terminate()
+  }
+
+  /**
+   * Takes over an upgraded socket. Listeners are attached in this same tick, before
+   * any await, so no frame that arrives while authentication runs is lost.
+   */
+  accept (socket: WebSocket, request: FastifyRequest): Connection<U> {
+    const authenticating = this.options.authenticate !== undefined
+    const connection = new Connection<U>(socket, request, authenticating ? 'authenticating' : 'open')
+    this.#live.add(connection)
+    const auth = authenticating ? new AuthState() : null
+
+    socket.on('message', (raw, isBinary) => this.#onFrame(connection, raw, isBinary, auth))
+    socket.on('pong', () => { connection.lastSeen = Date.now() })
+    socket.once('close', (code) => this.#cleanup(connection, auth, code))
+
+    if (this.#closing) {
+      connection.close(CloseCode.RESTARTING, 'server restarting')
+      return connection
+    }
+    if (auth !== null) {
+      auth.timer = setTimeout(() => {
+        if (connection.state === 'authenticating') connection.close(CloseCode.AUTH_TIMEOUT, 'authentication timeout')
+      }, this.options.authTimeout).unref()
+    } else {
+      const getUser = this.options.getUser ?? defaultGetUser
+      this.#admit(connection, getUser(request) as U | undefined)
+    }
+    return connection
+  }
+
+  #admit (connection: Connection<U>, user: U | undefined): void {
+    connection.user = user
+    connection.userId = user === undefined ? undefined : (this.options.userId ?? defaultUserId)(user)
+    connection.state = 'open'
+    this.connections.add(connection)
+    const welcome = `{"type":"welcome","data":{"connectionId":"${connection.id}","heartbeat":{"interval":${this.options.heartbeat.interval},"timeout":${this.options.heartbeat.timeout}}}}`
+    this.#send(connection, welcome)
+    connection.log.debug({ userId: connection.userId }, 'realtime connection accepted')
+  }
+
+  /** The one cleanup of a connection, whatever ended it (close, error, heartbeat, shutdown). */
+  #cleanup (connection: Connection<U>, auth: AuthState | null, code: number): void {
+    if (auth?.timer != null) clearTimeout(auth.timer)
+    connection.state = 'closed'
+    this.#live.delete(connection)
+    if (!this.connections.delete(connection)) return
+    for (const topic of connection.subscriptions.keys()) {
+      this.#hub.remove(connection, topic).catch((err) => connection.log.error({ err, topic }, 'broker unsubscribe failed'))
+    }
+    connection.subscriptions.clear()
+    connection.log.debug({ code }, 'realtime connection closed')
+  }
+
+  // ---------------------------------------------------------------- inbound frames
+
+  #onFrame (connection: Connection<U>, raw: RawData, isBinary: boolean, auth: AuthState | null): void {
+    connection.lastSeen = Date.now()
+    connection.messagesIn++
+    this.#messagesIn++
+    if ((raw as Buffer).length > this.options.maxPayload) {
+      // Reached only when the app's own ws server allows larger frames than we do.
+      connection.close(CloseCode.TOO_BIG, 'frame too big')
+      return
+    }
+    if (auth !== null && auth.queue !== null && auth.inFlight) {
+      // `auth` is being checked: hold the frame and handle it once the user is known.
+      if (auth.queue.length < MAX_QUEUED_BEFORE_AUTH) auth.queue.push([raw, isBinary])
+      else this.#answerError(connection, undefined, wireErrors.unauthorized('Too many frames before authentication completed'))
+      return
+    }
+    const envelope = this.#parse(connection, raw, isBinary)
+    if (envelope === null) return
+    if (connection.state === 'authenticating') {
+      if (envelope.type === 'auth') this.#authenticate(connection, envelope, auth as AuthState)
+      else this.#answerError(connection, envelope.id, wireErrors.unauthorized('Send `auth` first'))
+      return
+    }
+    this.#dispatch(connection, envelope)
+  }
+
+  /** Parses and checks the envelope; answers BAD_REQUEST and returns null when it is not one. */
+  #parse (connection: Connection<U>, raw: RawData, isBinary: boolean): Envelope | null {
+    if (isBinary) {
+      this.#answerError(connection, undefined, wireErrors.badRequest('Binary frames are not accepted; send JSON text'))
+      return null
+    }
+    let value: unknown
+    try {
+      value = sjson.parse(raw as Buffer, null, { protoAction: 'error', constructorAction: 'error' })
+    } catch (err) {
+      const poisoned = (err as Error).name === 'SyntaxError' && /prototype/i.test((err as Error).message)
+      this.#answerError(connection, undefined, wireErrors.badRequest(poisoned ? 'Forbidden prototype property in frame' : 'Frame is not valid JSON'))
+      return null
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      this.#answerError(connection, undefined, wireErrors.badRequest('Frame must be a JSON object'))
+      return null
+    }
+    const frame = value as Record<string, unknown>
+    const id = frame.id
+    if (id !== undefined && !(
+      (typeof id === 'string' && id.length <= MAX_ID_LENGTH) ||
+      (typeof id === 'number' && Number.isSafeInteger(id))
+    )) {
+      this.#answerError(connection, undefined, wireErrors.badRequest(`"id" must be a string of at most ${MAX_ID_LENGTH} characters or an integer`))
+      return null
+    }
+    if (typeof frame.type !== 'string') {
+      this.#answerError(connection, id as MessageId, wireErrors.badRequest('"type" must be a string'))
+      return null
+    }
+    return { type: frame.type, id: id as MessageId, data: frame.data }
+  }
+
+  #dispatch (connection: Connection<U>, envelope: Envelope): void {
+    switch (envelope.type) {
+      case 'ping':
+        this.#send(connection, pongFrame(envelope.id))
+        return
+      case 'subscribe':
+        this.#run(connection, envelope, this.#subscribe(connection, envelope))
+        return
+      case 'unsubscribe':
+        this.#run(connection, envelope, this.#unsubscribe(connection, envelope))
+        return
+      case 'publish':
+        this.#run(connection, envelope, this.#clientPublish(connection, envelope))
+        return
+      case 'presence':
+        this.#run(connection, envelope, this.#presence(connection, envelope))
+        return
+      case 'auth':
+        if (this.options.authenticate === undefined) {
+          this.#answerError(connection, envelope.id, wireErrors.badRequest('This server does not authenticate by message'))
+        } else {
+          this.#authenticate(connection, envelope, null)
+        }
+        return
+    }
+    const route = this.#router.get(envelope.type)
+    if (route === undefined) {
+      this.#answerError(connection, envelope.id, wireErrors.unknownType(envelope.type))
+      return
+    }
+    this.#handle(connection, route, envelope)
+  }
+
+  /** Runs a built-in whose promise resolves to the reply frame's data (or rejects with a wire error). */
+  #run (connection: Connection<U>, envelope: Envelope, work: Promise<string | typeof SENT>): void {
+    work.then(
+      (data) => { if (data !== SENT && envelope.id !== undefined) this.#send(connection, replyFrame(envelope.id, data)) },
+      (err) => this.#fail(connection, envelope, err, null)
+    )
+  }
+
+  #handle (connection: Connection<U>, route: CompiledRoute, envelope: Envelope): void {
+    const details = route.validate(envelope.data)
+    if (details !== null) {
+      this.#answerError(connection, envelope.id, wireErrors.validation(details))
+      return
+    }
+    const context = new Context<U>(this.#replyFn, this.#publishFn, connection, envelope.id, route)
+    let result: unknown
+    try {
+      result = route.handler(envelope.data, context)
+    } catch (err) {
+      this.#fail(connection, envelope, err, route)
+      return
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+      (result as Promise<unknown>).then(
+        (value) => this.#reply(connection, route, context, value),
+        (err) => this.#fail(connection, envelope, err, route)
+      )
+    } else {
+      this.#reply(connection, route, context, result)
+    }
+  }
+
+  /** Sends a route's reply (once, and only when the client gave an id). */
+  #reply (connection: Connection<U>, route: CompiledRoute, context: Context<U>, value: unknown): void {
+    if (context.replied) return
+    context.replied = true
+    if (context.id === undefined) return
+    let data: string | undefined
+    if (route.serializeReply !== null) {
+      try {
+        data = route.serializeReply(value)
+      } catch (err) {
+        connection.log.error({ err, type: route.type }, 'reply does not match its schema')
+        this.#answerError(connection, context.id, wireErrors.internal())
+        return
+      }
+    }
+    this.#send(connection, replyFrame(context.id, data))
+  }
+
+  /** Answers a failed message: a wire error as it is, anything else as INTERNAL (logged, revealing nothing). */
+  #fail (connection: Connection<U>, envelope: Envelope, err: unknown, route: CompiledRoute | null): void {
+    if (isRealtimeError(err)) {
+      const serializer = route?.errorSerializers.get(err.code)
+      if (serializer !== undefined) {
+        let details: string | undefined
+        try {
+          details = err.details === undefined ? undefined : serializer(err.details)
+        } catch (serr) {
+          connection.log.error({ err: serr, type: envelope.type, code: err.code }, 'error details do not match their schema')
+          this.#answerError(connection, envelope.id, wireErrors.internal())
+          return
+        }
+        this.#sendError(connection, envelope.id, err, details)
+        return
+      }
+      if (ErrorCode[err.code as keyof typeof ErrorCode] === err.code) {
+        this.#answerError(connection, envelope.id, err)
+        return
+      }
+      connection.log.error({ err, type: envelope.type }, `handler threw undeclared error code ${err.code}`)
+    } else {
+      connection.log.error({ err, type: envelope.type }, 'message handler failed')
+    }
+    this.#answerError(connection, envelope.id, wireErrors.internal())
+  }
+
+  #answerError (connection: Connection<U>, id: MessageId, error: RealtimeError): void {
+    this.#sendError(connection, id, error, error.details === undefined ? undefined : JSON.stringify(error.details))
+  }
+
+  #sendError (connection: Connection<U>, id: MessageId, error: RealtimeError, details: string | undefined): void {
+    this.#send(connection, errorFrame(id, error, details))
+    if (error.closeCode !== undefined) connection.close(error.closeCode, error.message)
+  }
+
+  // ---------------------------------------------------------------- authentication by message
+
+  #authenticate (connection: Connection<U>, envelope: Envelope, auth: AuthState | null): void {
+    const details = this.#builtin.auth(envelope.data)
+    if (details !== null) {
+      this.#answerError(connection, envelope.id, wireErrors.validation(details))
+      return
+    }
+    const refresh = auth === null
+    if (auth !== null) auth.inFlight = true
+    const token = (envelope.data as { token: string }).token
+    const authenticate = this.options.authenticate as NonNullable<ResolvedOptions['authenticate']>
+    Promise.resolve()
+      .then(() => authenticate(token, connection.request))
+      .catch((err) => {
+        // Never log the token: only that it failed, and why.
+        connection.log.warn({ err: { message: (err as Error)?.message } }, 'authenticate threw; treating as bad credentials')
+        return null
+      })
+      .then((result) => {
+        if (!connection.isOpen) return
+        if (!result || typeof result !== 'object') {
+          connection.close(CloseCode.UNAUTHORIZED, 'bad credentials')
+          return
+        }
+        const user = (result as { user: U }).user
+        if (refresh) {
+          connection.user = user
+        } else {
+          if (auth?.timer != null) clearTimeout(auth.timer)
+          connection.state = 'open'
+        }
+        if (envelope.id !== undefined) this.#send(connection, replyFrame(envelope.id, `{"user":${this.#serializeUser(user)}}`))
+        if (!refresh) {
+          this.#admit(connection, user)
+          const queued = (auth as AuthState).queue as Array<[RawData, boolean]>
+          ;(auth as AuthState).queue = null
+          for (const [raw, isBinary] of queued) this.#onFrame(connection, raw, isBinary, null)
+        }
+      })
+      .catch((err) => connection.log.error({ err }, 'failed completing authentication'))
+  }
+
+  #serializeUser (user: unknown): string {
+    try {
+      return this.#builtin.user(typeof user === 'object' && user !== null ? user : { id: user })
+    } catch (err) {
+      this.log.error({ err }, 'user does not match option userSchema')
+      return '{}'
+    }
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  async #authorize (connection: Connection<U>, match: TopicMatch, topic: string, action: TopicAction): Promise<void> {
+    const authorize = match.topic.authorize
+    if (authorize === undefined) return
+    const allowed = await authorize({ action, topic, params: match.params, user: connection.user, connection } as AuthorizeContext<any, any>)
+    if (allowed !== true) throw wireErrors.forbidden()
+  }
+
+  #match (topic: string): TopicMatch {
+    if (topic.length > this.options.maxTopicLength) throw wireErrors.limit(`Topic names are at most ${this.options.maxTopicLength} characters`)
+    const match = this.#topics.match(topic)
+    if (match === null) throw wireErrors.forbidden()
+    return match
+  }
+
+  async #subscribe (connection: Connection<U>, envelope: Envelope): Promise<typeof SENT> {
+    const details = this.#builtin.subscribe(envelope.data)
+    if (details !== null) throw wireErrors.validation(details)
+    const { topic, since } = envelope.data as Static<typeof SubscribeData>
+    const match = this.#match(topic)
+    if (connection.subscriptions.has(topic)) throw wireErrors.alreadySubscribed(topic)
+    if (connection.subscriptions.size >= this.options.maxSubscriptions) {
+      throw wireErrors.limit(`At most ${this.options.maxSubscriptions} subscriptions per connection`)
+    }
+    // Claim the slot before the first await: a second subscribe to the same topic is
+    // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
+    const subscription: Subscription = { topic, held: [] }
+    connection.subscriptions.set(topic, subscription)
+    try {
+      await this.#authorize(connection, match, topic, 'subscribe')
+      if (connection.subscriptions.get(topic) !== subscription || !connection.isOpen) throw wireErrors.notSubscribed(topic)
+      await this.#hub.add(connection as Connection, subscription)
+      const position = await this.#hub.broker.position(topic)
+      if (connection.subscriptions.get(topic) !== subscription) throw wireErrors.notSubscribed(topic)
+      const reply: Static<typeof SubscribeReply> = { topic, offset: position.offset, epoch: position.epoch }
+      if (since !== undefined) {
+        // Without history, continuity holds only when nothing was published since.
+        reply.recovered = since.epoch === position.epoch && since.offset === position.offset
+      }
+      this.#releaseHeld(connection, subscription, envelope.id, this.#builtin.subscribeReply(reply), position.offset)
+      return SENT
+    } catch (err) {
+      if (connection.subscriptions.get(topic) === subscription) {
+        connection.subscriptions.delete(topic)
+        await this.#hub.remove(connection as Connection, topic)
+      }
+      throw err
+    }
+  }
+
+  /** Sends the subscribe reply, then the publications held meanwhile that come after its offset. */
+  #releaseHeld (connection: Connection<U>, subscription: Subscription, id: MessageId, reply: string, offset: number): void {
+    if (id !== undefined) this.#send(connection, replyFrame(id, reply))
+    const held = subscription.held as NonNullable<Subscription['held']>
+    subscription.held = null
+    for (const item of held) if (item.offset > offset) this.#send(connection, item.frame)
+  }
+
+  async #unsubscribe (connection: Connection<U>, envelope: Envelope): Promise<string> {
+    const details = this.#builtin.topic(envelope.data)
+    if (details !== null) throw wireErrors.validation(details)
+    const { topic } = envelope.data as Static<typeof TopicData>
+    if (!connection.subscriptions.delete(topic)) throw wireErrors.notSubscribed(topic)
+    await this.#hub.remove(connection as Connection, topic)
+    return '{}'
+  }
+
+  async #clientPublish (connection: Connection<U>, envelope: Envelope): Promise<string> {
+    const details = this.#builtin.publish(envelope.data)
+    if (details !== null) throw wireErrors.validation(details)
+    const { topic, data } = envelope.data as Static<typeof PublishData>
+    const match = this.#match(topic)
+    if (!match.topic.clientPublish) throw wireErrors.forbidden()
+    await this.#authorize(connection, match, topic, 'publish')
+    const invalid = match.topic.validateMessage(data)
+    if (invalid !== null) throw wireErrors.validation(invalid.map((d) => ({ path: '/data' + d.path, message: d.message })))
+    const result = await this.#hub.publishMatched(match, topic, data)
+    return this.#builtin.publishReply({ offset: result.offset })
+  }
+
+  async #presence (connection: Connection<U>, envelope: Envelope): Promise<string> {
+    const details = this.#builtin.topic(envelope.data)
+    if (details !== null) throw wireErrors.validation(details)
+    const { topic } = envelope.data as Static<typeof TopicData>
+    this.#match(topic)
+    // No topic has presence turned on yet: refuse as for any topic without it.
+    throw wireErrors.forbidden()
+  }
+}
+
+/** Marks a built-in whose reply was already sent (in order with held publications). */
+const SENT: unique symbol = Symbol('sent')
+
+class AuthState {
+  timer: NodeJS.Timeout | null = null
+  /** Frames received while `auth` is in flight; null once authenticated. */
+  queue: Array<[RawData, boolean]> | null = []
+  inFlight = false
+}
+
+type ReplyFn = (connection: Connection<any>, route: CompiledRoute, context: Context<any>, value: unknown) => void
+type PublishFn = (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
+
+class Context<U> implements MessageContext<any, any, U> {
+  readonly connection: Connection<U>
+  readonly id: MessageId
+  readonly #route: CompiledRoute
+  readonly #replyFn: ReplyFn
+  readonly publish: PublishFn
+  replied = false
+
+  constructor (replyFn: ReplyFn, publishFn: PublishFn, connection: Connection<U>, id: MessageId, route: CompiledRoute) {
+    this.#replyFn = replyFn
+    this.publish = publishFn
+    this.connection = connection
+    this.id = id
+    this.#route = route
+  }
+
+  get user (): U | undefined {
+    return this.connection.user
+  }
+
+  get request (): FastifyRequest {
+    return this.connection.request
+  }
+
+  get log (): FastifyBaseLogger {
+    return this.connection.log
+  }
+
+  reply = (data: unknown): void => {
+    this.#replyFn(this.connection, this.#route, this, data)
+  }
+
+  error<K extends string>(code: K, details: unknown, message?: string): RealtimeError<K, any> {
+    return new RealtimeError(code, message ?? code, { details })
+  }
+}
+
+function defaultGetUser (request: FastifyRequest): unknown {
+  return (request as FastifyRequest & { user?: unknown }).user
+}
+
+function defaultUserId (user: unknown): string | undefined {
+  if (typeof user === 'string') return user
+  if (typeof user === 'number') return String(user)
+  if (user !== null && typeof user === 'object') {
+    const id = (user as { id?: unknown }).id
+    if (typeof id === 'string' || typeof id === 'number') return String(id)
+  }
+  return undefined
+}
+
+export type { CompiledTopic }

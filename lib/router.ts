@@ -1,0 +1,99 @@
+// Message routes: a type name, the schemas of its data, reply and errors, and a handler.
+// Everything is compiled when the route is declared; dispatch only calls it.
+import type { Static, TSchema } from '@sinclair/typebox'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { errorCodes, PROTOCOL_ERROR_CODES, type RealtimeError } from './errors.js'
+import type { Contracts, Serializer, Validator } from './contracts.js'
+import type { Connection } from './connection.js'
+import { RESERVED_TYPES } from './protocol.js'
+import type { PublishResult, PublishOptions } from './hub.js'
+
+export type ErrorSchemas = Record<string, TSchema>
+
+export interface RouteSchema<D extends TSchema = TSchema, R extends TSchema | undefined = TSchema | undefined, E extends ErrorSchemas = ErrorSchemas> {
+  data: D
+  reply?: R
+  errors?: E
+}
+
+export type ReplyOf<R> = R extends TSchema ? Static<R> : void
+
+export interface MessageContext<R extends TSchema | undefined = TSchema | undefined, E extends ErrorSchemas = ErrorSchemas, U = unknown> {
+  /** The connection the message came on. */
+  connection: Connection<U>
+  /** The user of the connection, if authenticated. */
+  user: U | undefined
+  /** The HTTP upgrade request of the connection (headers, ip, decorations of your hooks). */
+  request: FastifyRequest
+  /** A logger carrying the connection id. */
+  log: FastifyBaseLogger
+  /** The message's `id`, when the client expects an answer. */
+  id: string | number | undefined
+  /** Sends the reply now; the handler's return value is then ignored. */
+  reply: (data: ReplyOf<R>) => void
+  /** Publishes to a topic, like `app.realtime.publish`. */
+  publish: (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
+  /** Builds one of the route's declared errors; throw it to answer with it. */
+  error: <K extends keyof E & string>(code: K, details: Static<E[K]>, message?: string) => RealtimeError<K, Static<E[K]>>
+}
+
+export interface RouteDefinition<D extends TSchema = TSchema, R extends TSchema | undefined = TSchema | undefined, E extends ErrorSchemas = ErrorSchemas, U = unknown> {
+  type: string
+  schema: RouteSchema<D, R, E>
+  handler: (data: Static<D>, context: MessageContext<R, E, U>) => ReplyOf<R> | Promise<ReplyOf<R>>
+}
+
+export interface CompiledRoute {
+  type: string
+  validate: Validator
+  serializeReply: Serializer | null
+  errorSerializers: Map<string, Serializer>
+  handler: (data: any, context: MessageContext<any, any, any>) => unknown
+}
+
+const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/
+
+export class Router {
+  readonly #routes = new Map<string, CompiledRoute>()
+  readonly #contracts: Contracts
+
+  constructor (contracts: Contracts) {
+    this.#contracts = contracts
+  }
+
+  add (definition: RouteDefinition<any, any, any, any>): CompiledRoute {
+    const { type, schema, handler } = definition ?? {}
+    if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
+      throw new errorCodes.FST_REALTIME_INVALID_NAME('route', String(type), 'a letter, then up to 63 letters, digits or _ . : -')
+    }
+    if (RESERVED_TYPES.has(type)) throw new errorCodes.FST_REALTIME_RESERVED_TYPE(type)
+    if (this.#routes.has(type)) throw new errorCodes.FST_REALTIME_DUPLICATE_ROUTE(type)
+    if (typeof handler !== 'function') throw new errorCodes.FST_REALTIME_INVALID_NAME('route', type, 'handler must be a function')
+    if (schema?.data === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `route "${type}"`, 'schema.data is required')
+    const owner = `route "${type}"`
+    const errorSerializers = new Map<string, Serializer>()
+    for (const [code, detailSchema] of Object.entries(schema.errors ?? {})) {
+      if (!ERROR_CODE.test(code)) throw new errorCodes.FST_REALTIME_INVALID_NAME('error code', code, 'upper case letters, digits and _')
+      if (PROTOCOL_ERROR_CODES.has(code)) throw new errorCodes.FST_REALTIME_RESERVED_TYPE(code)
+      errorSerializers.set(code, this.#contracts.serializer(detailSchema as TSchema, `error ${code}`, owner))
+    }
+    const compiled: CompiledRoute = {
+      type,
+      validate: this.#contracts.validator(schema.data, 'data', owner),
+      serializeReply: schema.reply === undefined ? null : this.#contracts.serializer(schema.reply, 'reply', owner),
+      errorSerializers,
+      handler
+    }
+    this.#routes.set(type, compiled)
+    return compiled
+  }
+
+  get (type: string): CompiledRoute | undefined {
+    return this.#routes.get(type)
+  }
+
+  get types (): string[] {
+    return [...this.#routes.keys()]
+  }
+}

@@ -1,0 +1,132 @@
+// Topic patterns (`room/:name`), their typed params, message schemas and authorization.
+import type { TSchema } from '@sinclair/typebox'
+import { errorCodes } from './errors.js'
+import type { Contracts, Serializer, Validator } from './contracts.js'
+import type { Connection } from './connection.js'
+
+export type TopicAction = 'subscribe' | 'publish' | 'presence'
+
+export interface AuthorizeContext<P = Record<string, unknown>, U = unknown> {
+  action: TopicAction
+  topic: string
+  params: P
+  user: U | undefined
+  connection: Connection<U>
+}
+
+export interface TopicDefinition {
+  params?: TSchema
+  message: TSchema
+  authorize?: (context: AuthorizeContext<any, any>) => boolean | Promise<boolean>
+  clientPublish?: boolean
+}
+
+export interface CompiledTopic {
+  pattern: string
+  segments: Array<{ literal: string } | { param: string }>
+  validateParams: Validator | null
+  validateMessage: Validator
+  serialize: Serializer
+  authorize: TopicDefinition['authorize']
+  clientPublish: boolean
+}
+
+export interface TopicMatch {
+  topic: CompiledTopic
+  params: Record<string, unknown>
+}
+
+const PARAM = /^:([A-Za-z_][A-Za-z0-9_]*)$/
+const FORBIDDEN_PARAMS = new Set(['__proto__', 'constructor', 'prototype'])
+
+export class Topics {
+  readonly #list: CompiledTopic[] = []
+  readonly #byPattern = new Map<string, CompiledTopic>()
+  readonly #contracts: Contracts
+
+  constructor (contracts: Contracts) {
+    this.#contracts = contracts
+  }
+
+  add (pattern: string, definition: TopicDefinition): CompiledTopic {
+    if (typeof pattern !== 'string' || pattern.length === 0) {
+      throw new errorCodes.FST_REALTIME_INVALID_PATTERN(String(pattern), 'a pattern is a non-empty string')
+    }
+    if (this.#byPattern.has(pattern)) throw new errorCodes.FST_REALTIME_DUPLICATE_TOPIC(pattern)
+    if (definition?.message === undefined) {
+      throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, 'a topic declares its message schema')
+    }
+    const names = new Set<string>()
+    const segments = pattern.split('/').map((segment) => {
+      if (segment.length === 0) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, 'empty segment')
+      if (segment[0] !== ':') return { literal: segment }
+      const m = PARAM.exec(segment)
+      if (m === null) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, `bad parameter "${segment}"`)
+      if (FORBIDDEN_PARAMS.has(m[1])) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, `"${m[1]}" cannot name a parameter`)
+      if (names.has(m[1])) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, `parameter "${m[1]}" appears twice`)
+      names.add(m[1])
+      return { param: m[1] }
+    })
+    const owner = `topic "${pattern}"`
+    const compiled: CompiledTopic = {
+      pattern,
+      segments,
+      validateParams: definition.params === undefined ? null : this.#contracts.paramsValidator(definition.params, owner),
+      validateMessage: this.#contracts.validator(definition.message, 'message', owner),
+      serialize: this.#contracts.serializer(definition.message, 'message', owner),
+      authorize: definition.authorize,
+      clientPublish: definition.clientPublish === true
+    }
+    this.#list.push(compiled)
+    this.#byPattern.set(pattern, compiled)
+    return compiled
+  }
+
+  /**
+   * The first declared pattern that the name matches, with its params validated (and
+   * coerced) by the params schema. Null when none matches or the params are invalid:
+   * callers answer both with FORBIDDEN, which says nothing about what exists.
+   */
+  match (name: string): TopicMatch | null {
+    const parts = name.split('/')
+    for (const topic of this.#list) {
+      const params = matchSegments(topic, parts)
+      if (params === null) continue
+      if (topic.validateParams !== null && topic.validateParams(params) !== null) continue
+      return { topic, params }
+    }
+    return null
+  }
+
+  get patterns (): string[] {
+    return this.#list.map((t) => t.pattern)
+  }
+}
+
+function matchSegments (topic: CompiledTopic, parts: string[]): Record<string, unknown> | null {
+  if (parts.length !== topic.segments.length) return null
+  const params: Record<string, unknown> = {}
+  for (let i = 0; i < parts.length; i++) {
+    const segment = topic.segments[i]
+    const part = parts[i]
+    if ('literal' in segment) {
+      if (segment.literal !== part) return null
+    } else {
+      if (part.length === 0) return null
+      params[segment.param] = part
+    }
+  }
+  return params
+}
+
+/** Fills a pattern with params: `room/:name` + `{ name: 'a' }` is `room/a`. */
+export function formatTopic (topic: CompiledTopic, params: Record<string, unknown>): string {
+  return topic.segments.map((s) => {
+    if ('literal' in s) return s.literal
+    const value = params[s.param]
+    if (value === undefined || value === null || String(value).length === 0 || String(value).includes('/')) {
+      throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic.pattern}"`, `parameter "${s.param}" must be a non-empty value without "/"`)
+    }
+    return String(value)
+  }).join('/')
+}
