@@ -34,7 +34,3 @@ export function messageFrame (topic: string, offset: number, epoch: string, data
 export function eventFrame (name: string, data: string): string {
   return `{"type":${JSON.stringify(name)},"data":${data}}`
 }
-
-export function unsubscribedFrame (topic: string, code: number, reason: string): string {
-  return `{"type":"unsubscribed","topic":${JSON.stringify(topic)},"code":${code},"reason":${JSON.stringify(reason)}}`
-}

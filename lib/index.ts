@@ -20,7 +20,6 @@ declare module 'fastify' {
  * The type of `connection.user`. Augment it to type your users:
  * `declare module 'fastify-realtime' { interface RealtimeUserRegistry { user: { id: string, name: string } } }`
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface RealtimeUserRegistry {}
 export type RealtimeUser = RealtimeUserRegistry extends { user: infer U } ? U : unknown
 

@@ -76,7 +76,9 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
       throw new errorCodes.FST_REALTIME_INVALID_OPTION(key, 'must be an object')
     }
   }
-  const withDefaults = Value.Default(OptionsSchema, Value.Clone(raw)) as Record<string, unknown>
+  const json: Record<string, unknown> = { ...raw }
+  for (const key of [...functionKeys, ...objectKeys]) delete json[key]
+  const withDefaults = Value.Default(OptionsSchema, Value.Clone(json)) as Record<string, unknown>
   const first = Value.Errors(OptionsSchema, withDefaults).First()
   if (first) {
     const name = first.path.replace(/^\//, '').replace(/\//g, '.')

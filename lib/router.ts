@@ -92,8 +92,4 @@ export class Router {
   get (type: string): CompiledRoute | undefined {
     return this.#routes.get(type)
   }
-
-  get types (): string[] {
-    return [...this.#routes.keys()]
-  }
 }

@@ -97,10 +97,6 @@ export class Topics {
     }
     return null
   }
-
-  get patterns (): string[] {
-    return this.#list.map((t) => t.pattern)
-  }
 }
 
 function matchSegments (topic: CompiledTopic, parts: string[]): Record<string, unknown> | null {

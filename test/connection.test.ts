@@ -1,0 +1,131 @@
+import t from 'tap'
+import { Type } from '@sinclair/typebox'
+import { WebSocket } from 'ws'
+import { build, connect, until } from './fixtures/helpers.js'
+import type { EventHandle } from '../lib/index.js'
+
+t.test('welcome, ping/pong, and envelope errors that leave the connection open', async (t) => {
+  const { url } = await build(t, { heartbeat: { interval: 20000, timeout: 5000 } }, (app) => {
+    app.realtime.route({ type: 'echo', schema: { data: Type.Any(), reply: Type.Any() }, handler: (d) => d })
+  })
+  const ws = new WebSocket(url, 'realtime.v1')
+  const first = await new Promise<any>((resolve) => ws.once('message', (m) => resolve(JSON.parse(m.toString()))))
+  t.equal(ws.protocol, 'realtime.v1', 'the subprotocol is agreed')
+  t.equal(first.type, 'welcome')
+  t.match(first.data.connectionId, /^[0-9a-f-]{36}$/)
+  t.same(first.data.heartbeat, { interval: 20000, timeout: 5000 })
+  ws.close()
+
+  const c = await connect(t, url)
+  c.send({ type: 'ping', id: 1 })
+  t.same(await c.nextOfType('pong'), { type: 'pong', id: 1 })
+  c.send({ type: 'ping' })
+  t.same(await c.nextOfType('pong'), { type: 'pong' })
+
+  const cases: Array<[string | Buffer, RegExp, boolean?]> = [
+    ['not json', /not valid JSON/],
+    ['[1,2]', /JSON object/],
+    ['"text"', /JSON object/],
+    ['null', /JSON object/],
+    ['{"id":1}', /"type"/, true],
+    ['{"type":5,"id":2}', /"type"/, true],
+    ['{"type":"echo","id":{"x":1}}', /"id"/],
+    ['{"type":"echo","id":1.5}', /"id"/],
+    [`{"type":"echo","id":"${'x'.repeat(129)}"}`, /"id"/],
+    ['{"type":"echo","id":3,"data":{"__proto__":{"polluted":true}}}', /prototype/],
+    ['{"type":"echo","id":4,"data":{"constructor":{"prototype":{"polluted":true}}}}', /prototype/]
+  ]
+  for (const [raw, message, hasId] of cases) {
+    c.send(raw)
+    const err = await c.nextOfType('error')
+    t.equal(err.error?.code, 'BAD_REQUEST', `${String(raw).slice(0, 40)} is BAD_REQUEST`)
+    t.match(err.error?.message, message)
+    t.equal('id' in err, hasId === true)
+  }
+  c.ws.send(Buffer.from('{"type":"echo"}'), { binary: true })
+  t.match((await c.nextOfType('error')).error, { code: 'BAD_REQUEST', message: /Binary/ })
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched')
+  t.same((await c.request('echo', { ok: 1 })).data, { ok: 1 }, 'still serving')
+  t.equal((await c.request('auth', { token: 'x' })).error?.code, 'BAD_REQUEST', 'auth without an authenticate option')
+})
+
+t.test('frames over maxPayload close with 1009', async (t) => {
+  const { url } = await build(t, { maxPayload: 1024 })
+  const c = await connect(t, url)
+  const neighbour = await connect(t, url)
+  c.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(1000) }).slice(0, 1024))
+  c.send({ type: 'ping', pad: 'x'.repeat(1100) })
+  t.equal((await c.closed).code, 1009)
+  neighbour.send({ type: 'ping', id: 1 })
+  t.equal((await neighbour.nextOfType('pong')).id, 1, 'the neighbour carries on')
+})
+
+t.test('the registry: iterate, get, by user, per-connection figures, disconnect, stats', async (t) => {
+  const { app, url } = await build(t, {}, (app) => {
+    app.addHook('onRequest', async (request) => {
+      const name = request.headers['x-user']
+      if (name !== undefined) (request as unknown as { user: unknown }).user = { id: name, role: 'member' }
+    })
+    app.realtime.topic('t', { message: Type.Object({}) })
+  })
+  const a1 = await connect(t, url, { headers: { 'x-user': 'ann' } })
+  const a2 = await connect(t, url, { headers: { 'x-user': 'ann' } })
+  const b = await connect(t, url, { headers: { 'x-user': 'bob' } })
+  const anon = await connect(t, url)
+  const rt = app.realtime
+  t.equal(rt.connections.size, 4)
+  t.equal([...rt.connections].length, 4)
+  const anns = rt.connections.byUser('ann')
+  t.equal(anns.length, 2, 'a user with two tabs is two connections')
+  t.equal(rt.connections.byUser('nobody').length, 0)
+  const bob = rt.connections.byUser('bob')[0]
+  t.same(bob.user, { id: 'bob', role: 'member' }, 'the user of Fastify hooks on the upgrade request')
+  t.equal(rt.connections.get(bob.id), bob)
+  await b.request('subscribe', { topic: 't' })
+  const info = bob.toJSON()
+  t.match(info, { id: bob.id, userId: 'bob', state: 'open', subscriptions: ['t'], messagesIn: 1, messagesOut: 2, bufferedAmount: 0 })
+  t.ok(info.connectedAt <= info.lastSeen && info.lastSeen <= Date.now())
+  t.equal(bob.request.headers['x-user'], 'bob')
+
+  const stats = rt.stats()
+  t.same(stats.connections, { active: 4, total: 4, authenticating: 0 })
+  t.same(stats.topics, { t: 1 })
+  t.ok(stats.messages.in >= 1 && stats.messages.out >= 5)
+
+  t.equal(rt.disconnect(bob.id, 4503, 'kicked'), true)
+  t.same(await b.closed, { code: 4503, reason: 'kicked' })
+  await until(() => rt.connections.size === 3)
+  t.same(rt.stats().topics, {}, 'a closed connection leaves its topics')
+  t.equal(rt.disconnect('missing'), false)
+  t.equal(rt.disconnect(anns[0].id), true)
+  t.equal((await a1.closed).code, 4503, 'the default disconnect code is 4503')
+  t.equal(rt.stats().connections.total, 4)
+  a2.close()
+  anon.close()
+  await until(() => rt.connections.size === 0)
+})
+
+t.test('events: send, broadcast with except, schemas and declarations', async (t) => {
+  let notice!: EventHandle<{ text: string }>
+  const { app, url } = await build(t, {}, (app) => {
+    notice = app.realtime.event('notice', Type.Object({ text: Type.String() }))
+  })
+  const a = await connect(t, url)
+  const b = await connect(t, url)
+  const [ca, cb] = [...app.realtime.connections]
+  t.equal(app.realtime.send(ca.id, 'notice', { text: 'to a', extra: 1 }), true)
+  t.same(await a.nextOfType('notice'), { type: 'notice', data: { text: 'to a' } })
+  t.equal(app.realtime.send('missing', 'notice', { text: 'x' }), false)
+  t.equal(notice.broadcast({ text: 'all but b' }, { except: cb.id }), 1)
+  t.same((await a.nextOfType('notice')).data, { text: 'all but b' })
+  t.equal(notice.broadcast({ text: 'all' }), 2)
+  t.same((await b.nextOfType('notice')).data, { text: 'all' })
+  t.equal(notice.send(cb.id, { text: 'handle' }), true)
+  t.same((await b.nextOfType('notice')).data, { text: 'handle' })
+  t.throws(() => app.realtime.send(ca.id, 'undeclared', {}), { code: 'FST_REALTIME_UNKNOWN_EVENT' })
+  t.throws(() => app.realtime.broadcast('notice', {}), { code: 'FST_REALTIME_INVALID_DATA' })
+  t.throws(() => app.realtime.event('notice', Type.Object({})), { code: 'FST_REALTIME_DUPLICATE_EVENT' })
+  t.throws(() => app.realtime.event('welcome', Type.Object({})), { code: 'FST_REALTIME_RESERVED_TYPE' })
+  t.throws(() => app.realtime.event('9bad', Type.Object({})), { code: 'FST_REALTIME_INVALID_NAME' })
+  t.throws(() => app.realtime.event('x', undefined as never), { code: 'FST_REALTIME_SCHEMA' })
+})

@@ -1,0 +1,205 @@
+// The chat example (examples/chat) end to end: a real server on an ephemeral port and
+// real `ws` clients speaking realtime.v1, the way the browser page does.
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { buildChat } from '../examples/chat/app.js'
+import { connect, type TestClient, type TestContext } from './fixtures/helpers.js'
+
+interface Started {
+  app: FastifyInstance
+  url: string
+  base: string
+}
+
+async function start (t: TestContext): Promise<Started> {
+  const app = await buildChat()
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  return { app, url: `ws://127.0.0.1:${port}/ws`, base: `http://127.0.0.1:${port}` }
+}
+
+/** Connects and authenticates as `name`; checks the auth reply and waits for `welcome`. */
+async function signIn (t: Test, url: string, name: string): Promise<{ client: TestClient, connectionId: string }> {
+  const client = await connect(t, url, { welcome: false })
+  const reply = await client.request('auth', { token: name })
+  t.same(reply, { type: 'reply', id: reply.id, data: { user: { id: name, name } } }, `${name} is signed in`)
+  const welcome = await client.nextOfType('welcome')
+  t.type(welcome.data.connectionId, 'string', 'welcome carries the connection id')
+  return { client, connectionId: welcome.data.connectionId }
+}
+
+async function join (t: Test, client: TestClient, room: string): Promise<void> {
+  const reply = await client.request('subscribe', { topic: `room/${room}` })
+  t.equal(reply.type, 'reply', `joined room/${room}`)
+  t.equal(reply.data.topic, `room/${room}`)
+}
+
+/** Closes a client and waits for the close handshake, so every test ends on its own. */
+async function bye (...clients: TestClient[]): Promise<void> {
+  await Promise.all(clients.map(async (client) => {
+    client.close()
+    await client.closed
+  }))
+}
+
+t.test('GET / serves the chat page', async (t) => {
+  const { base } = await start(t)
+  const res = await fetch(`${base}/`)
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^text\/html/)
+  const html = await res.text()
+  t.match(html, /<!doctype html>/i)
+  for (const id of ['name', 'signin', 'room', 'join', 'text', 'send', 'messages', 'typing', 'status']) {
+    t.match(html, new RegExp(`id="${id}"`), `the page has #${id}`)
+  }
+  t.match(html, /realtime\.v1/, 'the page speaks the protocol')
+})
+
+t.test('a chat post reaches the room and the sender gets { id, at }', async (t) => {
+  const { url } = await start(t)
+  const alice = await signIn(t, url, 'Alice')
+  const bob = await signIn(t, url, 'Bob the 2nd')
+  await join(t, alice.client, 'general')
+  await join(t, bob.client, 'general')
+
+  const before = Date.now()
+  const reply = await alice.client.request('chat.send', { room: 'general', text: 'hello <b>world</b>' })
+  t.equal(reply.type, 'reply')
+  t.type(reply.data.id, 'string')
+  t.type(reply.data.at, 'number')
+  t.ok(reply.data.at >= before && reply.data.at <= Date.now(), 'at is the server time of the post')
+  t.same(Object.keys(reply.data).sort(), ['at', 'id'], 'the reply holds exactly id and at')
+
+  const expected = {
+    kind: 'chat',
+    id: reply.data.id,
+    user: { id: 'Alice', name: 'Alice' },
+    text: 'hello <b>world</b>',
+    at: reply.data.at
+  }
+  const received = await bob.client.nextOfType('message')
+  t.equal(received.topic, 'room/general')
+  t.type(received.offset, 'number')
+  t.same(received.data, expected, 'Bob receives the post as it was sent')
+
+  const echoed = await alice.client.nextOfType('message')
+  t.same(echoed.data, expected, 'the sender, being in the room, sees its own post too')
+  t.equal(echoed.offset, received.offset)
+
+  await bye(alice.client, bob.client)
+})
+
+t.test('typing reaches the others in the room, not the typer', async (t) => {
+  const { url } = await start(t)
+  const alice = await signIn(t, url, 'alice')
+  const bob = await signIn(t, url, 'bob')
+  await join(t, alice.client, 'general')
+  await join(t, bob.client, 'general')
+
+  const typingReply = await alice.client.request('chat.typing', { room: 'general', typing: true })
+  t.same(typingReply, { type: 'reply', id: typingReply.id }, 'chat.typing has no reply data')
+
+  const notice = await bob.client.nextOfType('message')
+  t.equal(notice.topic, 'room/general')
+  t.same(notice.data, { kind: 'typing', user: { id: 'alice', name: 'alice' }, typing: true })
+
+  // Publications on a topic arrive in offset order. Alice posts after typing; if the
+  // first publication she receives is that post, the typing notice was never sent to her.
+  const sent = await alice.client.request('chat.send', { room: 'general', text: 'done typing' })
+  const first = await alice.client.nextOfType('message')
+  t.equal(first.data.kind, 'chat', 'the typer received no typing notice of its own')
+  t.equal(first.data.id, sent.data.id)
+  t.equal(first.offset, (notice.offset as number) + 1, 'the typing notice took the offset before')
+
+  const post = await bob.client.nextOfType('message')
+  t.equal(post.data.id, sent.data.id, 'Bob gets the post after the typing notice')
+
+  // Stopping is published the same way.
+  bob.client.send({ type: 'chat.typing', data: { room: 'general', typing: false } })
+  const stopped = await alice.client.nextOfType('message')
+  t.same(stopped.data, { kind: 'typing', user: { id: 'bob', name: 'bob' }, typing: false })
+
+  await bye(alice.client, bob.client)
+})
+
+t.test('a bad name is refused with close code 4500', async (t) => {
+  const { url } = await start(t)
+  const bad = ['', ' ', ' padded', 'trailing ', 'x'.repeat(33), 'a/b', '<script>', 'semi;colon']
+  for (const name of bad) {
+    const client = await connect(t, url, { welcome: false })
+    client.send({ type: 'auth', id: 1, data: { token: name } })
+    const { code } = await client.closed
+    t.equal(code, 4500, `${JSON.stringify(name)} is refused`)
+    t.notOk(client.frames.some((f) => f.type === 'welcome'), 'and never welcomed')
+  }
+  // The longest and the most varied acceptable names pass.
+  for (const name of ['x'.repeat(32), 'Zoë_van-Dijk 2']) {
+    const { client } = await signIn(t, url, name)
+    await bye(client)
+  }
+})
+
+t.test('a frame before auth is answered UNAUTHORIZED; auth still works after', async (t) => {
+  const { url } = await start(t)
+  const client = await connect(t, url, { welcome: false })
+  const answer = await client.request('subscribe', { topic: 'room/general' })
+  t.equal(answer.type, 'error')
+  t.equal(answer.error?.code, 'UNAUTHORIZED')
+
+  const routed = await client.request('chat.send', { room: 'general', text: 'hi' })
+  t.equal(routed.error?.code, 'UNAUTHORIZED', 'application routes too')
+
+  const reply = await client.request('auth', { token: 'late' })
+  t.same(reply.data, { user: { id: 'late', name: 'late' } })
+  await client.nextOfType('welcome')
+  await bye(client)
+})
+
+t.test('posting or typing in a room not joined is NOT_IN_ROOM', async (t) => {
+  const { url } = await start(t)
+  const { client } = await signIn(t, url, 'carol')
+  await join(t, client, 'general')
+
+  const post = await client.request('chat.send', { room: 'random', text: 'anyone?' })
+  t.equal(post.type, 'error')
+  t.equal(post.error?.code, 'NOT_IN_ROOM')
+  t.same(post.error?.details, { room: 'random' })
+
+  const typing = await client.request('chat.typing', { room: 'random', typing: true })
+  t.equal(typing.error?.code, 'NOT_IN_ROOM')
+  t.same(typing.error?.details, { room: 'random' })
+
+  // After leaving a room, posting to it is refused as well.
+  const left = await client.request('unsubscribe', { topic: 'room/general' })
+  t.same(left.data, {})
+  const after = await client.request('chat.send', { room: 'general', text: 'still here?' })
+  t.equal(after.error?.code, 'NOT_IN_ROOM')
+  t.same(after.error?.details, { room: 'general' })
+  await bye(client)
+})
+
+t.test('schemas guard the routes and the room names', async (t) => {
+  const { url } = await start(t)
+  const { client } = await signIn(t, url, 'dave')
+  await join(t, client, 'general')
+
+  const empty = await client.request('chat.send', { room: 'general', text: '' })
+  t.equal(empty.error?.code, 'VALIDATION_FAILED', 'empty text')
+  const long = await client.request('chat.send', { room: 'general', text: 'x'.repeat(2001) })
+  t.equal(long.error?.code, 'VALIDATION_FAILED', 'text over 2000 characters')
+  const longest = await client.request('chat.send', { room: 'general', text: 'x'.repeat(2000) })
+  t.equal(longest.type, 'reply', 'text of exactly 2000 characters')
+  const badRoom = await client.request('chat.send', { room: 'General!', text: 'hi' })
+  t.equal(badRoom.error?.code, 'VALIDATION_FAILED', 'room name outside the pattern')
+  const notBool = await client.request('chat.typing', { room: 'general', typing: 'yes' })
+  t.equal(notBool.error?.code, 'VALIDATION_FAILED', 'typing must be a boolean')
+
+  const forbidden = await client.request('subscribe', { topic: 'room/Not Valid' })
+  t.equal(forbidden.error?.code, 'FORBIDDEN', 'a room name outside the pattern cannot be joined')
+  const unknown = await client.request('subscribe', { topic: 'lobby' })
+  t.equal(unknown.error?.code, 'FORBIDDEN', 'nor can an undeclared topic')
+  const clientPublish = await client.request('publish', { topic: 'room/general', data: { kind: 'chat' } })
+  t.equal(clientPublish.error?.code, 'FORBIDDEN', 'clients post through chat.send, not publish')
+  await bye(client)
+})
