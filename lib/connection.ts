@@ -75,6 +75,12 @@ export class Connection<U = unknown> {
     this.socket.terminate()
   }
 
+  /** True once a subscription is confirmed (authorized and replied to), not while it is pending. */
+  isSubscribed (topic: string): boolean {
+    const subscription = this.subscriptions.get(topic)
+    return subscription !== undefined && subscription.held === null
+  }
+
   /** A plain summary for logs, the registry API and debugging. */
   toJSON (): ConnectionInfo {
     return {

@@ -161,10 +161,7 @@ export class Realtime<U = unknown> {
     return {
       pattern,
       name: (params) => formatTopic(compiled, params as Record<string, unknown>),
-      publish: (params, data, opts) => {
-        const name = formatTopic(compiled, params as Record<string, unknown>)
-        return this.#hub.publish(name, data, opts)
-      }
+      publish: (params, data, opts) => this.publish(formatTopic(compiled, params as Record<string, unknown>), data, opts)
     }
   }
 
@@ -538,6 +535,8 @@ export class Realtime<U = unknown> {
       .then((result) => {
         if (!connection.isOpen) return
         if (!result || typeof result !== 'object') {
+          // The auth message still gets its one answer before the close.
+          this.#answerError(connection, envelope.id, wireErrors.unauthorized('Bad credentials'))
           connection.close(CloseCode.UNAUTHORIZED, 'bad credentials')
           return
         }

@@ -149,6 +149,7 @@ t.test('authentication by first message', async (t) => {
 
   const bad = await connect(t, url, { welcome: false })
   bad.send({ type: 'auth', id: 1, data: { token: 'wrong' } })
+  t.equal((await bad.next((f) => f.id === 1)).error?.code, 'UNAUTHORIZED', 'the auth message is answered')
   t.equal((await bad.closed).code, 4500, 'bad credentials close with 4500')
   const throws = await connect(t, url, { welcome: false })
   throws.send({ type: 'auth', id: 1, data: { token: 'throw' } })

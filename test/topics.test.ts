@@ -72,9 +72,13 @@ t.test('an authorize that throws or is slow', async (t) => {
   c.send({ type: 'subscribe', id: 's', data: { topic: 'slow' } })
   await until(() => release !== undefined)
   t.equal((await c.request('subscribe', { topic: 'slow' })).error?.code, 'ALREADY_SUBSCRIBED', 'a pending subscribe holds its slot')
+  const connection = [...app.realtime.connections][0]
+  t.equal(connection.isSubscribed('slow'), false, 'not subscribed while authorize is pending')
   release(true)
   const reply = await c.next((f) => f.id === 's')
   t.equal(reply.type, 'reply')
+  t.equal(connection.isSubscribed('slow'), true, 'subscribed once confirmed')
+  t.equal(connection.isSubscribed('other'), false)
   await app.realtime.publish('slow', { text: 'x' })
   t.equal((await c.nextOfType('message')).data.text, 'x')
 })

@@ -1,0 +1,127 @@
+// A small multi-room chat on top of fastify-realtime.
+//
+// What it shows: authentication by first message, a parameterised topic
+// (`room/:name`) with a union message schema, two message routes that publish to
+// it (one with a typed reply, one fire-and-forget that skips its sender), a
+// declared application error, and a plain Fastify route serving the browser page.
+//
+// `buildChat()` returns the app without listening, so tests can start it on any port;
+// server.ts is the runnable entry (`npm start`).
+import { randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import realtime from '../../lib/index.js'
+
+export const ChatUserSchema = Type.Object({ id: Type.String(), name: Type.String() })
+export type ChatUser = Static<typeof ChatUserSchema>
+
+/** A room's short name, as it appears in `room/<name>`. */
+const RoomName = Type.String({ pattern: '^[a-z0-9-]{1,32}$' })
+
+export const ChatPostSchema = Type.Object({
+  kind: Type.Literal('chat'),
+  id: Type.String(),
+  user: ChatUserSchema,
+  text: Type.String(),
+  /** Milliseconds since the epoch, as stamped by the server. */
+  at: Type.Integer()
+})
+export type ChatPost = Static<typeof ChatPostSchema>
+
+export const TypingNoticeSchema = Type.Object({
+  kind: Type.Literal('typing'),
+  user: ChatUserSchema,
+  typing: Type.Boolean()
+})
+export type TypingNotice = Static<typeof TypingNoticeSchema>
+
+/** Everything published on a room: a chat post or a typing notice, told apart by `kind`. */
+export const RoomMessageSchema = Type.Union([ChatPostSchema, TypingNoticeSchema])
+
+const NotInRoom = Type.Object({ room: Type.String() })
+
+/**
+ * Display names that are accepted: 1 to 32 letters, digits, spaces, `_` or `-`,
+ * not starting or ending with a space (so "bob" and " bob" are not two people).
+ */
+const NAME = /^(?=.{1,32}$)[\p{L}\p{N}_-](?:[\p{L}\p{N} _-]*[\p{L}\p{N}_-])?$/u
+
+export function isValidName (name: string): boolean {
+  return NAME.test(name)
+}
+
+const pagePath = new URL('./public/index.html', import.meta.url)
+
+export async function buildChat (opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: opts.logger ?? false })
+
+  // Read once at startup: the page is static and small.
+  const page = await readFile(pagePath, 'utf8')
+
+  await app.register(realtime, {
+    // DEMO ONLY: there are no passwords here. The token a client sends in its `auth`
+    // frame *is* the display name it wants, and any valid name is accepted, so anyone
+    // can speak as anyone. A real application verifies a session or a signed token
+    // here and takes the user from it.
+    authenticate: (token) => isValidName(token) ? { user: { id: token, name: token } } : null,
+    userSchema: ChatUserSchema
+  })
+
+  const rt = app.realtime
+
+  rt.topic('room/:name', {
+    params: Type.Object({ name: RoomName }),
+    message: RoomMessageSchema,
+    // Connections must authenticate before they can send anything else, so this
+    // always holds here; it is spelled out so that the rule survives a change of
+    // authentication scheme.
+    authorize: ({ connection }) => connection.user !== undefined
+  })
+
+  rt.route({
+    type: 'chat.send',
+    schema: {
+      data: Type.Object({
+        room: RoomName,
+        text: Type.String({ minLength: 1, maxLength: 2000 })
+      }),
+      reply: Type.Object({ id: Type.String(), at: Type.Integer() }),
+      errors: { NOT_IN_ROOM: NotInRoom }
+    },
+    handler: async ({ room, text }, ctx) => {
+      const topic = `room/${room}`
+      if (!ctx.connection.isSubscribed(topic)) throw ctx.error('NOT_IN_ROOM', { room }, 'Join the room before posting to it')
+      const post: ChatPost = { kind: 'chat', id: randomUUID(), user: userOf(ctx.user), text, at: Date.now() }
+      await ctx.publish(topic, post)
+      return { id: post.id, at: post.at }
+    }
+  })
+
+  rt.route({
+    type: 'chat.typing',
+    schema: {
+      data: Type.Object({ room: RoomName, typing: Type.Boolean() }),
+      errors: { NOT_IN_ROOM: NotInRoom }
+    },
+    handler: async ({ room, typing }, ctx) => {
+      const topic = `room/${room}`
+      if (!ctx.connection.isSubscribed(topic)) throw ctx.error('NOT_IN_ROOM', { room }, 'Join the room first')
+      const notice: TypingNotice = { kind: 'typing', user: userOf(ctx.user), typing }
+      // The typer knows it is typing: everyone in the room but its own connection hears it.
+      await ctx.publish(topic, notice, { except: ctx.connection.id })
+    }
+  })
+
+  app.get('/', async (_request, reply) => {
+    return reply.type('text/html; charset=utf-8').send(page)
+  })
+
+  return app
+}
+
+/** The connection's user, as `authenticate` above made it. */
+function userOf (user: unknown): ChatUser {
+  const { id, name } = user as ChatUser
+  return { id, name }
+}
