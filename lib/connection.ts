@@ -30,6 +30,12 @@ export class Connection<U = unknown> {
   messagesIn = 0
   messagesOut = 0
   readonly subscriptions = new Map<string, Subscription>()
+  /**
+   * Frames waiting while an auth, subscribe or unsubscribe of this connection is in
+   * flight (null when none is): they run in order once it completes.
+   */
+  backlog: unknown[] | null = null
+  authTimer: NodeJS.Timeout | undefined
   #log: FastifyBaseLogger | undefined
 
   constructor (socket: WebSocket, request: FastifyRequest, state: ConnectionState) {

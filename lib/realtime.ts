@@ -18,8 +18,11 @@ import { Router, type CompiledRoute, type ErrorSchemas, type MessageContext, typ
 import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type TopicAction, type TopicMatch } from './topics.js'
 import type { Broker } from './broker/types.js'
 
-/** Frames a connection may send while its `auth` is being checked; past it they are refused. */
-const MAX_QUEUED_BEFORE_AUTH = 64
+/**
+ * Frames a connection may send while one of its `auth`, `subscribe` or `unsubscribe`
+ * is in flight; they wait and run in order after it. Past this many they are refused.
+ */
+const MAX_BACKLOG = 256
 const MAX_ID_LENGTH = 128
 
 const SubscribeData = Type.Object({
@@ -289,18 +292,17 @@ export class Realtime<U = unknown> {
     const authenticating = this.options.authenticate !== undefined
     const connection = new Connection<U>(socket, request, authenticating ? 'authenticating' : 'open')
     this.#live.add(connection)
-    const auth = authenticating ? new AuthState() : null
 
-    socket.on('message', (raw, isBinary) => this.#onFrame(connection, raw, isBinary, auth))
+    socket.on('message', (raw, isBinary) => this.#onFrame(connection, raw, isBinary))
     socket.on('pong', () => { connection.lastSeen = Date.now() })
-    socket.once('close', (code) => this.#cleanup(connection, auth, code))
+    socket.once('close', (code) => this.#cleanup(connection, code))
 
     if (this.#closing) {
       connection.close(CloseCode.RESTARTING, 'server restarting')
       return connection
     }
-    if (auth !== null) {
-      auth.timer = setTimeout(() => {
+    if (authenticating) {
+      connection.authTimer = setTimeout(() => {
         if (connection.state === 'authenticating') connection.close(CloseCode.AUTH_TIMEOUT, 'authentication timeout')
       }, this.options.authTimeout).unref()
     } else {
@@ -321,8 +323,9 @@ export class Realtime<U = unknown> {
   }
 
   /** The one cleanup of a connection, whatever ended it (close, error, heartbeat, shutdown). */
-  #cleanup (connection: Connection<U>, auth: AuthState | null, code: number): void {
-    if (auth?.timer != null) clearTimeout(auth.timer)
+  #cleanup (connection: Connection<U>, code: number): void {
+    clearTimeout(connection.authTimer)
+    connection.backlog = null
     connection.state = 'closed'
     this.#live.delete(connection)
     if (!this.connections.delete(connection)) return
@@ -335,7 +338,7 @@ export class Realtime<U = unknown> {
 
   // ---------------------------------------------------------------- inbound frames
 
-  #onFrame (connection: Connection<U>, raw: RawData, isBinary: boolean, auth: AuthState | null): void {
+  #onFrame (connection: Connection<U>, raw: RawData, isBinary: boolean): void {
     connection.lastSeen = Date.now()
     connection.messagesIn++
     this.#messagesIn++
@@ -344,20 +347,42 @@ export class Realtime<U = unknown> {
       connection.close(CloseCode.TOO_BIG, 'frame too big')
       return
     }
-    if (auth !== null && auth.queue !== null && auth.inFlight) {
-      // `auth` is being checked: hold the frame and handle it once the user is known.
-      if (auth.queue.length < MAX_QUEUED_BEFORE_AUTH) auth.queue.push([raw, isBinary])
-      else this.#answerError(connection, undefined, wireErrors.unauthorized('Too many frames before authentication completed'))
-      return
-    }
     const envelope = this.#parse(connection, raw, isBinary)
     if (envelope === null) return
+    const backlog = connection.backlog as Envelope[] | null
+    if (backlog !== null) {
+      // An auth, subscribe or unsubscribe is in flight: what follows it waits for it,
+      // so `subscribe` then `chat.send` behaves as sent, not as raced.
+      if (backlog.length < MAX_BACKLOG) backlog.push(envelope)
+      else this.#answerError(connection, envelope.id, wireErrors.limit(`At most ${MAX_BACKLOG} frames may wait behind a pending subscribe or auth`))
+      return
+    }
+    this.#process(connection, envelope)
+  }
+
+  #process (connection: Connection<U>, envelope: Envelope): void {
     if (connection.state === 'authenticating') {
-      if (envelope.type === 'auth') this.#authenticate(connection, envelope, auth as AuthState)
+      if (envelope.type === 'auth') this.#authenticate(connection, envelope, false)
       else this.#answerError(connection, envelope.id, wireErrors.unauthorized('Send `auth` first'))
       return
     }
     this.#dispatch(connection, envelope)
+  }
+
+  /** Runs the frames that waited behind a barrier, until the next barrier among them. */
+  #drain (connection: Connection<U>): void {
+    const backlog = connection.backlog as Envelope[] | null
+    connection.backlog = null
+    if (backlog === null) return
+    for (let i = 0; i < backlog.length; i++) {
+      if (!connection.isOpen) return
+      this.#process(connection, backlog[i])
+      if (connection.backlog !== null) {
+        // That frame was itself a barrier: the rest wait for it, ahead of newer frames.
+        (connection.backlog as Envelope[]).push(...backlog.slice(i + 1))
+        return
+      }
+    }
   }
 
   /** Parses and checks the envelope; answers BAD_REQUEST and returns null when it is not one. */
@@ -400,10 +425,12 @@ export class Realtime<U = unknown> {
         this.#send(connection, pongFrame(envelope.id))
         return
       case 'subscribe':
-        this.#run(connection, envelope, this.#subscribe(connection, envelope))
+        connection.backlog = []
+        this.#run(connection, envelope, this.#subscribe(connection, envelope), true)
         return
       case 'unsubscribe':
-        this.#run(connection, envelope, this.#unsubscribe(connection, envelope))
+        connection.backlog = []
+        this.#run(connection, envelope, this.#unsubscribe(connection, envelope), true)
         return
       case 'publish':
         this.#run(connection, envelope, this.#clientPublish(connection, envelope))
@@ -415,7 +442,7 @@ export class Realtime<U = unknown> {
         if (this.options.authenticate === undefined) {
           this.#answerError(connection, envelope.id, wireErrors.badRequest('This server does not authenticate by message'))
         } else {
-          this.#authenticate(connection, envelope, null)
+          this.#authenticate(connection, envelope, true)
         }
         return
     }
@@ -428,11 +455,11 @@ export class Realtime<U = unknown> {
   }
 
   /** Runs a built-in whose promise resolves to the reply frame's data (or rejects with a wire error). */
-  #run (connection: Connection<U>, envelope: Envelope, work: Promise<string | typeof SENT>): void {
+  #run (connection: Connection<U>, envelope: Envelope, work: Promise<string | typeof SENT>, barrier = false): void {
     work.then(
       (data) => { if (data !== SENT && envelope.id !== undefined) this.#send(connection, replyFrame(envelope.id, data)) },
       (err) => this.#fail(connection, envelope, err, null)
-    )
+    ).finally(() => { if (barrier) this.#drain(connection) })
   }
 
   #handle (connection: Connection<U>, route: CompiledRoute, envelope: Envelope): void {
@@ -515,14 +542,14 @@ export class Realtime<U = unknown> {
 
   // ---------------------------------------------------------------- authentication by message
 
-  #authenticate (connection: Connection<U>, envelope: Envelope, auth: AuthState | null): void {
+  #authenticate (connection: Connection<U>, envelope: Envelope, refresh: boolean): void {
     const details = this.#builtin.auth(envelope.data)
     if (details !== null) {
       this.#answerError(connection, envelope.id, wireErrors.validation(details))
       return
     }
-    const refresh = auth === null
-    if (auth !== null) auth.inFlight = true
+    // A barrier: frames sent while authenticate() runs are handled after it, as that user.
+    connection.backlog = []
     const token = (envelope.data as { token: string }).token
     const authenticate = this.options.authenticate as NonNullable<ResolvedOptions['authenticate']>
     Promise.resolve()
@@ -541,19 +568,14 @@ export class Realtime<U = unknown> {
           return
         }
         const user = (result as { user: U }).user
+        if (envelope.id !== undefined) this.#send(connection, replyFrame(envelope.id, `{"user":${this.#serializeUser(user)}}`))
         if (refresh) {
           connection.user = user
         } else {
-          if (auth?.timer != null) clearTimeout(auth.timer)
-          connection.state = 'open'
-        }
-        if (envelope.id !== undefined) this.#send(connection, replyFrame(envelope.id, `{"user":${this.#serializeUser(user)}}`))
-        if (!refresh) {
+          clearTimeout(connection.authTimer)
           this.#admit(connection, user)
-          const queued = (auth as AuthState).queue as Array<[RawData, boolean]>
-          ;(auth as AuthState).queue = null
-          for (const [raw, isBinary] of queued) this.#onFrame(connection, raw, isBinary, null)
         }
+        this.#drain(connection)
       })
       .catch((err) => connection.log.error({ err }, 'failed completing authentication'))
   }
@@ -661,12 +683,6 @@ export class Realtime<U = unknown> {
 /** Marks a built-in whose reply was already sent (in order with held publications). */
 const SENT: unique symbol = Symbol('sent')
 
-class AuthState {
-  timer: NodeJS.Timeout | null = null
-  /** Frames received while `auth` is in flight; null once authenticated. */
-  queue: Array<[RawData, boolean]> | null = []
-  inFlight = false
-}
 
 type ReplyFn = (connection: Connection<any>, route: CompiledRoute, context: Context<any>, value: unknown) => void
 type PublishFn = (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>

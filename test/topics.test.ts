@@ -71,12 +71,17 @@ t.test('an authorize that throws or is slow', async (t) => {
   t.equal((await c.request('subscribe', { topic: 'boom' })).error?.code, 'INTERNAL')
   c.send({ type: 'subscribe', id: 's', data: { topic: 'slow' } })
   await until(() => release !== undefined)
-  t.equal((await c.request('subscribe', { topic: 'slow' })).error?.code, 'ALREADY_SUBSCRIBED', 'a pending subscribe holds its slot')
+  // Frames behind a pending subscribe wait for it and then run in order.
+  c.send({ type: 'subscribe', id: 's2', data: { topic: 'slow' } })
+  c.send({ type: 'ping', id: 'p' })
   const connection = [...app.realtime.connections][0]
+  await until(() => (connection.backlog?.length ?? 0) === 2)
   t.equal(connection.isSubscribed('slow'), false, 'not subscribed while authorize is pending')
+  t.equal(c.frames.length, 0, 'nothing answered yet')
   release(true)
-  const reply = await c.next((f) => f.id === 's')
-  t.equal(reply.type, 'reply')
+  t.equal((await c.next((f) => f.id === 's')).type, 'reply')
+  t.equal((await c.next((f) => f.id === 's2')).error?.code, 'ALREADY_SUBSCRIBED', 'the second subscribe ran after the first')
+  t.equal((await c.nextOfType('pong')).id, 'p')
   t.equal(connection.isSubscribed('slow'), true, 'subscribed once confirmed')
   t.equal(connection.isSubscribed('other'), false)
   await app.realtime.publish('slow', { text: 'x' })
@@ -110,6 +115,25 @@ t.test('publications made while a subscribe is pending never overtake its reply'
   t.same(c.frames.map((f) => f.type), ['reply', 'message', 'message'], 'the reply comes first')
   t.equal(c.frames[0].data.offset, 0, 'the reply names the position read at subscription')
   t.same(c.frames.slice(1).map((f) => [f.offset, f.data.text]), [[1, 'during'], [2, 'after']], 'then every later publication, in order')
+})
+
+t.test('a message sent right behind a subscribe sees the subscription; the backlog is bounded', async (t) => {
+  let release!: (v: boolean) => void
+  const { url } = await build(t, {}, (app) => {
+    app.realtime.topic('room', { message: Message, authorize: () => new Promise<boolean>((resolve) => { release = resolve }) })
+    app.realtime.route({ type: 'check', schema: { data: Type.Any(), reply: Type.Boolean() }, handler: (_d, ctx) => ctx.connection.isSubscribed('room') })
+  })
+  const c = await connect(t, url)
+  c.send({ type: 'subscribe', id: 's', data: { topic: 'room' } })
+  c.send({ type: 'check', id: 'c' })
+  for (let i = 0; i < 256; i++) c.send({ type: 'check' })
+  c.send({ type: 'check', id: 'over' })
+  const over = await c.next((f) => f.id === 'over')
+  t.equal(over.error?.code, 'LIMIT_EXCEEDED', 'one frame past the backlog limit is refused, not dropped')
+  await until(() => release !== undefined)
+  release(true)
+  t.equal((await c.next((f) => f.id === 's')).type, 'reply')
+  t.equal((await c.next((f) => f.id === 'c')).data, true, 'the route ran after the subscribe completed')
 })
 
 t.test('publish from an HTTP route, except, and unknown topics', async (t) => {
