@@ -683,7 +683,6 @@ export class Realtime<U = unknown> {
 /** Marks a built-in whose reply was already sent (in order with held publications). */
 const SENT: unique symbol = Symbol('sent')
 
-
 type ReplyFn = (connection: Connection<any>, route: CompiledRoute, context: Context<any>, value: unknown) => void
 type PublishFn = (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
 
