@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { closeReason } from './protocol.js'
+import { CloseCode, closeReason } from './protocol.js'
 
 export type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed'
 
@@ -14,6 +14,16 @@ export interface Subscription {
   topic: string
   /** Publications held back while the subscribe reply is not yet sent, so none overtakes it. */
   held: Array<{ offset: number, frame: Buffer }> | null
+  /** Offset of the last publication sent (or skipped on a volatile topic): guards against duplicates and gaps. */
+  offset: number
+  volatile: boolean
+}
+
+/** Limits shared by every connection of one plugin instance. */
+export interface ConnectionLimits {
+  maxQueue: number
+  /** Publications dropped for slow subscribers on volatile topics. */
+  dropped: number
 }
 
 export class Connection<U = unknown> {
@@ -38,7 +48,10 @@ export class Connection<U = unknown> {
   authTimer: NodeJS.Timeout | undefined
   #log: FastifyBaseLogger | undefined
 
-  constructor (socket: WebSocket, request: FastifyRequest, state: ConnectionState) {
+  readonly #limits: ConnectionLimits
+
+  constructor (socket: WebSocket, request: FastifyRequest, state: ConnectionState, limits: ConnectionLimits) {
+    this.#limits = limits
     this.id = randomUUID()
     this.socket = socket
     this.request = request
@@ -61,9 +74,24 @@ export class Connection<U = unknown> {
     return this.state === 'open' || this.state === 'authenticating'
   }
 
-  /** Sends one frame, already serialised. A Buffer is framed as text without copying. */
-  send (frame: string | Buffer): boolean {
+  /**
+   * Sends one frame, already serialised. A Buffer is framed as text without copying.
+   * A peer that does not read is closed with 4008 once its queue would pass maxQueue,
+   * and cut off, so one slow phone cannot hold the server's memory; on a volatile
+   * topic its message is dropped and counted instead.
+   */
+  send (frame: string | Buffer, volatile = false): boolean {
     if (this.socket.readyState !== 1) return false
+    if (this.socket.bufferedAmount + frame.length > this.#limits.maxQueue) {
+      if (volatile) {
+        this.#limits.dropped++
+        return false
+      }
+      this.log.warn({ bufferedAmount: this.socket.bufferedAmount }, 'slow consumer: send queue over its limit')
+      this.close(CloseCode.SLOW_CONSUMER, 'slow consumer')
+      this.socket.terminate()
+      return false
+    }
     this.messagesOut++
     if (typeof frame === 'string') this.socket.send(frame)
     else this.socket.send(frame, TEXT)

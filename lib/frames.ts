@@ -31,6 +31,15 @@ export function messageFrame (topic: string, offset: number, epoch: string, data
   return `{"type":"message","topic":${JSON.stringify(topic)},"offset":${offset},"epoch":${JSON.stringify(epoch)},"data":${data}}`
 }
 
+/** A publication outside the topic's stream: no offset or epoch, never recovered. */
+export function ephemeralFrame (topic: string, data: string): string {
+  return `{"type":"message","topic":${JSON.stringify(topic)},"ephemeral":true,"data":${data}}`
+}
+
+export function unsubscribedFrame (topic: string, code: number, reason: string): string {
+  return `{"type":"unsubscribed","topic":${JSON.stringify(topic)},"code":${code},"reason":${JSON.stringify(reason)}}`
+}
+
 export function eventFrame (name: string, data: string): string {
   return `{"type":${JSON.stringify(name)},"data":${data}}`
 }

@@ -2,15 +2,17 @@
 // delivery of publications to them. A publication is serialised once (by the topic's
 // schema, on the publishing node) and framed once into a Buffer that every
 // subscriber's socket sends as it is.
-import type { Broker, Publication, StreamPosition } from './broker/types.js'
+import type { Broker, Publication, PublishOptions as BrokerPublishOptions, StreamPosition } from './broker/types.js'
 import type { Connection, Subscription } from './connection.js'
 import { errorCodes } from './errors.js'
-import { messageFrame } from './frames.js'
+import { ephemeralFrame, messageFrame } from './frames.js'
 import type { Topics, TopicMatch } from './topics.js'
 
 export interface PublishOptions {
   /** Connection ids that must not receive this publication (the sender, typically). */
   except?: string | string[]
+  /** Not part of the topic's stream: no offset, no history, never recovered (typing indicators). */
+  ephemeral?: boolean
 }
 
 export interface PublishResult extends StreamPosition {
@@ -46,24 +48,46 @@ export class Hub {
     } catch (err) {
       throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic}"`, (err as Error).message)
     }
-    const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
-    const position = await this.broker.publish(topic, payload, except === undefined ? {} : { except })
-    return { topic, offset: position.offset, epoch: position.epoch }
+    const brokerOptions: BrokerPublishOptions = { history: match.topic.history }
+    if (options.except !== undefined) brokerOptions.except = ([] as string[]).concat(options.except)
+    if (options.ephemeral === true) brokerOptions.ephemeral = true
+    const position = await this.broker.publish(topic, payload, brokerOptions)
+    return { topic, offset: options.ephemeral === true ? 0 : position.offset, epoch: position.epoch }
   }
 
-  /** Called by the broker for every publication on a topic this node subscribes to. */
+  /**
+   * Called by the broker for every publication on a topic this node subscribes to.
+   * The frame is built once; each subscriber only gets an offset check.
+   */
   deliver (publication: Publication): void {
     const subscribers = this.#subscribers.get(publication.topic)
     if (subscribers === undefined) return
-    const frame = Buffer.from(messageFrame(publication.topic, publication.offset, publication.epoch, publication.data))
+    const offset = publication.offset
+    const frame = Buffer.from(offset === 0
+      ? ephemeralFrame(publication.topic, publication.data)
+      : messageFrame(publication.topic, offset, publication.epoch, publication.data))
     const except = publication.except
     for (const connection of subscribers) {
       if (except !== undefined && except.includes(connection.id)) continue
-      const subscription = connection.subscriptions.get(publication.topic)
-      if (subscription?.held != null) subscription.held.push({ offset: publication.offset, frame })
-      else connection.send(frame)
+      const subscription = connection.subscriptions.get(publication.topic) as Subscription
+      if (subscription.held !== null) {
+        subscription.held.push({ offset, frame })
+      } else if (offset === 0) {
+        connection.send(frame, true)
+      } else if (offset === subscription.offset + 1 || subscription.volatile) {
+        if (offset > subscription.offset) {
+          subscription.offset = offset
+          connection.send(frame, subscription.volatile)
+        }
+      } else if (offset > subscription.offset) {
+        this.onGap(connection, subscription)
+      }
+      // offset <= subscription.offset: already sent (recovery and live overlap); skip.
     }
   }
+
+  /** Set by the plugin: what to do when a live subscriber would miss publications. */
+  onGap: (connection: Connection, subscription: Subscription) => void = () => {}
 
   async add (connection: Connection, subscription: Subscription): Promise<void> {
     const topic = subscription.topic

@@ -16,7 +16,11 @@ export const defaults = {
   closeTimeout: 5_000,
   maxPayload: 64 * 1024,
   maxSubscriptions: 128,
-  maxTopicLength: 256
+  maxTopicLength: 256,
+  maxQueue: 1024 * 1024,
+  historySize: 100,
+  historyTtl: 5 * 60_000,
+  recoveryLimit: 1000
 } as const
 
 const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: def, description })
@@ -32,7 +36,13 @@ export const OptionsSchema = Type.Object({
   closeTimeout: Ms(defaults.closeTimeout, 'ms app.close() waits for close handshakes before terminating sockets'),
   maxPayload: Type.Integer({ minimum: 64, default: defaults.maxPayload, description: 'largest frame in bytes; a larger one closes with 1009' }),
   maxSubscriptions: Type.Integer({ minimum: 1, default: defaults.maxSubscriptions, description: 'subscriptions per connection (LIMIT_EXCEEDED past it)' }),
-  maxTopicLength: Type.Integer({ minimum: 1, default: defaults.maxTopicLength, description: 'longest topic name in characters' })
+  maxTopicLength: Type.Integer({ minimum: 1, default: defaults.maxTopicLength, description: 'longest topic name in characters' }),
+  maxQueue: Type.Integer({ minimum: 1024, default: defaults.maxQueue, description: 'bytes a connection may have waiting to be sent; past it: close 4008, or drop on volatile topics' }),
+  history: Type.Object({
+    size: Type.Integer({ minimum: 0, default: defaults.historySize, description: 'publications kept per topic for recovery (0: none)' }),
+    ttl: Type.Integer({ minimum: 0, default: defaults.historyTtl, description: 'ms a publication is kept (0: no age limit)' })
+  }, { default: {} }),
+  recoveryLimit: Type.Integer({ minimum: 0, default: defaults.recoveryLimit, description: 'most publications one recovery may replay; more is recovered: false' })
 }, { additionalProperties: true })
 
 export type JsonOptions = Static<typeof OptionsSchema>

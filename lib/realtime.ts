@@ -5,18 +5,18 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import sjson from 'secure-json-parse'
 import type { RawData, WebSocket } from 'ws'
-import { Connection, type Subscription } from './connection.js'
+import { Connection, type ConnectionLimits, type Subscription } from './connection.js'
 import { Contracts, type Serializer, type Validator } from './contracts.js'
 import { errorCodes, isRealtimeError, RealtimeError, wireErrors } from './errors.js'
-import { errorFrame, eventFrame, pongFrame, replyFrame, type MessageId } from './frames.js'
+import { errorFrame, eventFrame, messageFrame, pongFrame, replyFrame, unsubscribedFrame, type MessageId } from './frames.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hub, type PublishOptions, type PublishResult } from './hub.js'
 import type { ResolvedOptions } from './options.js'
-import { CloseCode, ErrorCode } from './protocol.js'
+import { CloseCode, ErrorCode, UnsubscribeCode } from './protocol.js'
 import { Registry } from './registry.js'
 import { Router, type CompiledRoute, type ErrorSchemas, type MessageContext, type RouteDefinition } from './router.js'
 import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type TopicAction, type TopicMatch } from './topics.js'
-import type { Broker } from './broker/types.js'
+import type { Broker, HistoryOptions, Publication } from './broker/types.js'
 
 /**
  * Frames a connection may send while one of its `auth`, `subscribe` or `unsubscribe`
@@ -80,11 +80,15 @@ export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, 
   authorize?: (context: AuthorizeContext<P extends TSchema ? Static<P> : Record<string, string>, U>) => boolean | Promise<boolean>
   /** Whether clients may publish with the `publish` message (after authorize). Default false. */
   clientPublish?: boolean
+  /** History kept for recovery; defaults to the plugin's `history` option. */
+  history?: Partial<HistoryOptions>
+  /** A slow subscriber's messages are dropped and counted instead of closing it with 4008 (tickers, metrics). */
+  volatile?: boolean
 }
 
 export interface RealtimeStats {
   connections: { active: number, total: number, authenticating: number }
-  messages: { in: number, out: number }
+  messages: { in: number, out: number, dropped: number }
   topics: Record<string, number>
 }
 
@@ -98,6 +102,7 @@ export class Realtime<U = unknown> {
   readonly #hub: Hub
   readonly #heartbeat: Heartbeat
   readonly #events = new Map<string, Serializer>()
+  readonly #limits: ConnectionLimits
   /** Every socket we accepted, authenticated or not: what app.close() must wait for. */
   readonly #live = new Set<Connection<U>>()
   readonly #builtin: {
@@ -121,8 +126,10 @@ export class Realtime<U = unknown> {
     this.log = log
     this.#contracts = new Contracts(options.ajv)
     this.#router = new Router(this.#contracts)
-    this.#topics = new Topics(this.#contracts)
+    this.#topics = new Topics(this.#contracts, options.history)
+    this.#limits = { maxQueue: options.maxQueue, dropped: 0 }
     this.#hub = new Hub(this.#topics, broker)
+    this.#hub.onGap = (connection, subscription) => this.#gap(connection as Connection<U>, subscription)
     this.#heartbeat = new Heartbeat(options.heartbeat, () => this.connections)
     const c = this.#contracts
     this.#builtin = {
@@ -229,7 +236,7 @@ export class Realtime<U = unknown> {
         total: this.connections.total,
         authenticating: this.#live.size - this.connections.size
       },
-      messages: { in: this.#messagesIn, out: this.#messagesOut },
+      messages: { in: this.#messagesIn, out: this.#messagesOut, dropped: this.#limits.dropped },
       topics: this.#hub.counts()
     }
   }
@@ -290,7 +297,7 @@ export class Realtime<U = unknown> {
    */
   accept (socket: WebSocket, request: FastifyRequest): Connection<U> {
     const authenticating = this.options.authenticate !== undefined
-    const connection = new Connection<U>(socket, request, authenticating ? 'authenticating' : 'open')
+    const connection = new Connection<U>(socket, request, authenticating ? 'authenticating' : 'open', this.#limits)
     this.#live.add(connection)
 
     socket.on('message', (raw, isBinary) => this.#onFrame(connection, raw, isBinary))
@@ -616,20 +623,25 @@ export class Realtime<U = unknown> {
     }
     // Claim the slot before the first await: a second subscribe to the same topic is
     // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
-    const subscription: Subscription = { topic, held: [] }
+    const subscription: Subscription = { topic, held: [], offset: 0, volatile: match.topic.volatile }
     connection.subscriptions.set(topic, subscription)
     try {
+      // Every subscribe, recovery included, is authorized afresh: access lost while
+      // away means nothing is replayed.
       await this.#authorize(connection, match, topic, 'subscribe')
       if (connection.subscriptions.get(topic) !== subscription || !connection.isOpen) throw wireErrors.notSubscribed(topic)
+      // Joined to live delivery before history is read, so a publication racing the
+      // read is either in the history or held, and the offset check drops the overlap.
       await this.#hub.add(connection as Connection, subscription)
-      const position = await this.#hub.broker.position(topic)
+      const broker = this.#hub.broker
+      const recovery = since === undefined
+        ? { position: await broker.position(topic), recovered: false, publications: [] }
+        : await broker.recover(topic, since, this.options.recoveryLimit)
       if (connection.subscriptions.get(topic) !== subscription) throw wireErrors.notSubscribed(topic)
+      const { position } = recovery
       const reply: Static<typeof SubscribeReply> = { topic, offset: position.offset, epoch: position.epoch }
-      if (since !== undefined) {
-        // Without history, continuity holds only when nothing was published since.
-        reply.recovered = since.epoch === position.epoch && since.offset === position.offset
-      }
-      this.#releaseHeld(connection, subscription, envelope.id, this.#builtin.subscribeReply(reply), position.offset)
+      if (since !== undefined) reply.recovered = recovery.recovered
+      this.#releaseHeld(connection, subscription, envelope.id, this.#builtin.subscribeReply(reply), position.offset, recovery.publications)
       return SENT
     } catch (err) {
       if (connection.subscriptions.get(topic) === subscription) {
@@ -640,12 +652,39 @@ export class Realtime<U = unknown> {
     }
   }
 
-  /** Sends the subscribe reply, then the publications held meanwhile that come after its offset. */
-  #releaseHeld (connection: Connection<U>, subscription: Subscription, id: MessageId, reply: string, offset: number): void {
+  /**
+   * Sends the subscribe reply, then the recovered publications, then those held
+   * meanwhile that come after them: in order, none twice, none missing.
+   */
+  #releaseHeld (connection: Connection<U>, subscription: Subscription, id: MessageId, reply: string, offset: number, recovered: Publication[]): void {
     if (id !== undefined) this.#send(connection, replyFrame(id, reply))
+    for (const p of recovered) this.#send(connection, messageFrame(p.topic, p.offset, p.epoch, p.data))
     const held = subscription.held as NonNullable<Subscription['held']>
     subscription.held = null
-    for (const item of held) if (item.offset > offset) this.#send(connection, item.frame)
+    subscription.offset = offset
+    for (const item of held) {
+      if (item.offset === 0) {
+        this.#send(connection, item.frame)
+      } else if (item.offset === subscription.offset + 1 || (subscription.volatile && item.offset > subscription.offset)) {
+        subscription.offset = item.offset
+        this.#send(connection, item.frame)
+      } else if (item.offset > subscription.offset) {
+        this.#gap(connection, subscription)
+        return
+      }
+    }
+  }
+
+  /**
+   * A live subscriber would miss publications (the broker lost some): it is told with
+   * `unsubscribed` 2500 and resubscribes with `since`, never left with a silent gap.
+   */
+  #gap (connection: Connection<U>, subscription: Subscription): void {
+    const topic = subscription.topic
+    if (connection.subscriptions.get(topic) !== subscription) return
+    connection.subscriptions.delete(topic)
+    this.#hub.remove(connection as Connection, topic).catch((err) => connection.log.error({ err, topic }, 'broker unsubscribe failed'))
+    this.#send(connection, unsubscribedFrame(topic, UnsubscribeCode.INSUFFICIENT_STATE, 'insufficient state: resubscribe with since'))
   }
 
   async #unsubscribe (connection: Connection<U>, envelope: Envelope): Promise<string> {

@@ -3,6 +3,7 @@ import type { TSchema } from '@sinclair/typebox'
 import { errorCodes } from './errors.js'
 import type { Contracts, Serializer, Validator } from './contracts.js'
 import type { Connection } from './connection.js'
+import type { HistoryOptions } from './broker/types.js'
 
 export type TopicAction = 'subscribe' | 'publish' | 'presence'
 
@@ -19,6 +20,8 @@ export interface TopicDefinition {
   message: TSchema
   authorize?: (context: AuthorizeContext<any, any>) => boolean | Promise<boolean>
   clientPublish?: boolean
+  history?: Partial<HistoryOptions>
+  volatile?: boolean
 }
 
 export interface CompiledTopic {
@@ -29,6 +32,8 @@ export interface CompiledTopic {
   serialize: Serializer
   authorize: TopicDefinition['authorize']
   clientPublish: boolean
+  history: HistoryOptions
+  volatile: boolean
 }
 
 export interface TopicMatch {
@@ -44,8 +49,11 @@ export class Topics {
   readonly #byPattern = new Map<string, CompiledTopic>()
   readonly #contracts: Contracts
 
-  constructor (contracts: Contracts) {
+  readonly #history: HistoryOptions
+
+  constructor (contracts: Contracts, history: HistoryOptions) {
     this.#contracts = contracts
+    this.#history = history
   }
 
   add (pattern: string, definition: TopicDefinition): CompiledTopic {
@@ -75,7 +83,13 @@ export class Topics {
       validateMessage: this.#contracts.validator(definition.message, 'message', owner),
       serialize: this.#contracts.serializer(definition.message, 'message', owner),
       authorize: definition.authorize,
-      clientPublish: definition.clientPublish === true
+      clientPublish: definition.clientPublish === true,
+      history: { ...this.#history, ...definition.history },
+      volatile: definition.volatile === true
+    }
+    for (const key of ['size', 'ttl'] as const) {
+      const value = compiled.history[key]
+      if (!Number.isInteger(value) || value < 0) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, `history.${key} must be a whole number >= 0`)
     }
     this.#list.push(compiled)
     this.#byPattern.set(pattern, compiled)

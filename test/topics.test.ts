@@ -210,9 +210,10 @@ t.test('subscription limit and topic length limit', async (t) => {
   t.equal((await c.request('unsubscribe', {})).error?.code, 'VALIDATION_FAILED')
 })
 
-t.test('resubscribing with since: recovered only when nothing was missed', async (t) => {
+t.test('resubscribing with since: recovered, or plainly not', async (t) => {
   const { app, url } = await build(t, {}, (app) => {
     app.realtime.topic('feed', { message: Message })
+    app.realtime.topic('nohistory', { message: Message, history: { size: 0 } })
   })
   const c = await connect(t, url)
   const sub = await c.request('subscribe', { topic: 'feed' })
@@ -224,8 +225,17 @@ t.test('resubscribing with since: recovered only when nothing was missed', async
   await c.request('unsubscribe', { topic: 'feed' })
   await app.realtime.publish('feed', { text: '2' })
   const missed = await c.request('subscribe', { topic: 'feed', since: { offset: m.offset, epoch: sub.data.epoch } })
-  t.equal(missed.data.recovered, false, 'a missed publication cannot be replayed without history')
+  t.equal(missed.data.recovered, true, 'the missed publication is in the history')
+  t.same(await c.nextOfType('message'), { type: 'message', topic: 'feed', offset: 2, epoch: sub.data.epoch, data: { text: '2' } }, 'and replayed right after the reply')
   await c.request('unsubscribe', { topic: 'feed' })
   const otherEpoch = await c.request('subscribe', { topic: 'feed', since: { offset: 2, epoch: 'old' } })
   t.equal(otherEpoch.data.recovered, false, 'another epoch is never recovered')
+  const none = await c.request('subscribe', { topic: 'nohistory' })
+  await app.realtime.publish('nohistory', { text: 'x' })
+  await c.nextOfType('message')
+  await c.request('unsubscribe', { topic: 'nohistory' })
+  await app.realtime.publish('nohistory', { text: 'missed' })
+  const lost = await c.request('subscribe', { topic: 'nohistory', since: { offset: 1, epoch: none.data.epoch } })
+  t.same(lost.data, { topic: 'nohistory', offset: 2, epoch: none.data.epoch, recovered: false }, 'without history a miss is told, not hidden')
+  t.throws(() => app.realtime.topic('bad', { message: Message, history: { size: -1 } }), { code: 'FST_REALTIME_INVALID_PATTERN' })
 })

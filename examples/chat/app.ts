@@ -109,7 +109,8 @@ export async function buildChat (opts: { logger?: boolean } = {}): Promise<Fasti
       if (!ctx.connection.isSubscribed(topic)) throw ctx.error('NOT_IN_ROOM', { room }, 'Join the room first')
       const notice: TypingNotice = { kind: 'typing', user: userOf(ctx.user), typing }
       // The typer knows it is typing: everyone in the room but its own connection hears it.
-      await ctx.publish(topic, notice, { except: ctx.connection.id })
+      // Ephemeral: typing is not part of the room's history and is never replayed.
+      await ctx.publish(topic, notice, { except: ctx.connection.id, ephemeral: true })
     }
   })
 

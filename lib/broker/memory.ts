@@ -1,15 +1,33 @@
-// The in-memory broker: one process, offsets per topic, delivery in the same tick.
+// The in-memory broker: one process, offsets and history per topic, delivery in the
+// same tick as the publish.
 import { randomBytes } from 'node:crypto'
-import type { Broker, PublicationListener, PublishOptions, StreamPosition } from './types.js'
+import type { Broker, HistoryOptions, Publication, PublicationListener, PublishOptions, RecoveryResult, StreamPosition } from './types.js'
+
+interface Entry {
+  publication: Publication
+  at: number
+}
 
 interface Stream {
   offset: number
   epoch: string
+  entries: Entry[]
+  ttl: number
+}
+
+export interface MemoryBrokerOptions {
+  /** The clock, for tests of history expiry. */
+  now?: () => number
 }
 
 export class MemoryBroker implements Broker {
   readonly #streams = new Map<string, Stream>()
+  readonly #now: () => number
   #listener: PublicationListener | null = null
+
+  constructor (options: MemoryBrokerOptions = {}) {
+    this.#now = options.now ?? Date.now
+  }
 
   start (listener: PublicationListener): void {
     this.#listener = listener
@@ -20,7 +38,7 @@ export class MemoryBroker implements Broker {
     if (stream === undefined) {
       // A fresh epoch per stream: a process restart loses the history, and a client
       // holding an old epoch must be told it cannot recover.
-      stream = { offset: 0, epoch: randomBytes(6).toString('base64url') }
+      stream = { offset: 0, epoch: randomBytes(6).toString('base64url'), entries: [], ttl: 0 }
       this.#streams.set(topic, stream)
     }
     return stream
@@ -28,17 +46,50 @@ export class MemoryBroker implements Broker {
 
   async publish (topic: string, data: string, options: PublishOptions = {}): Promise<StreamPosition> {
     const stream = this.#stream(topic)
-    const offset = ++stream.offset
-    const publication = options.except === undefined
-      ? { topic, offset, epoch: stream.epoch, data }
-      : { topic, offset, epoch: stream.epoch, data, except: options.except }
+    const ephemeral = options.ephemeral === true
+    const offset = ephemeral ? 0 : ++stream.offset
+    const publication: Publication = { topic, offset, epoch: stream.epoch, data }
+    if (options.except !== undefined) publication.except = options.except
+    if (!ephemeral && options.history !== undefined) this.#record(stream, publication, options.history)
     this.#listener?.(publication)
-    return { offset, epoch: stream.epoch }
+    return { offset: stream.offset, epoch: stream.epoch }
+  }
+
+  #record (stream: Stream, publication: Publication, history: HistoryOptions): void {
+    if (history.size <= 0) return
+    stream.ttl = history.ttl
+    stream.entries.push({ publication, at: this.#now() })
+    if (stream.entries.length > history.size) stream.entries.splice(0, stream.entries.length - history.size)
+  }
+
+  #trim (stream: Stream): void {
+    if (stream.ttl <= 0 || stream.entries.length === 0) return
+    const oldest = this.#now() - stream.ttl
+    let drop = 0
+    while (drop < stream.entries.length && stream.entries[drop].at <= oldest) drop++
+    if (drop > 0) stream.entries.splice(0, drop)
   }
 
   async position (topic: string): Promise<StreamPosition> {
     const stream = this.#stream(topic)
     return { offset: stream.offset, epoch: stream.epoch }
+  }
+
+  async recover (topic: string, since: StreamPosition, limit: number): Promise<RecoveryResult> {
+    const stream = this.#stream(topic)
+    this.#trim(stream)
+    const position = { offset: stream.offset, epoch: stream.epoch }
+    const none = { position, recovered: false, publications: [] }
+    if (since.epoch !== stream.epoch || since.offset > stream.offset) return none
+    const missed = stream.offset - since.offset
+    if (missed === 0) return { position, recovered: true, publications: [] }
+    if (missed > limit) return none
+    const entries = stream.entries
+    // Entries hold consecutive offsets, so the first needed one is found by arithmetic.
+    const first = entries.length === 0 ? Infinity : entries[0].publication.offset
+    if (first > since.offset + 1) return none
+    const start = since.offset + 1 - first
+    return { position, recovered: true, publications: entries.slice(start).map((e) => e.publication) }
   }
 
   subscribe (): void {}

@@ -1,10 +1,12 @@
 // The broker keeps what must be shared between server processes: each topic's
-// offsets and epoch, and the fan-out of publications to every node. The memory
-// broker serves one process; a network broker (Redis) implements the same contract.
+// offsets, epoch and history, and the fan-out of publications to every node. The
+// memory broker serves one process; a network broker (Redis) implements the same
+// contract and must pass the same suite (test/fixtures/broker-contract.ts).
 
 /** A publication as it travels between nodes: data is already serialised JSON. */
 export interface Publication {
   topic: string
+  /** 0 for an ephemeral publication, which is not part of the stream. */
   offset: number
   epoch: string
   /** The message, serialised once by the topic's schema. */
@@ -18,8 +20,27 @@ export interface StreamPosition {
   epoch: string
 }
 
+export interface HistoryOptions {
+  /** Publications kept per topic (0: none). */
+  size: number
+  /** Milliseconds a publication is kept (0: no age limit). */
+  ttl: number
+}
+
 export interface PublishOptions {
   except?: string[]
+  /** Not part of the stream: no offset, no history, never recovered (typing indicators). */
+  ephemeral?: boolean
+  /** How much history this topic keeps; without it none is kept. */
+  history?: HistoryOptions
+}
+
+export interface RecoveryResult {
+  /** The stream's position now. */
+  position: StreamPosition
+  /** True when `publications` is every publication after `since`, in order; false and empty otherwise. */
+  recovered: boolean
+  publications: Publication[]
 }
 
 export type PublicationListener = (publication: Publication) => void
@@ -31,6 +52,11 @@ export interface Broker {
   publish (topic: string, data: string, options?: PublishOptions): Promise<StreamPosition>
   /** The topic's current position (offset of its last publication, 0 when none). */
   position (topic: string): Promise<StreamPosition>
+  /**
+   * Every publication after `since`, all or nothing: when they are not all still held,
+   * or there are more than `limit`, or the epoch differs, `recovered` is false.
+   */
+  recover (topic: string, since: StreamPosition, limit: number): Promise<RecoveryResult>
   /** This node has its first local subscriber for the topic. */
   subscribe (topic: string): Promise<void> | void
   /** This node has no local subscriber left for the topic. */
