@@ -1,0 +1,146 @@
+// Recovery after a reconnect: every missed publication, in order, no duplicate,
+// between the reply and the next live one; or recovered: false and none.
+import t from 'tap'
+import { Type } from '@sinclair/typebox'
+import { MemoryBroker, type StreamPosition } from '../lib/index.js'
+import { build, connect, until, type Frame } from './fixtures/helpers.js'
+import { Contracts } from '../lib/contracts.js'
+
+const Message = Type.Object({ n: Type.Integer() })
+
+/** A memory broker whose recover() can be held open before or after it reads. */
+class GatedBroker extends MemoryBroker {
+  gate: 'before' | 'after' | null = null
+  entered!: () => void
+  release!: () => void
+  override async recover (topic: string, since: StreamPosition, limit: number) {
+    const wait = () => new Promise<void>((resolve) => { this.release = resolve; this.entered() })
+    if (this.gate === 'before') await wait()
+    const result = await super.recover(topic, since, limit)
+    if (this.gate === 'after') await wait()
+    return result
+  }
+}
+
+for (const gate of ['before', 'after'] as const) {
+  t.test(`a publication racing the history read (${gate} it) is neither lost nor sent twice`, async (t) => {
+    const broker = new GatedBroker()
+    const { app, url } = await build(t, { broker }, (app) => {
+      app.realtime.topic('feed', { message: Message })
+    })
+    const c = await connect(t, url)
+    const sub = await c.request('subscribe', { topic: 'feed' })
+    for (let n = 1; n <= 3; n++) await app.realtime.publish('feed', { n })
+    await until(() => c.frames.length === 3)
+    c.frames.length = 0
+    await c.request('unsubscribe', { topic: 'feed' })
+    for (let n = 4; n <= 6; n++) await app.realtime.publish('feed', { n }) // missed while away
+
+    broker.gate = gate
+    const entered = new Promise<void>((resolve) => { broker.entered = resolve })
+    c.send({ type: 'subscribe', id: 'r', data: { topic: 'feed', since: { offset: 3, epoch: sub.data.epoch } } })
+    await entered
+    await app.realtime.publish('feed', { n: 7 }) // races the read
+    broker.release()
+    await app.realtime.publish('feed', { n: 8 })
+    await until(() => c.frames.length >= 6)
+    const frames: Frame[] = c.frames
+    t.equal(frames[0].type, 'reply')
+    t.equal(frames[0].data.recovered, true)
+    const offsets = frames.slice(1).map((f) => f.offset)
+    t.same(offsets, [4, 5, 6, 7, 8], 'every publication after since, in order, exactly once')
+    t.same(frames.slice(1).map((f) => f.data.n), [4, 5, 6, 7, 8])
+  })
+}
+
+t.test('recovery runs authorize again: access lost while away means nothing is replayed', async (t) => {
+  let allowed = true
+  const { app, url } = await build(t, {}, (app) => {
+    app.realtime.topic('secret', { message: Message, authorize: () => allowed })
+  })
+  const c = await connect(t, url)
+  const sub = await c.request('subscribe', { topic: 'secret' })
+  await c.request('unsubscribe', { topic: 'secret' })
+  await app.realtime.publish('secret', { n: 1 })
+  allowed = false
+  const res = await c.request('subscribe', { topic: 'secret', since: { offset: 0, epoch: sub.data.epoch } })
+  t.equal(res.error?.code, 'FORBIDDEN')
+  c.send({ type: 'ping', id: 'p' })
+  await c.nextOfType('pong')
+  t.equal(c.frames.filter((f) => f.type === 'message').length, 0)
+})
+
+t.test('more missed than recoveryLimit is recovered: false, never a partial replay', async (t) => {
+  const { app, url } = await build(t, { recoveryLimit: 2 }, (app) => {
+    app.realtime.topic('feed', { message: Message })
+  })
+  const c = await connect(t, url)
+  const sub = await c.request('subscribe', { topic: 'feed' })
+  await c.request('unsubscribe', { topic: 'feed' })
+  for (let n = 1; n <= 3; n++) await app.realtime.publish('feed', { n })
+  const res = await c.request('subscribe', { topic: 'feed', since: { offset: 0, epoch: sub.data.epoch } })
+  t.same(res.data, { topic: 'feed', offset: 3, epoch: sub.data.epoch, recovered: false })
+  await app.realtime.publish('feed', { n: 4 })
+  t.equal((await c.nextOfType('message')).offset, 4, 'live delivery resumes after the reply')
+  t.equal(c.frames.filter((f) => f.type === 'message').length, 0, 'nothing replayed')
+  const ok = await (async () => {
+    await c.request('unsubscribe', { topic: 'feed' })
+    return c.request('subscribe', { topic: 'feed', since: { offset: 2, epoch: sub.data.epoch } })
+  })()
+  t.equal(ok.data.recovered, true, 'exactly the limit is replayed')
+  t.same([(await c.nextOfType('message')).offset, (await c.nextOfType('message')).offset], [3, 4])
+})
+
+t.test('a live subscriber that would miss publications is told with unsubscribed 2500', async (t) => {
+  // A broker that loses a publication on the way to this node, as a network broker can.
+  class LossyBroker extends MemoryBroker {
+    drop = false
+    override start (listener: Parameters<MemoryBroker['start']>[0]) {
+      super.start((p) => { if (!(this.drop && p.offset === 2)) listener(p) })
+    }
+  }
+  const broker = new LossyBroker()
+  const { app, url } = await build(t, { broker }, (app) => {
+    app.realtime.topic('feed', { message: Message })
+  })
+  const c = await connect(t, url)
+  await c.request('subscribe', { topic: 'feed' })
+  broker.drop = true
+  for (let n = 1; n <= 3; n++) await app.realtime.publish('feed', { n })
+  t.equal((await c.nextOfType('message')).offset, 1)
+  t.same(await c.nextOfType('unsubscribed'), { type: 'unsubscribed', topic: 'feed', code: 2500, reason: 'insufficient state: resubscribe with since' })
+  t.equal(c.frames.filter((f) => f.type === 'message').length, 0, 'offset 3 was not sent over the gap')
+  t.same(app.realtime.stats().topics, {}, 'the subscription is gone')
+  const again = await c.request('subscribe', { topic: 'feed', since: { offset: 1, epoch: (await broker.position('feed')).epoch } })
+  t.equal(again.data.recovered, true)
+  t.same([(await c.nextOfType('message')).offset, (await c.nextOfType('message')).offset], [2, 3], 'resubscribing with since fills the gap')
+})
+
+t.test('a publication is serialised once and framed once for 1,000 subscribers', async (t) => {
+  // Count calls of the serializer compiled for the topic's message schema.
+  let serialised = 0
+  const compile = Contracts.prototype.serializer
+  Contracts.prototype.serializer = function (this: Contracts, schema, what, owner) {
+    const serialize = compile.call(this, schema, what, owner)
+    if (owner !== 'topic "wide"') return serialize
+    return (data: unknown) => { serialised++; return serialize(data) }
+  }
+  t.teardown(() => { Contracts.prototype.serializer = compile })
+  const { app, url } = await build(t, {}, (app) => {
+    app.realtime.topic('wide', { message: Message })
+  })
+  const all = await Promise.all(Array.from({ length: 1000 }, () => connect(t, url)))
+  await Promise.all(all.map((c) => c.request('subscribe', { topic: 'wide' })))
+  const originalFrom = Buffer.from
+  let framed = 0
+  Buffer.from = ((...args: Parameters<typeof Buffer.from>) => { framed++; return (originalFrom as any).apply(Buffer, args) }) as typeof Buffer.from
+  try {
+    await app.realtime.publish('wide', { n: 1 })
+  } finally {
+    Buffer.from = originalFrom
+  }
+  const received = await Promise.all(all.map((c) => c.nextOfType('message')))
+  t.ok(received.every((m) => m.data.n === 1 && m.offset === 1), 'all 1,000 got it')
+  t.equal(serialised, 1, 'the message schema serialised it once')
+  t.equal(framed, 1, 'one frame buffer for 1,000 subscribers')
+})
