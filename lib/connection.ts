@@ -17,6 +17,10 @@ export interface Subscription {
   /** Offset of the last publication sent (or skipped on a volatile topic): guards against duplicates and gaps. */
   offset: number
   volatile: boolean
+  /** Serialised presence meta sent with `subscribe`, when the topic has presence. */
+  meta?: string
+  /** Whether this subscription is a member of the topic's presence (and so must leave it). */
+  joined: boolean
 }
 
 /** Limits shared by every connection of one plugin instance. */
@@ -76,9 +80,10 @@ export class Connection<U = unknown> {
 
   /**
    * Sends one frame, already serialised. A Buffer is framed as text without copying.
-   * A peer that does not read is closed with 4008 once its queue would pass maxQueue,
-   * and cut off, so one slow phone cannot hold the server's memory; on a volatile
-   * topic its message is dropped and counted instead.
+   * A peer that does not read is closed with 4008 once its queue would pass maxQueue:
+   * nothing more is queued for it, so one slow phone holds at most maxQueue until it
+   * reads its close frame or ws's close timeout cuts it off. On a volatile topic its
+   * message is dropped and counted instead.
    */
   send (frame: string | Buffer, volatile = false): boolean {
     if (this.socket.readyState !== 1) return false
@@ -89,7 +94,6 @@ export class Connection<U = unknown> {
       }
       this.log.warn({ bufferedAmount: this.socket.bufferedAmount }, 'slow consumer: send queue over its limit')
       this.close(CloseCode.SLOW_CONSUMER, 'slow consumer')
-      this.socket.terminate()
       return false
     }
     this.messagesOut++

@@ -2,7 +2,7 @@
 // delivery of publications to them. A publication is serialised once (by the topic's
 // schema, on the publishing node) and framed once into a Buffer that every
 // subscriber's socket sends as it is.
-import type { Broker, Publication, PublishOptions as BrokerPublishOptions, StreamPosition } from './broker/types.js'
+import type { Broker, PresenceEvent, Publication, PublishOptions as BrokerPublishOptions, StreamPosition } from './broker/types.js'
 import type { Connection, Subscription } from './connection.js'
 import { errorCodes } from './errors.js'
 import { ephemeralFrame, messageFrame } from './frames.js'
@@ -83,6 +83,19 @@ export class Hub {
         this.onGap(connection, subscription)
       }
       // offset <= subscription.offset: already sent (recovery and live overlap); skip.
+    }
+  }
+
+  /** Called by the broker for a presence change: every local subscriber but the member itself hears it. */
+  deliverPresence (event: PresenceEvent): void {
+    const subscribers = this.#subscribers.get(event.topic)
+    if (subscribers === undefined) return
+    const frame = Buffer.from(`{"type":"${event.kind}","topic":${JSON.stringify(event.topic)},"member":${event.member.data}}`)
+    for (const connection of subscribers) {
+      if (connection.id === event.member.connectionId) continue
+      const subscription = connection.subscriptions.get(event.topic) as Subscription
+      if (subscription.held !== null) subscription.held.push({ offset: 0, frame })
+      else connection.send(frame)
     }
   }
 

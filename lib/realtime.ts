@@ -15,7 +15,7 @@ import type { ResolvedOptions } from './options.js'
 import { CloseCode, ErrorCode, UnsubscribeCode } from './protocol.js'
 import { Registry } from './registry.js'
 import { Router, type CompiledRoute, type ErrorSchemas, type MessageContext, type RouteDefinition } from './router.js'
-import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type TopicAction, type TopicMatch } from './topics.js'
+import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type PresenceOptions, type TopicAction, type TopicMatch } from './topics.js'
 import type { Broker, HistoryOptions, Publication } from './broker/types.js'
 
 /**
@@ -30,7 +30,8 @@ const SubscribeData = Type.Object({
   since: Type.Optional(Type.Object({
     offset: Type.Integer({ minimum: 0 }),
     epoch: Type.String({ maxLength: 128 })
-  }))
+  })),
+  meta: Type.Optional(Type.Unknown())
 })
 const TopicData = Type.Object({ topic: Type.String({ minLength: 1 }) })
 const PublishData = Type.Object({ topic: Type.String({ minLength: 1 }), data: Type.Unknown() })
@@ -80,6 +81,8 @@ export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, 
   authorize?: (context: AuthorizeContext<P extends TSchema ? Static<P> : Record<string, string>, U>) => boolean | Promise<boolean>
   /** Whether clients may publish with the `publish` message (after authorize). Default false. */
   clientPublish?: boolean
+  /** Presence: subscribers hear `join`/`leave`, and `presence` lists members. `{ meta, maxMetaBytes }` accepts member meta. */
+  presence?: boolean | PresenceOptions
   /** History kept for recovery; defaults to the plugin's `history` option. */
   history?: Partial<HistoryOptions>
   /** A slow subscriber's messages are dropped and counted instead of closing it with 4008 (tickers, metrics). */
@@ -263,12 +266,8 @@ export class Realtime<U = unknown> {
 
   /** Starts the heartbeat and connects the broker to local delivery. */
   async start (): Promise<void> {
-    await this.#hub.broker.start((publication) => this.#deliver(publication))
+    await this.#hub.broker.start((publication) => this.#hub.deliver(publication), (event) => this.#hub.deliverPresence(event))
     this.#heartbeat.start()
-  }
-
-  #deliver (publication: Parameters<Hub['deliver']>[0]): void {
-    this.#hub.deliver(publication)
   }
 
   /**
@@ -336,9 +335,8 @@ export class Realtime<U = unknown> {
     connection.state = 'closed'
     this.#live.delete(connection)
     if (!this.connections.delete(connection)) return
-    for (const topic of connection.subscriptions.keys()) {
-      this.#hub.remove(connection, topic).catch((err) => connection.log.error({ err, topic }, 'broker unsubscribe failed'))
-    }
+    // Every topic is left exactly once: the registry guard above makes this run once.
+    for (const subscription of connection.subscriptions.values()) this.#leave(connection, subscription)
     connection.subscriptions.clear()
     connection.log.debug({ code }, 'realtime connection closed')
   }
@@ -615,15 +613,17 @@ export class Realtime<U = unknown> {
   async #subscribe (connection: Connection<U>, envelope: Envelope): Promise<typeof SENT> {
     const details = this.#builtin.subscribe(envelope.data)
     if (details !== null) throw wireErrors.validation(details)
-    const { topic, since } = envelope.data as Static<typeof SubscribeData>
+    const { topic, since, meta } = envelope.data as Static<typeof SubscribeData>
     const match = this.#match(topic)
+    const metaJson = meta === undefined ? undefined : this.#meta(match, meta)
     if (connection.subscriptions.has(topic)) throw wireErrors.alreadySubscribed(topic)
     if (connection.subscriptions.size >= this.options.maxSubscriptions) {
       throw wireErrors.limit(`At most ${this.options.maxSubscriptions} subscriptions per connection`)
     }
     // Claim the slot before the first await: a second subscribe to the same topic is
     // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
-    const subscription: Subscription = { topic, held: [], offset: 0, volatile: match.topic.volatile }
+    const subscription: Subscription = { topic, held: [], offset: 0, volatile: match.topic.volatile, joined: false }
+    if (metaJson !== undefined) subscription.meta = metaJson
     connection.subscriptions.set(topic, subscription)
     try {
       // Every subscribe, recovery included, is authorized afresh: access lost while
@@ -642,6 +642,7 @@ export class Realtime<U = unknown> {
       const reply: Static<typeof SubscribeReply> = { topic, offset: position.offset, epoch: position.epoch }
       if (since !== undefined) reply.recovered = recovery.recovered
       this.#releaseHeld(connection, subscription, envelope.id, this.#builtin.subscribeReply(reply), position.offset, recovery.publications)
+      if (match.topic.presence !== null && connection.subscriptions.get(topic) === subscription) await this.#join(connection, subscription)
       return SENT
     } catch (err) {
       if (connection.subscriptions.get(topic) === subscription) {
@@ -649,6 +650,27 @@ export class Realtime<U = unknown> {
         await this.#hub.remove(connection as Connection, topic)
       }
       throw err
+    }
+  }
+
+  /** Adds a confirmed subscriber to the topic's presence; the others hear `join`. */
+  async #join (connection: Connection<U>, subscription: Subscription): Promise<void> {
+    let member = `{"connectionId":"${connection.id}"`
+    if (connection.user !== undefined) member += `,"user":${this.#serializeUser(connection.user)}`
+    if (subscription.meta !== undefined) member += `,"meta":${subscription.meta}`
+    member += '}'
+    subscription.joined = true
+    await this.#hub.broker.join(subscription.topic, { connectionId: connection.id, data: member })
+  }
+
+  /** Takes a subscription off live delivery and out of presence. */
+  #leave (connection: Connection<U>, subscription: Subscription): void {
+    const topic = subscription.topic
+    const fail = (err: unknown) => connection.log.error({ err, topic }, 'broker unsubscribe failed')
+    this.#hub.remove(connection as Connection, topic).catch(fail)
+    if (subscription.joined) {
+      subscription.joined = false
+      this.#hub.broker.leave(topic, connection.id).catch(fail)
     }
   }
 
@@ -683,16 +705,31 @@ export class Realtime<U = unknown> {
     const topic = subscription.topic
     if (connection.subscriptions.get(topic) !== subscription) return
     connection.subscriptions.delete(topic)
-    this.#hub.remove(connection as Connection, topic).catch((err) => connection.log.error({ err, topic }, 'broker unsubscribe failed'))
+    this.#leave(connection, subscription)
     this.#send(connection, unsubscribedFrame(topic, UnsubscribeCode.INSUFFICIENT_STATE, 'insufficient state: resubscribe with since'))
+  }
+
+  /** Checks and serialises presence meta: its schema, then its size. */
+  #meta (match: TopicMatch, meta: unknown): string {
+    const presence = match.topic.presence
+    if (presence === null || presence.validateMeta === null) {
+      throw wireErrors.validation([{ path: '/meta', message: 'this topic takes no presence meta' }])
+    }
+    const invalid = presence.validateMeta(meta)
+    if (invalid !== null) throw wireErrors.validation(invalid.map((d) => ({ path: '/meta' + d.path, message: d.message })))
+    const json = (presence.serializeMeta as Serializer)(meta)
+    if (Buffer.byteLength(json) > presence.maxMetaBytes) throw wireErrors.limit(`Presence meta is at most ${presence.maxMetaBytes} bytes`)
+    return json
   }
 
   async #unsubscribe (connection: Connection<U>, envelope: Envelope): Promise<string> {
     const details = this.#builtin.topic(envelope.data)
     if (details !== null) throw wireErrors.validation(details)
     const { topic } = envelope.data as Static<typeof TopicData>
-    if (!connection.subscriptions.delete(topic)) throw wireErrors.notSubscribed(topic)
-    await this.#hub.remove(connection as Connection, topic)
+    const subscription = connection.subscriptions.get(topic)
+    if (subscription === undefined) throw wireErrors.notSubscribed(topic)
+    connection.subscriptions.delete(topic)
+    this.#leave(connection, subscription)
     return '{}'
   }
 
@@ -713,9 +750,11 @@ export class Realtime<U = unknown> {
     const details = this.#builtin.topic(envelope.data)
     if (details !== null) throw wireErrors.validation(details)
     const { topic } = envelope.data as Static<typeof TopicData>
-    this.#match(topic)
-    // No topic has presence turned on yet: refuse as for any topic without it.
-    throw wireErrors.forbidden()
+    const match = this.#match(topic)
+    if (match.topic.presence === null) throw wireErrors.forbidden()
+    await this.#authorize(connection, match, topic, 'presence')
+    const members = await this.#hub.broker.members(topic)
+    return `{"members":[${members.map((m) => m.data).join(',')}]}`
   }
 }
 

@@ -22,6 +22,20 @@ export interface TopicDefinition {
   clientPublish?: boolean
   history?: Partial<HistoryOptions>
   volatile?: boolean
+  presence?: boolean | PresenceOptions
+}
+
+export interface PresenceOptions {
+  /** Schema of a member's meta (status, device…), sent by the client in `subscribe`. */
+  meta?: TSchema
+  /** Largest serialised meta in bytes (default 1024). */
+  maxMetaBytes?: number
+}
+
+export interface CompiledPresence {
+  validateMeta: Validator | null
+  serializeMeta: Serializer | null
+  maxMetaBytes: number
 }
 
 export interface CompiledTopic {
@@ -34,6 +48,7 @@ export interface CompiledTopic {
   clientPublish: boolean
   history: HistoryOptions
   volatile: boolean
+  presence: CompiledPresence | null
 }
 
 export interface TopicMatch {
@@ -85,7 +100,8 @@ export class Topics {
       authorize: definition.authorize,
       clientPublish: definition.clientPublish === true,
       history: { ...this.#history, ...definition.history },
-      volatile: definition.volatile === true
+      volatile: definition.volatile === true,
+      presence: this.#presence(definition.presence, owner)
     }
     for (const key of ['size', 'ttl'] as const) {
       const value = compiled.history[key]
@@ -94,6 +110,20 @@ export class Topics {
     this.#list.push(compiled)
     this.#byPattern.set(pattern, compiled)
     return compiled
+  }
+
+  #presence (presence: TopicDefinition['presence'], owner: string): CompiledPresence | null {
+    if (presence === undefined || presence === false) return null
+    const options: PresenceOptions = presence === true ? {} : presence
+    const maxMetaBytes = options.maxMetaBytes ?? 1024
+    if (!Number.isInteger(maxMetaBytes) || maxMetaBytes < 1) {
+      throw new errorCodes.FST_REALTIME_INVALID_PATTERN(owner, 'presence.maxMetaBytes must be a whole number >= 1')
+    }
+    return {
+      validateMeta: options.meta === undefined ? null : this.#contracts.validator(options.meta, 'presence meta', owner),
+      serializeMeta: options.meta === undefined ? null : this.#contracts.serializer(options.meta, 'presence meta', owner),
+      maxMetaBytes
+    }
   }
 
   /**

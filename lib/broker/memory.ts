@@ -1,7 +1,7 @@
 // The in-memory broker: one process, offsets and history per topic, delivery in the
 // same tick as the publish.
 import { randomBytes } from 'node:crypto'
-import type { Broker, HistoryOptions, Publication, PublicationListener, PublishOptions, RecoveryResult, StreamPosition } from './types.js'
+import type { Broker, HistoryOptions, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, StreamPosition } from './types.js'
 
 interface Entry {
   publication: Publication
@@ -24,13 +24,36 @@ export class MemoryBroker implements Broker {
   readonly #streams = new Map<string, Stream>()
   readonly #now: () => number
   #listener: PublicationListener | null = null
+  #presenceListener: PresenceListener | null = null
+  readonly #presence = new Map<string, Map<string, PresenceMember>>()
 
   constructor (options: MemoryBrokerOptions = {}) {
     this.#now = options.now ?? Date.now
   }
 
-  start (listener: PublicationListener): void {
+  start (listener: PublicationListener, presence?: PresenceListener): void {
     this.#listener = listener
+    this.#presenceListener = presence ?? null
+  }
+
+  async join (topic: string, member: PresenceMember): Promise<void> {
+    let members = this.#presence.get(topic)
+    if (members === undefined) this.#presence.set(topic, members = new Map())
+    members.set(member.connectionId, member)
+    this.#presenceListener?.({ topic, kind: 'join', member })
+  }
+
+  async leave (topic: string, connectionId: string): Promise<void> {
+    const members = this.#presence.get(topic)
+    const member = members?.get(connectionId)
+    if (members === undefined || member === undefined) return
+    members.delete(connectionId)
+    if (members.size === 0) this.#presence.delete(topic)
+    this.#presenceListener?.({ topic, kind: 'leave', member })
+  }
+
+  async members (topic: string): Promise<PresenceMember[]> {
+    return [...(this.#presence.get(topic)?.values() ?? [])]
   }
 
   #stream (topic: string): Stream {
@@ -97,6 +120,8 @@ export class MemoryBroker implements Broker {
 
   close (): void {
     this.#listener = null
+    this.#presenceListener = null
     this.#streams.clear()
+    this.#presence.clear()
   }
 }

@@ -45,9 +45,24 @@ export interface RecoveryResult {
 
 export type PublicationListener = (publication: Publication) => void
 
+/** A member of a topic's presence: one connection, its user and meta already serialised. */
+export interface PresenceMember {
+  connectionId: string
+  /** The member as clients see it: `{"connectionId":…,"user":…,"meta":…}`. */
+  data: string
+}
+
+export interface PresenceEvent {
+  topic: string
+  kind: 'join' | 'leave'
+  member: PresenceMember
+}
+
+export type PresenceListener = (event: PresenceEvent) => void
+
 export interface Broker {
-  /** Called once by the plugin with the function that delivers to this node's subscribers. */
-  start (listener: PublicationListener): Promise<void> | void
+  /** Called once by the plugin with the functions that deliver to this node's subscribers. */
+  start (listener: PublicationListener, presence?: PresenceListener): Promise<void> | void
   /** Assigns the next offset, records the publication and fans it out to every node. */
   publish (topic: string, data: string, options?: PublishOptions): Promise<StreamPosition>
   /** The topic's current position (offset of its last publication, 0 when none). */
@@ -57,6 +72,12 @@ export interface Broker {
    * or there are more than `limit`, or the epoch differs, `recovered` is false.
    */
   recover (topic: string, since: StreamPosition, limit: number): Promise<RecoveryResult>
+  /** Adds a member to a topic's presence and tells every node (`join`). */
+  join (topic: string, member: PresenceMember): Promise<void>
+  /** Removes a member and tells every node (`leave`); nothing when it was not there. */
+  leave (topic: string, connectionId: string): Promise<void>
+  /** The topic's members, across every node. */
+  members (topic: string): Promise<PresenceMember[]>
   /** This node has its first local subscriber for the topic. */
   subscribe (topic: string): Promise<void> | void
   /** This node has no local subscriber left for the topic. */
