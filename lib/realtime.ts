@@ -204,6 +204,20 @@ export class Realtime<U = unknown> {
     return this.#hub.publish(topic, data, options)
   }
 
+  /**
+   * The latest publications of a topic still in its history (oldest first), for
+   * showing recent messages on join. `data` is as the topic's schema serialised it.
+   */
+  async history (topic: string, options: { limit?: number } = {}): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: unknown }> }> {
+    this.#hub.resolve(topic)
+    const { position, publications } = await this.#hub.broker.history(topic, options.limit ?? 50)
+    return {
+      offset: position.offset,
+      epoch: position.epoch,
+      publications: publications.map((p) => ({ offset: p.offset, data: JSON.parse(p.data) }))
+    }
+  }
+
   /** Sends a declared event to one connection. False when that connection is not open here. */
   send (connectionId: string, event: string, data: unknown): boolean {
     const frame = this.#eventFrame(event, data)

@@ -204,3 +204,23 @@ t.test('schemas guard the routes and the room names', async (t) => {
   t.equal(clientPublish.error?.code, 'FORBIDDEN', 'clients post through chat.send, not publish')
   await bye(client)
 })
+
+t.test('presence and history on join', async (t) => {
+  const { url } = await start(t)
+  const alice = await signIn(t, url, 'alice')
+  await join(t, alice.client, 'general')
+  await alice.client.request('chat.send', { room: 'general', text: 'first' })
+  await alice.client.request('chat.typing', { room: 'general', typing: true })
+  await alice.client.request('chat.send', { room: 'general', text: 'second' })
+  const bob = await signIn(t, url, 'bob')
+  await join(t, bob.client, 'general')
+  const joined = await alice.client.nextOfType('join')
+  t.same((joined.member as any).user, { id: 'bob', name: 'bob' }, 'alice sees bob join')
+  const members = (await bob.client.request('presence', { topic: 'room/general' })).data.members
+  t.same(members.map((m: any) => m.user.name).sort(), ['alice', 'bob'])
+  const history = await bob.client.request('chat.history', { room: 'general' })
+  t.same(history.data.posts.map((p: any) => p.text), ['first', 'second'], 'recent posts, typing excluded')
+  await bye(bob.client)
+  t.equal(((await alice.client.nextOfType('leave')).member as any).user.name, 'bob', 'alice sees bob leave')
+  await bye(alice.client)
+})

@@ -144,3 +144,15 @@ t.test('a publication is serialised once and framed once for 1,000 subscribers',
   t.equal(serialised, 1, 'the message schema serialised it once')
   t.equal(framed, 1, 'one frame buffer for 1,000 subscribers')
 })
+
+t.test('history(): the latest publications of a topic, for history on join', async (t) => {
+  const { app } = await build(t, {}, (app) => {
+    app.realtime.topic('room/:name', { message: Message, history: { size: 3 } })
+  })
+  for (let n = 1; n <= 5; n++) await app.realtime.publish('room/a', { n })
+  const h = await app.realtime.history('room/a', { limit: 2 })
+  t.same(h.publications, [{ offset: 4, data: { n: 4 } }, { offset: 5, data: { n: 5 } }])
+  t.equal(h.offset, 5)
+  t.same((await app.realtime.history('room/a')).publications.map((p) => p.offset), [3, 4, 5])
+  await t.rejects(app.realtime.history('nope'), { code: 'FST_REALTIME_UNKNOWN_TOPIC' })
+})

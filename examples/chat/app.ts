@@ -1,9 +1,10 @@
 // A small multi-room chat on top of fastify-realtime.
 //
 // What it shows: authentication by first message, a parameterised topic
-// (`room/:name`) with a union message schema, two message routes that publish to
-// it (one with a typed reply, one fire-and-forget that skips its sender), a
-// declared application error, and a plain Fastify route serving the browser page.
+// (`room/:name`) with a union message schema, presence and history, message routes
+// that publish to it (one with a typed reply, one ephemeral that skips its sender),
+// recent history on join, a declared application error, and a plain Fastify route
+// serving the browser page.
 //
 // `buildChat()` returns the app without listening, so tests can start it on any port;
 // server.ts is the runnable entry (`npm start`).
@@ -76,7 +77,28 @@ export async function buildChat (opts: { logger?: boolean } = {}): Promise<Fasti
     // Connections must authenticate before they can send anything else, so this
     // always holds here; it is spelled out so that the rule survives a change of
     // authentication scheme.
-    authorize: ({ connection }) => connection.user !== undefined
+    authorize: ({ connection }) => connection.user !== undefined,
+    // Members hear `join`/`leave`; `presence` lists who is in the room (one entry per
+    // connection: a user with two tabs appears twice, the page groups them by user id).
+    presence: true,
+    // The last 100 posts of the last hour are kept: a page that reconnects gets what it
+    // missed, and `chat.history` shows recent posts on join.
+    history: { size: 100, ttl: 60 * 60_000 }
+  })
+
+  rt.route({
+    type: 'chat.history',
+    schema: {
+      data: Type.Object({ room: RoomName, limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }),
+      reply: Type.Object({ posts: Type.Array(ChatPostSchema) }),
+      errors: { NOT_IN_ROOM: NotInRoom }
+    },
+    handler: async ({ room, limit }, ctx) => {
+      const topic = `room/${room}`
+      if (!ctx.connection.isSubscribed(topic)) throw ctx.error('NOT_IN_ROOM', { room }, 'Join the room first')
+      const { publications } = await rt.history(topic, { limit: limit ?? 50 })
+      return { posts: publications.map((p) => p.data as ChatPost) }
+    }
   })
 
   rt.route({

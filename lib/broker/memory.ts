@@ -115,6 +115,13 @@ export class MemoryBroker implements Broker {
     return { position, recovered: true, publications: entries.slice(start).map((e) => e.publication) }
   }
 
+  async history (topic: string, limit: number): Promise<{ position: StreamPosition, publications: Publication[] }> {
+    const stream = this.#stream(topic)
+    this.#trim(stream)
+    const entries = limit > 0 ? stream.entries.slice(-limit) : []
+    return { position: { offset: stream.offset, epoch: stream.epoch }, publications: entries.map((e) => e.publication) }
+  }
+
   subscribe (): void {}
   unsubscribe (): void {}
 

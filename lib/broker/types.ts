@@ -72,6 +72,8 @@ export interface Broker {
    * or there are more than `limit`, or the epoch differs, `recovered` is false.
    */
   recover (topic: string, since: StreamPosition, limit: number): Promise<RecoveryResult>
+  /** The latest publications still held (at most `limit`, oldest first), for "history on join". */
+  history (topic: string, limit: number): Promise<{ position: StreamPosition, publications: Publication[] }>
   /** Adds a member to a topic's presence and tells every node (`join`). */
   join (topic: string, member: PresenceMember): Promise<void>
   /** Removes a member and tells every node (`leave`); nothing when it was not there. */
