@@ -16,7 +16,7 @@ import { CloseCode, ErrorCode, UnsubscribeCode } from './protocol.js'
 import { Registry } from './registry.js'
 import { Router, type CompiledRoute, type ErrorSchemas, type MessageContext, type RouteDefinition } from './router.js'
 import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type PresenceOptions, type TopicAction, type TopicMatch } from './topics.js'
-import type { Broker, HistoryOptions, Publication } from './broker/types.js'
+import type { Broker, BrokerCommand, HistoryOptions, Publication } from './broker/types.js'
 
 /**
  * Frames a connection may send while one of its `auth`, `subscribe` or `unsubscribe`
@@ -246,6 +246,20 @@ export class Realtime<U = unknown> {
     return true
   }
 
+  /**
+   * Closes every connection of a user, on every node (4503 by default: kicked, logged
+   * out). Resolves once the order is out.
+   */
+  async disconnectUser (userId: string, code: number = CloseCode.DISCONNECTED, reason = 'disconnected by the server'): Promise<void> {
+    await this.#hub.broker.command({ kind: 'disconnect-user', userId, code, reason })
+  }
+
+  #command (command: BrokerCommand): void {
+    if (command.kind === 'disconnect-user') {
+      for (const connection of this.connections.byUser(command.userId)) connection.close(command.code, command.reason)
+    }
+  }
+
   stats (): RealtimeStats {
     return {
       connections: {
@@ -280,7 +294,11 @@ export class Realtime<U = unknown> {
 
   /** Starts the heartbeat and connects the broker to local delivery. */
   async start (): Promise<void> {
-    await this.#hub.broker.start((publication) => this.#hub.deliver(publication), (event) => this.#hub.deliverPresence(event))
+    await this.#hub.broker.start(
+      (publication) => this.#hub.deliver(publication),
+      (event) => this.#hub.deliverPresence(event),
+      (command) => this.#command(command)
+    )
     this.#heartbeat.start()
   }
 

@@ -129,3 +129,22 @@ t.test('events: send, broadcast with except, schemas and declarations', async (t
   t.throws(() => app.realtime.event('9bad', Type.Object({})), { code: 'FST_REALTIME_INVALID_NAME' })
   t.throws(() => app.realtime.event('x', undefined as never), { code: 'FST_REALTIME_SCHEMA' })
 })
+
+t.test('disconnectUser closes every connection of that user with 4503', async (t) => {
+  const { app, url } = await build(t, {}, (app) => {
+    app.addHook('onRequest', async (request) => {
+      const name = request.headers['x-user']
+      if (name !== undefined) (request as unknown as { user: unknown }).user = { id: name }
+    })
+  })
+  const tab1 = await connect(t, url, { headers: { 'x-user': 'eve' } })
+  const tab2 = await connect(t, url, { headers: { 'x-user': 'eve' } })
+  const other = await connect(t, url, { headers: { 'x-user': 'bob' } })
+  await app.realtime.disconnectUser('eve')
+  t.same(await tab1.closed, { code: 4503, reason: 'disconnected by the server' })
+  t.equal((await tab2.closed).code, 4503)
+  other.send({ type: 'ping', id: 1 })
+  t.equal((await other.nextOfType('pong')).id, 1, 'other users stay')
+  await app.realtime.disconnectUser('bob', 4011, 'please reconnect')
+  t.same(await other.closed, { code: 4011, reason: 'please reconnect' })
+})

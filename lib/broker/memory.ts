@@ -1,7 +1,7 @@
 // The in-memory broker: one process, offsets and history per topic, delivery in the
 // same tick as the publish.
 import { randomBytes } from 'node:crypto'
-import type { Broker, HistoryOptions, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, StreamPosition } from './types.js'
+import type { Broker, BrokerCommand, CommandListener, HistoryOptions, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, StreamPosition } from './types.js'
 
 interface Entry {
   publication: Publication
@@ -25,15 +25,21 @@ export class MemoryBroker implements Broker {
   readonly #now: () => number
   #listener: PublicationListener | null = null
   #presenceListener: PresenceListener | null = null
+  #commandListener: CommandListener | null = null
   readonly #presence = new Map<string, Map<string, PresenceMember>>()
 
   constructor (options: MemoryBrokerOptions = {}) {
     this.#now = options.now ?? Date.now
   }
 
-  start (listener: PublicationListener, presence?: PresenceListener): void {
+  start (listener: PublicationListener, presence?: PresenceListener, command?: CommandListener): void {
     this.#listener = listener
     this.#presenceListener = presence ?? null
+    this.#commandListener = command ?? null
+  }
+
+  async command (command: BrokerCommand): Promise<void> {
+    this.#commandListener?.(command)
   }
 
   async join (topic: string, member: PresenceMember): Promise<void> {
@@ -128,6 +134,7 @@ export class MemoryBroker implements Broker {
   close (): void {
     this.#listener = null
     this.#presenceListener = null
+    this.#commandListener = null
     this.#streams.clear()
     this.#presence.clear()
   }

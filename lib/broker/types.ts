@@ -60,9 +60,21 @@ export interface PresenceEvent {
 
 export type PresenceListener = (event: PresenceEvent) => void
 
+/** An order for every node, such as closing all connections of a user wherever they are. */
+export interface BrokerCommand {
+  kind: 'disconnect-user'
+  userId: string
+  code: number
+  reason: string
+}
+
+export type CommandListener = (command: BrokerCommand) => void
+
 export interface Broker {
-  /** Called once by the plugin with the functions that deliver to this node's subscribers. */
-  start (listener: PublicationListener, presence?: PresenceListener): Promise<void> | void
+  /** Called once by the plugin with the functions that deliver to this node's subscribers and carry out commands. */
+  start (listener: PublicationListener, presence?: PresenceListener, command?: CommandListener): Promise<void> | void
+  /** Sends a command to every node, this one included. */
+  command (command: BrokerCommand): Promise<void>
   /** Assigns the next offset, records the publication and fans it out to every node. */
   publish (topic: string, data: string, options?: PublishOptions): Promise<StreamPosition>
   /** The topic's current position (offset of its last publication, 0 when none). */
