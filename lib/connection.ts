@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, closeReason } from './protocol.js'
+import { ErrorBudget, TokenBucket, type RateLimitOptions } from './limits.js'
 
 export type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed'
 
@@ -26,6 +27,7 @@ export interface Subscription {
 /** Limits shared by every connection of one plugin instance. */
 export interface ConnectionLimits {
   maxQueue: number
+  rateLimit: RateLimitOptions
   /** Publications dropped for slow subscribers on volatile topics. */
   dropped: number
 }
@@ -50,6 +52,10 @@ export class Connection<U = unknown> {
    */
   backlog: unknown[] | null = null
   authTimer: NodeJS.Timeout | undefined
+  /** Closes the connection with 4005 when its credentials expire, unless `auth` refreshes them. */
+  expiryTimer: NodeJS.Timeout | undefined
+  readonly bucket: TokenBucket
+  readonly budget = new ErrorBudget()
   #log: FastifyBaseLogger | undefined
 
   readonly #limits: ConnectionLimits
@@ -61,6 +67,7 @@ export class Connection<U = unknown> {
     this.request = request
     this.state = state
     this.connectedAt = this.lastSeen = Date.now()
+    this.bucket = new TokenBucket(limits.rateLimit, this.connectedAt)
   }
 
   /** A child of the request's logger carrying the connection id, made on first use. */

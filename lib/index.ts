@@ -32,14 +32,18 @@ function handleProtocols (protocols: Set<string>): string | false {
  * A client that offers subprotocols, none of them ours, is refused before the upgrade
  * (HTTP 400) rather than silently accepted with a protocol it does not speak.
  */
-async function checkSubprotocol (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function checkSubprotocol (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
   const header = request.headers['sec-websocket-protocol']
-  if (header === undefined) return
+  if (header === undefined) return true
   const offered = String(header).split(',').map((p) => p.trim()).filter((p) => p.length > 0)
   if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
     await reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `Unsupported WebSocket subprotocol; this endpoint speaks ${SUBPROTOCOL}` })
+    return false
   }
+  return true
 }
+
+const STATUS_TEXT: Record<number, string> = { 403: 'Forbidden', 429: 'Too Many Requests', 503: 'Service Unavailable' }
 
 const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealtime (app: FastifyInstance, input) {
   const { register: _register, prefix: _prefix, logLevel: _logLevel, ...rest } = input as RealtimeOptions & Record<string, unknown>
@@ -76,7 +80,13 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   app.route({
     method: 'GET',
     url: options.path,
-    onRequest: checkSubprotocol,
+    onRequest: async (request, reply) => {
+      if (!(await checkSubprotocol(request, reply))) return
+      const refusal = realtime.admission(request)
+      if (refusal !== null) {
+        await reply.code(refusal.status).send({ statusCode: refusal.status, error: STATUS_TEXT[refusal.status], message: refusal.message })
+      }
+    },
     handler: async (_request, reply) => reply.code(426).header('upgrade', 'websocket').send({ statusCode: 426, error: 'Upgrade Required', message: 'This endpoint speaks WebSocket' }),
     wsHandler: (socket, request) => { realtime.accept(socket, request) }
   })

@@ -20,7 +20,15 @@ export const defaults = {
   maxQueue: 1024 * 1024,
   historySize: 100,
   historyTtl: 5 * 60_000,
-  recoveryLimit: 1000
+  recoveryLimit: 1000,
+  rate: 100,
+  burst: 200,
+  closeAfter: 100,
+  errorBudgetMax: 20,
+  errorBudgetWindow: 10_000,
+  maxConnections: 100_000,
+  maxConnectionsPerIp: 10_000,
+  maxConnectionsPerUser: 100
 } as const
 
 const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: def, description })
@@ -42,11 +50,25 @@ export const OptionsSchema = Type.Object({
     size: Type.Integer({ minimum: 0, default: defaults.historySize, description: 'publications kept per topic for recovery (0: none)' }),
     ttl: Type.Integer({ minimum: 0, default: defaults.historyTtl, description: 'ms a publication is kept (0: no age limit)' })
   }, { default: {} }),
-  recoveryLimit: Type.Integer({ minimum: 0, default: defaults.recoveryLimit, description: 'most publications one recovery may replay; more is recovered: false' })
+  recoveryLimit: Type.Integer({ minimum: 0, default: defaults.recoveryLimit, description: 'most publications one recovery may replay; more is recovered: false' }),
+  rateLimit: Type.Object({
+    rate: Type.Number({ exclusiveMinimum: 0, default: defaults.rate, description: 'messages per second per connection, sustained' }),
+    burst: Type.Number({ minimum: 1, default: defaults.burst, description: 'messages that may arrive at once above the rate' }),
+    closeAfter: Type.Integer({ minimum: 1, default: defaults.closeAfter, description: 'refused messages in a row that close the connection with 4013' })
+  }, { default: {} }),
+  errorBudget: Type.Object({
+    max: Type.Number({ minimum: 0, default: defaults.errorBudgetMax, description: 'protocol errors allowed per window; one more closes with 4501' }),
+    window: Ms(defaults.errorBudgetWindow, 'window of the error budget in ms')
+  }, { default: {} }),
+  maxConnections: Type.Integer({ minimum: 1, default: defaults.maxConnections, description: 'connections in all; past it: HTTP 503 before the upgrade (1013 after)' }),
+  maxConnectionsPerIp: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerIp, description: 'connections per client IP; past it: HTTP 429 before the upgrade (4504 after)' }),
+  maxConnectionsPerUser: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerUser, description: 'connections per user; past it: HTTP 429 before the upgrade, or 4504' }),
+  allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' }))
 }, { additionalProperties: true })
 
 export type JsonOptions = Static<typeof OptionsSchema>
 
+/** What `authenticate` returns: the user, and optionally when its credentials expire (ms since the epoch). */
 export type AuthResult<U = unknown> = { user: U, expiresAt?: number } | null | undefined | false
 
 export interface BehaviourOptions {

@@ -108,6 +108,7 @@ export class Realtime<U = unknown> {
   readonly #limits: ConnectionLimits
   /** Every socket we accepted, authenticated or not: what app.close() must wait for. */
   readonly #live = new Set<Connection<U>>()
+  readonly #perIp = new Map<string, number>()
   readonly #builtin: {
     subscribe: Validator
     topic: Validator
@@ -130,7 +131,7 @@ export class Realtime<U = unknown> {
     this.#contracts = new Contracts(options.ajv)
     this.#router = new Router(this.#contracts)
     this.#topics = new Topics(this.#contracts, options.history)
-    this.#limits = { maxQueue: options.maxQueue, dropped: 0 }
+    this.#limits = { maxQueue: options.maxQueue, rateLimit: options.rateLimit, dropped: 0 }
     this.#hub = new Hub(this.#topics, broker)
     this.#hub.onGap = (connection, subscription) => this.#gap(connection as Connection<U>, subscription)
     this.#heartbeat = new Heartbeat(options.heartbeat, () => this.connections)
@@ -323,6 +324,27 @@ export class Realtime<U = unknown> {
   }
 
   /**
+   * Decides, before the upgrade, whether a connection may open: an HTTP status and
+   * message to refuse it with, or null. Runs as the endpoint's onRequest hook, after
+   * the app's own hooks (so `request.user` is known when hooks authenticate).
+   */
+  admission (request: FastifyRequest): { status: number, message: string } | null {
+    const allowed = this.options.allowedOrigins
+    const origin = request.headers.origin
+    if (allowed !== undefined && origin !== undefined && !allowed.includes(origin)) {
+      return { status: 403, message: 'Origin not allowed' }
+    }
+    if (this.#live.size >= this.options.maxConnections) return { status: 503, message: 'Too many connections; try again later' }
+    if ((this.#perIp.get(request.ip) ?? 0) >= this.options.maxConnectionsPerIp) return { status: 429, message: 'Too many connections from this address' }
+    const user = (this.options.getUser ?? defaultGetUser)(request)
+    const userId = user === undefined ? undefined : (this.options.userId ?? defaultUserId)(user)
+    if (userId !== undefined && this.connections.byUser(userId).length >= this.options.maxConnectionsPerUser) {
+      return { status: 429, message: 'Too many connections for this user' }
+    }
+    return null
+  }
+
+  /**
    * Takes over an upgraded socket. Listeners are attached in this same tick, before
    * any await, so no frame that arrives while authentication runs is lost.
    */
@@ -330,6 +352,9 @@ export class Realtime<U = unknown> {
     const authenticating = this.options.authenticate !== undefined
     const connection = new Connection<U>(socket, request, authenticating ? 'authenticating' : 'open', this.#limits)
     this.#live.add(connection)
+    const ip = request.ip
+    const fromIp = (this.#perIp.get(ip) ?? 0) + 1
+    this.#perIp.set(ip, fromIp)
 
     socket.on('message', (raw, isBinary) => this.#onFrame(connection, raw, isBinary))
     socket.on('pong', () => { connection.lastSeen = Date.now() })
@@ -337,6 +362,15 @@ export class Realtime<U = unknown> {
 
     if (this.#closing) {
       connection.close(CloseCode.RESTARTING, 'server restarting')
+      return connection
+    }
+    // Connections that raced past admission() together are refused here instead.
+    if (this.#live.size > this.options.maxConnections) {
+      connection.close(CloseCode.TRY_AGAIN_LATER, 'too many connections')
+      return connection
+    }
+    if (fromIp > this.options.maxConnectionsPerIp) {
+      connection.close(CloseCode.CONNECTION_LIMIT, 'too many connections from this address')
       return connection
     }
     if (authenticating) {
@@ -353,6 +387,10 @@ export class Realtime<U = unknown> {
   #admit (connection: Connection<U>, user: U | undefined): void {
     connection.user = user
     connection.userId = user === undefined ? undefined : (this.options.userId ?? defaultUserId)(user)
+    if (connection.userId !== undefined && this.connections.byUser(connection.userId).length >= this.options.maxConnectionsPerUser) {
+      connection.close(CloseCode.CONNECTION_LIMIT, 'too many connections for this user')
+      return
+    }
     connection.state = 'open'
     this.connections.add(connection)
     const welcome = `{"type":"welcome","data":{"connectionId":"${connection.id}","heartbeat":{"interval":${this.options.heartbeat.interval},"timeout":${this.options.heartbeat.timeout}}}}`
@@ -363,6 +401,11 @@ export class Realtime<U = unknown> {
   /** The one cleanup of a connection, whatever ended it (close, error, heartbeat, shutdown). */
   #cleanup (connection: Connection<U>, code: number): void {
     clearTimeout(connection.authTimer)
+    clearTimeout(connection.expiryTimer)
+    const ip = connection.request.ip
+    const fromIp = (this.#perIp.get(ip) as number) - 1
+    if (fromIp === 0) this.#perIp.delete(ip)
+    else this.#perIp.set(ip, fromIp)
     connection.backlog = null
     connection.state = 'closed'
     this.#live.delete(connection)
@@ -386,6 +429,15 @@ export class Realtime<U = unknown> {
     }
     const envelope = this.#parse(connection, raw, isBinary)
     if (envelope === null) return
+    const wait = connection.bucket.take(this.options.rateLimit, connection.lastSeen)
+    if (wait > 0) {
+      if (connection.bucket.refused > this.options.rateLimit.closeAfter) {
+        connection.close(CloseCode.TOO_MANY_REQUESTS, 'too many requests')
+      } else {
+        this.#answerError(connection, envelope.id, new RealtimeError(ErrorCode.RATE_LIMITED, 'Too many messages; slow down', { temporary: true, retryAfterMs: wait }))
+      }
+      return
+    }
     const backlog = connection.backlog as Envelope[] | null
     if (backlog !== null) {
       // An auth, subscribe or unsubscribe is in flight: what follows it waits for it,
@@ -574,7 +626,12 @@ export class Realtime<U = unknown> {
 
   #sendError (connection: Connection<U>, id: MessageId, error: RealtimeError, details: string | undefined): void {
     this.#send(connection, errorFrame(id, error, details))
-    if (error.closeCode !== undefined) connection.close(error.closeCode, error.message)
+    if (error.closeCode !== undefined) {
+      connection.close(error.closeCode, error.message)
+    } else if (CLIENT_FAULTS.has(error.code) && connection.budget.spend(this.options.errorBudget, Date.now())) {
+      // A client that keeps sending garbage is a broken or hostile one: stop listening.
+      connection.close(CloseCode.BAD_REQUEST, 'too many protocol errors')
+    }
   }
 
   // ---------------------------------------------------------------- authentication by message
@@ -605,7 +662,14 @@ export class Realtime<U = unknown> {
           return
         }
         const user = (result as { user: U }).user
+        if (refresh && (this.options.userId ?? defaultUserId)(user) !== connection.userId) {
+          // A refresh may renew credentials, not swap the user of a live connection.
+          this.#answerError(connection, envelope.id, wireErrors.unauthorized('Credentials of another user'))
+          connection.close(CloseCode.UNAUTHORIZED, 'credentials of another user')
+          return
+        }
         if (envelope.id !== undefined) this.#send(connection, replyFrame(envelope.id, `{"user":${this.#serializeUser(user)}}`))
+        this.#expireAt(connection, (result as { expiresAt?: number }).expiresAt)
         if (refresh) {
           connection.user = user
         } else {
@@ -615,6 +679,19 @@ export class Realtime<U = unknown> {
         this.#drain(connection)
       })
       .catch((err) => connection.log.error({ err }, 'failed completing authentication'))
+  }
+
+  /** Arms (or re-arms, on refresh) the close with 4005 when the credentials expire. */
+  #expireAt (connection: Connection<U>, expiresAt: number | undefined): void {
+    clearTimeout(connection.expiryTimer)
+    connection.expiryTimer = undefined
+    if (typeof expiresAt !== 'number') return
+    // setTimeout holds at most ~24.8 days; a later expiry re-arms when that passes.
+    const delay = Math.min(Math.max(0, expiresAt - Date.now()), 2_147_483_647)
+    connection.expiryTimer = setTimeout(() => {
+      if (Date.now() < expiresAt) this.#expireAt(connection, expiresAt)
+      else connection.close(CloseCode.CREDENTIALS_EXPIRED, 'credentials expired')
+    }, delay).unref()
   }
 
   #serializeUser (user: unknown): string {
@@ -789,6 +866,9 @@ export class Realtime<U = unknown> {
     return `{"members":[${members.map((m) => m.data).join(',')}]}`
   }
 }
+
+/** Errors that are the client's fault, counted against its error budget. */
+const CLIENT_FAULTS: ReadonlySet<string> = new Set([ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_TYPE, ErrorCode.VALIDATION_FAILED])
 
 /** Marks a built-in whose reply was already sent (in order with held publications). */
 const SENT: unique symbol = Symbol('sent')

@@ -119,7 +119,7 @@ t.test('publications made while a subscribe is pending never overtake its reply'
 
 t.test('a message sent right behind a subscribe sees the subscription; the backlog is bounded', async (t) => {
   let release!: (v: boolean) => void
-  const { url } = await build(t, {}, (app) => {
+  const { url } = await build(t, { rateLimit: { rate: 1e6, burst: 1e6 } }, (app) => {
     app.realtime.topic('room', { message: Message, authorize: () => new Promise<boolean>((resolve) => { release = resolve }) })
     app.realtime.route({ type: 'check', schema: { data: Type.Any(), reply: Type.Boolean() }, handler: (_d, ctx) => ctx.connection.isSubscribed('room') })
   })

@@ -1,0 +1,136 @@
+// Every limit is an option with a default, and each is crossed here by one.
+import t from 'tap'
+import { WebSocket } from 'ws'
+import realtime from '../lib/index.js'
+import Fastify from 'fastify'
+import { build, connect } from './fixtures/helpers.js'
+
+function refusedWith (url: string, headers: Record<string, string> = {}): Promise<number> {
+  const ws = new WebSocket(url, 'realtime.v1', { headers })
+  ws.on('error', () => {})
+  return new Promise((resolve) => {
+    ws.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+    ws.once('open', () => { resolve(101); ws.terminate() })
+  })
+}
+
+t.test('the defaults', async (t) => {
+  const app = Fastify()
+  await app.register(realtime)
+  const o = app.realtime.options
+  t.same(o.rateLimit, { rate: 100, burst: 200, closeAfter: 100 })
+  t.same(o.errorBudget, { max: 20, window: 10000 })
+  t.same([o.maxConnections, o.maxConnectionsPerIp, o.maxConnectionsPerUser, o.maxQueue, o.maxPayload, o.maxSubscriptions], [100000, 10000, 100, 1048576, 65536, 128])
+  t.equal(o.allowedOrigins, undefined)
+  await app.close()
+})
+
+t.test('message rate: a token bucket; RATE_LIMITED with retryAfterMs, then 4013 when it goes on', async (t) => {
+  const { url } = await build(t, { rateLimit: { rate: 1, burst: 5, closeAfter: 3 } })
+  const c = await connect(t, url)
+  for (let i = 0; i < 5; i++) c.send({ type: 'ping', id: i })
+  for (let i = 0; i < 5; i++) t.equal((await c.next((f) => f.id === i)).type, 'pong', `message ${i + 1} of the burst passes`)
+  c.send({ type: 'ping', id: 'over' })
+  const limited = await c.next((f) => f.id === 'over')
+  t.equal(limited.error?.code, 'RATE_LIMITED', 'one past the burst is refused')
+  t.equal(limited.error?.temporary, true)
+  t.ok((limited.error?.retryAfterMs ?? 0) > 0 && (limited.error?.retryAfterMs ?? 0) <= 1000, `retryAfterMs ${limited.error?.retryAfterMs}`)
+  for (let i = 0; i < 2; i++) c.send({ type: 'ping', id: `more${i}` })
+  for (let i = 0; i < 2; i++) t.equal((await c.next((f) => f.id === `more${i}`)).error?.code, 'RATE_LIMITED')
+  c.send({ type: 'ping', id: 'last' })
+  t.equal((await c.closed).code, 4013, 'one more than closeAfter refused in a row closes with 4013')
+})
+
+t.test('error budget: too many protocol errors in a window closes with 4501', async (t) => {
+  const { url } = await build(t, { errorBudget: { max: 3, window: 60_000 } })
+  const c = await connect(t, url)
+  const neighbour = await connect(t, url)
+  for (const bad of ['nope', '{"type":"unknown.type","id":1}', '[]']) {
+    c.send(bad)
+    await c.nextOfType('error')
+  }
+  t.equal(c.ws.readyState, WebSocket.OPEN, 'three errors are within the budget')
+  c.send('{"type":5}')
+  t.equal((await c.nextOfType('error')).error?.code, 'BAD_REQUEST', 'the fourth is still answered')
+  t.equal((await c.closed).code, 4501, 'and then the connection is closed')
+  neighbour.send({ type: 'ping', id: 1 })
+  t.equal((await neighbour.nextOfType('pong')).id, 1, 'its neighbour carries on')
+})
+
+t.test('connections in all, per IP and per user', async (t) => {
+  const total = await build(t, { maxConnections: 2 })
+  await connect(t, total.url)
+  await connect(t, total.url)
+  t.equal(await refusedWith(total.url), 503, 'one past maxConnections: 503 before the upgrade')
+
+  const perIp = await build(t, { maxConnectionsPerIp: 2 })
+  await connect(t, perIp.url)
+  await connect(t, perIp.url)
+  t.equal(await refusedWith(perIp.url), 429, 'one past maxConnectionsPerIp: 429 before the upgrade')
+
+  const perUser = await build(t, { maxConnectionsPerUser: 2 }, (app) => {
+    app.addHook('onRequest', async (request) => {
+      (request as unknown as { user: unknown }).user = { id: request.headers['x-user'] }
+    })
+  })
+  await connect(t, perUser.url, { headers: { 'x-user': 'ann' } })
+  await connect(t, perUser.url, { headers: { 'x-user': 'ann' } })
+  t.equal(await refusedWith(perUser.url, { 'x-user': 'ann' }), 429, 'one past maxConnectionsPerUser (hook auth): 429')
+  t.equal(await refusedWith(perUser.url, { 'x-user': 'bob' }), 101, 'another user is fine')
+
+  const byMessage = await build(t, { maxConnectionsPerUser: 1, authenticate: (token) => ({ user: { id: token } }) })
+  const first = await connect(t, byMessage.url, { welcome: false })
+  t.equal((await first.request('auth', { token: 'ann' })).type, 'reply')
+  const second = await connect(t, byMessage.url, { welcome: false })
+  second.send({ type: 'auth', id: 1, data: { token: 'ann' } })
+  t.equal((await second.closed).code, 4504, 'one past maxConnectionsPerUser (auth message): 4504')
+})
+
+t.test('origin allowlist: a listed origin passes, others get 403 before the upgrade', async (t) => {
+  const { url } = await build(t, { allowedOrigins: ['https://app.example'] })
+  t.equal(await refusedWith(url, { origin: 'https://app.example' }), 101)
+  t.equal(await refusedWith(url, { origin: 'https://evil.example' }), 403)
+  t.equal(await refusedWith(url, { origin: 'https://app.example.evil.example' }), 403, 'no prefix match')
+  t.equal(await refusedWith(url), 101, 'non-browser clients send no Origin')
+})
+
+t.test('maxPayload: exactly the limit passes, one byte more closes with 1009', async (t) => {
+  const { url } = await build(t, { maxPayload: 1024 })
+  const c = await connect(t, url)
+  const frame = (size: number) => {
+    const base = '{"type":"ping","id":"x","pad":""}'
+    return base.replace('"pad":""', `"pad":"${'p'.repeat(size - base.length)}"`)
+  }
+  t.equal(Buffer.byteLength(frame(1024)), 1024)
+  c.send(frame(1024))
+  t.equal((await c.nextOfType('pong')).id, 'x')
+  c.send(frame(1025))
+  t.equal((await c.closed).code, 1009)
+})
+
+t.test('expiring credentials: 4005 unless refreshed; a refresh cannot change the user', async (t) => {
+  const logs: string[] = []
+  const { url } = await build(t, {
+    authenticate: (token) => {
+      const [user, ms] = token.split(':')
+      return { user: { id: user }, expiresAt: Date.now() + Number(ms) }
+    }
+  }, undefined, { logger: { level: 'trace', stream: { write: (line: string) => { logs.push(line) } } } })
+  const expiring = await connect(t, url, { welcome: false })
+  await expiring.request('auth', { token: 'ann:150' })
+  const start = Date.now()
+  t.same(await expiring.closed, { code: 4005, reason: 'credentials expired' })
+  t.ok(Date.now() - start >= 100, 'not before the expiry')
+
+  const refreshed = await connect(t, url, { welcome: false })
+  await refreshed.request('auth', { token: 'bob:200' })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal((await refreshed.request('auth', { token: 'bob:60000' })).type, 'reply', 'refreshed in time')
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  refreshed.send({ type: 'ping', id: 'alive' })
+  t.equal((await refreshed.nextOfType('pong')).id, 'alive', 'still open past the first expiry')
+  const swapped = await refreshed.request('auth', { token: 'eve:60000' })
+  t.equal(swapped.error?.code, 'UNAUTHORIZED')
+  t.equal((await refreshed.closed).code, 4500, 'a refresh with another user\'s credentials closes with 4500')
+  t.notOk(logs.some((l) => l.includes('ann:150') || l.includes('bob:60000')), 'tokens never reach the logs')
+})
