@@ -13,6 +13,7 @@ import { Heartbeat } from './heartbeat.js'
 import { Hub, type PublishOptions, type PublishResult } from './hub.js'
 import type { ResolvedOptions } from './options.js'
 import { CloseCode, ErrorCode, UnsubscribeCode } from './protocol.js'
+import { checkTypeName } from './router.js'
 import { Registry } from './registry.js'
 import { Router, type CompiledRoute, type ErrorSchemas, type MessageContext, type RouteDefinition } from './router.js'
 import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type PresenceOptions, type TopicAction, type TopicMatch } from './topics.js'
@@ -181,12 +182,7 @@ export class Realtime<U = unknown> {
 
   /** Declares a server-to-client event and its schema. */
   event<S extends TSchema>(name: string, schema: S): EventHandle<Static<S>> {
-    if (typeof name !== 'string' || !/^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/.test(name)) {
-      throw new errorCodes.FST_REALTIME_INVALID_NAME('event', String(name), 'a letter, then up to 63 letters, digits or _ . : -')
-    }
-    if (['reply', 'error', 'message', 'welcome', 'join', 'leave', 'unsubscribed', 'pong', 'auth', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'].includes(name)) {
-      throw new errorCodes.FST_REALTIME_RESERVED_TYPE(name)
-    }
+    checkTypeName('event', name)
     if (this.#events.has(name)) throw new errorCodes.FST_REALTIME_DUPLICATE_EVENT(name)
     if (schema === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `event "${name}"`, 'a schema is required')
     this.#events.set(name, this.#contracts.serializer(schema, 'data', `event "${name}"`))

@@ -54,6 +54,14 @@ export interface CompiledRoute {
 const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/
 
+/** Route and event names share one namespace rule, and neither may take a built-in's name. */
+export function checkTypeName (what: 'route' | 'event', name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !TYPE_NAME.test(name)) {
+    throw new errorCodes.FST_REALTIME_INVALID_NAME(what, String(name), 'a letter, then up to 63 letters, digits or _ . : -')
+  }
+  if (RESERVED_TYPES.has(name)) throw new errorCodes.FST_REALTIME_RESERVED_TYPE(name)
+}
+
 export class Router {
   readonly #routes = new Map<string, CompiledRoute>()
   readonly #contracts: Contracts
@@ -64,10 +72,7 @@ export class Router {
 
   add (definition: RouteDefinition<any, any, any, any>): CompiledRoute {
     const { type, schema, handler } = definition ?? {}
-    if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
-      throw new errorCodes.FST_REALTIME_INVALID_NAME('route', String(type), 'a letter, then up to 63 letters, digits or _ . : -')
-    }
-    if (RESERVED_TYPES.has(type)) throw new errorCodes.FST_REALTIME_RESERVED_TYPE(type)
+    checkTypeName('route', type)
     if (this.#routes.has(type)) throw new errorCodes.FST_REALTIME_DUPLICATE_ROUTE(type)
     if (typeof handler !== 'function') throw new errorCodes.FST_REALTIME_INVALID_NAME('route', type, 'handler must be a function')
     if (schema?.data === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `route "${type}"`, 'schema.data is required')
