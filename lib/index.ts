@@ -121,3 +121,7 @@ export type { Contract, RouteContract, TopicContract, RouteName, RouteData, Rout
 export { MemoryBroker } from './broker/memory.js'
 export type { Broker, Publication, StreamPosition, PublicationListener, RecoveryResult, HistoryOptions, PresenceMember, PresenceEvent, PresenceListener, PublishOptions as BrokerPublishOptions, BrokerCommand, CommandListener } from './broker/types.js'
 export type { MemoryBrokerOptions } from './broker/memory.js'
+export { RedisBroker, redisErrorCodes } from './broker/redis.js'
+export type { RedisBrokerOptions, RedisBrokerLog, ResyncListener } from './broker/redis.js'
+export { createPublisher } from './publisher.js'
+export type { Publisher, PublisherOptions, PublisherTopic, PublisherTopicHandle, PublisherPublishOptions, PublisherResult } from './publisher.js'
