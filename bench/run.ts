@@ -1,0 +1,434 @@
+// `npm run bench`: starts every server variant and the load generators as child
+// processes, runs each scenario against each variant, prints the tables and writes
+// bench/results/latest.json and bench/results/latest.svg.
+//
+//   npm run bench                  quick mode (default; under a minute on an idle 2-core machine)
+//   npm run bench -- --full        the documented full run
+//   npm run bench -- --only plugin,ws-frame-once --scenarios fanout,memory
+//   npm run bench -- --repeat 3    medians of three runs of each scenario
+//   npm run bench -- --set fanoutPublications=500
+//   npm run bench -- --workers 1   load-generator processes (1 or 2)
+//   npm run bench -- --cpu-prof    write V8 CPU profiles of the servers to bench/results/profiles/
+//
+// See bench/README.md for what each figure means.
+
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { cpuMicros } from './lib/clock.js'
+import { Child, killAllChildren, liveChildren } from './lib/control.js'
+import { machineCpu, otherCpuShare } from './lib/machine.js'
+import { LoadPool, ServerGroup } from './lib/pool.js'
+import { percentileOf } from './lib/histogram.js'
+import { formatNumber, ratio, renderTable, type ScenarioResults } from './lib/report.js'
+import { renderSvg } from './lib/svg.js'
+import { connect } from './scenarios/connect.js'
+import { fanout } from './scenarios/fanout.js'
+import { memory } from './scenarios/memory.js'
+import { reqres } from './scenarios/reqres.js'
+import { seed } from './scenarios/seed.js'
+import type { Counts, Scenario, Timeouts, VariantResult } from './scenarios/types.js'
+import { BASELINE, variants as allVariants, type Variant } from './variants.js'
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const RESULTS = path.join(HERE, 'results')
+
+const QUICK: Counts = {
+  fanoutSubscribers: 1000,
+  fanoutPublications: 100,
+  fanoutWarmup: 10,
+  fanoutPacedPublications: 30,
+  fanoutPacedShare: 0.5,
+  memoryConnections: 2000,
+  reqresClients: 100,
+  reqresRounds: 200,
+  connectConnections: 500,
+  connectConcurrency: 50,
+  seedBroadcastClients: 100,
+  seedBroadcasts: 40,
+  seedBroadcastIntervalMs: 10,
+  seedInboundClients: 100,
+  seedInboundMessages: 1000,
+  seedInboundWindow: 100
+}
+
+const FULL: Counts = {
+  ...QUICK,
+  fanoutSubscribers: 10_000,
+  fanoutPublications: 2000,
+  fanoutWarmup: 50,
+  fanoutPacedPublications: 300,
+  memoryConnections: 10_000,
+  reqresRounds: 2000,
+  connectConnections: 2000,
+  seedBroadcasts: 200
+}
+
+const scenarios: Scenario[] = [memory, connect, reqres, seed, fanout]
+
+function parseCli () {
+  const { values } = parseArgs({
+    options: {
+      full: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      scenarios: { type: 'string' },
+      workers: { type: 'string', default: '2' },
+      repeat: { type: 'string', default: '1' },
+      set: { type: 'string', multiple: true, default: [] },
+      'cpu-prof': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false }
+    },
+    allowPositionals: false
+  })
+  if (values.help) {
+    console.log([
+      'npm run bench [-- options]',
+      '  --full               full run (10,000 subscribers / idle connections); default is quick mode',
+      `  --only a,b           variants to run (${allVariants.map((v) => v.id).join(', ')}); ${BASELINE} is always included`,
+      `  --scenarios a,b      scenarios to run (${scenarios.map((s) => s.id).join(', ')})`,
+      '  --workers n          load-generator processes, 1 or 2 (default 2)',
+      '  --repeat n           run every scenario n times (order rotated) and report medians (default 1)',
+      '  --set key=value      override one count, e.g. --set fanoutPublications=500 (repeatable; keys: see QUICK in bench/run.ts)',
+      '  --cpu-prof           write CPU profiles of the server processes to bench/results/profiles/'
+    ].join('\n'))
+    process.exit(0)
+  }
+  const pick = <T extends { id: string }>(list: T[], wanted: string | undefined, what: string): T[] => {
+    if (wanted === undefined) return list
+    const ids = wanted.split(',').map((s) => s.trim()).filter(Boolean)
+    for (const id of ids) if (!list.some((item) => item.id === id)) throw new Error(`unknown ${what} "${id}"`)
+    return list.filter((item) => ids.includes(item.id))
+  }
+  let variants = pick(allVariants, values.only, 'variant')
+  if (!variants.some((v) => v.id === BASELINE)) variants = allVariants.filter((v) => v.id === BASELINE || variants.includes(v))
+  const workers = Number(values.workers)
+  if (workers !== 1 && workers !== 2) throw new Error('--workers must be 1 or 2')
+  const repeat = Number(values.repeat)
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) throw new Error('--repeat must be an integer from 1 to 9')
+  return {
+    mode: values.full ? 'full' as const : 'quick' as const,
+    variants,
+    scenarios: pick(scenarios, values.scenarios, 'scenario'),
+    workers,
+    repeat,
+    overrides: values.set ?? [],
+    cpuProf: values['cpu-prof']
+  }
+}
+
+/** The per-process file-descriptor limit, as `ulimit -n` reports it. */
+function fdLimit (): number {
+  try {
+    const out = execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim()
+    return out === 'unlimited' ? Infinity : Number(out)
+  } catch {
+    return 1024
+  }
+}
+
+/** Shrinks connection counts that would not fit under the fd limit of one process. */
+function fitToFdLimit (counts: Counts, limit: number, workers: number): string[] {
+  const warnings: string[] = []
+  const margin = 200
+  const keys = ['fanoutSubscribers', 'memoryConnections', 'connectConnections'] as const
+  for (const key of keys) {
+    // A server holds every connection; a worker holds its share of them.
+    const fit = Math.min(limit - margin, (limit - margin) * workers)
+    if (counts[key] > fit) {
+      warnings.push(`${key} lowered from ${counts[key]} to ${fit}: ulimit -n is ${limit} (raise it with \`ulimit -n 20000\` for the full run)`)
+      counts[key] = fit
+    }
+  }
+  return warnings
+}
+
+/** Above this share of the machine used by other processes, a run is flagged as noisy. */
+const NOISY = 0.1
+
+/** CPU µs used so far by the orchestrator, the variant's servers and the load generators. */
+async function ownCpu (server: ServerGroup, load: LoadPool): Promise<number | null> {
+  try {
+    const [s, l] = await Promise.all([server.stats(), load.cpuMicros()])
+    return s.cpuMicros + l + cpuMicros()
+  } catch {
+    return null
+  }
+}
+
+async function main (): Promise<number> {
+  const cli = parseCli()
+  const startedAt = Date.now()
+  const counts: Counts = { ...(cli.mode === 'full' ? FULL : QUICK) }
+  for (const override of cli.overrides) {
+    const [key, value] = override.split('=')
+    if (!(key in counts) || !(Number(value) > 0)) throw new Error(`--set ${override}: expected <count>=<positive number>, counts are ${Object.keys(counts).join(', ')}`)
+    counts[key as keyof Counts] = Number(value)
+  }
+  const limit = fdLimit()
+  const warnings = fitToFdLimit(counts, limit, cli.workers)
+  const timeouts: Timeouts = cli.mode === 'full' ? { openMs: 120_000, phaseMs: 300_000 } : { openMs: 20_000, phaseMs: 20_000 }
+  const hardLimitMs = (cli.mode === 'full' ? 90 * 60_000 : 150_000) * cli.repeat
+  const hardTimer = setTimeout(() => {
+    console.error(`\nbench: hard time limit of ${hardLimitMs / 1000} s reached; killing every child process`)
+    killAllChildren()
+    process.exit(1)
+  }, hardLimitMs)
+  hardTimer.unref()
+
+  const log = (message: string) => process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1).padStart(5)}s] ${message}\n`)
+  for (const warning of warnings) log(`warning: ${warning}`)
+  log(`${cli.mode} mode: ${cli.variants.length} variants × ${cli.scenarios.length} scenarios${cli.repeat > 1 ? ` × ${cli.repeat} runs` : ''}, ${cli.workers} load-generator process(es), ${os.cpus().length} cores, node ${process.version}`)
+
+  // Children: every server process and the load generators, started together.
+  const lifetime = hardLimitMs + 30_000
+  const load = new LoadPool(Array.from({ length: cli.workers }, (_, i) =>
+    new Child(`loadgen-${i + 1}`, path.join(HERE, 'load', 'worker.ts'), { maxLifetimeMs: lifetime })))
+  const startGroup = (variant: Variant): ServerGroup => {
+    const flags = ['--expose-gc']
+    if (cli.cpuProf) flags.push('--cpu-prof', `--cpu-prof-dir=${path.join(RESULTS, 'profiles', variant.id)}`)
+    const nodes = Array.from({ length: variant.nodes }, (_, i) =>
+      new Child(`server ${variant.id}#${i + 1}`, path.join(HERE, 'servers', variant.server), { maxLifetimeMs: lifetime, nodeFlags: flags }))
+    return new ServerGroup(variant, nodes)
+  }
+  const groups = new Map<string, ServerGroup>(cli.variants.map((v) => [v.id, startGroup(v)]))
+  await Promise.all([load.ready(30_000), ...[...groups.values()].map((g) => g.ready(30_000))])
+  log('servers and load generators ready')
+
+  const results: Record<string, ScenarioResults> = {}
+  const runOrder: Variant[] = [...cli.variants].sort((a, b) => Number(b.id === BASELINE) - Number(a.id === BASELINE))
+  let failures = 0
+  for (const scenario of cli.scenarios) {
+    const runs = new Map<string, VariantResult[]>(cli.variants.map((v) => [v.id, []]))
+    for (let repeat = 0; repeat < cli.repeat; repeat++) {
+      // The baseline goes first (later variants use its figures); repeats rotate the others.
+      const others = runOrder.slice(1)
+      const order = [runOrder[0], ...others.slice(repeat % Math.max(1, others.length)), ...others.slice(0, repeat % Math.max(1, others.length))]
+      for (const variant of order) {
+        let server = groups.get(variant.id) as ServerGroup
+        const t0 = Date.now()
+        if (scenario.freshServer === true && server.used) {
+          // This scenario needs a server that has served nothing yet (RSS never shrinks back).
+          await server.stop()
+          server = startGroup(variant)
+          groups.set(variant.id, server)
+          await server.ready(30_000)
+        }
+        server.used = true
+        const result = await runOnce(scenario, variant, server, runs.get(BASELINE)?.[0])
+        if (result.error !== undefined) failures++
+        runs.get(variant.id)?.push(result)
+        log(`${scenario.id.padEnd(8)} ${variant.id.padEnd(18)} ${((Date.now() - t0) / 1000).toFixed(1)} s${result.error === undefined ? '' : `  FAILED: ${result.error.split('\n')[0]}`}`)
+      }
+    }
+    results[scenario.id] = Object.fromEntries([...runs].map(([id, list]) => [id, combine(list, scenario)]))
+  }
+
+  /** One scenario against one variant, with the machine's other load measured around it. */
+  async function runOnce (scenario: Scenario, variant: Variant, server: ServerGroup, baseline: VariantResult | undefined): Promise<VariantResult> {
+    const own0 = await ownCpu(server, load)
+    const machine0 = machineCpu()
+    let result: VariantResult
+    try {
+      result = await scenario.run({ mode: cli.mode, counts, timeouts, variant, server, load, baseline, log })
+    } catch (err) {
+      result = { metrics: {}, loadUtilization: null, serverUtilization: null, loadSaturated: false, complete: false, notes: [], error: (err as Error)?.message ?? String(err) }
+    }
+    const machine1 = machineCpu()
+    const own1 = await ownCpu(server, load)
+    const other = own0 === null || own1 === null ? undefined : otherCpuShare(machine0, machine1, own1 - own0)
+    if (other !== undefined) {
+      result.otherCpuShare = Math.round(other * 100) / 100
+    }
+    // Whatever happened, leave no client connection behind for the next run.
+    try {
+      await load.closeAll()
+      if (!await server.waitConnections(0, 10_000)) result.notes.push('the server still counted connections 10 s after the clients closed')
+    } catch (err) {
+      result.notes.push(`cleanup: ${(err as Error).message}`)
+    }
+    return result
+  }
+
+  await Promise.all([load.stop(), ...[...groups.values()].map((g) => g.stop())])
+  killAllChildren()
+  clearTimeout(hardTimer)
+  const elapsedS = (Date.now() - startedAt) / 1000
+
+  // ------------------------------------------------------------------ report
+  const saturated: string[] = []
+  for (const scenario of cli.scenarios) {
+    for (const variant of cli.variants) {
+      const r = results[scenario.id]?.[variant.id]
+      if (r?.loadSaturated) saturated.push(`${scenario.id}/${variant.id} (${Math.round(Math.max(...(r.loadUtilization ?? [0])) * 100)}%)`)
+    }
+  }
+  const others = cli.scenarios.flatMap((s) => cli.variants.map((v) => results[s.id]?.[v.id]?.otherCpuShare)).filter((x): x is number => x !== undefined)
+  const otherCpu = others.length === 0 ? null : { mean: Math.round(others.reduce((a, b) => a + b, 0) / others.length * 100) / 100, max: Math.max(...others) }
+  const meta = {
+    date: new Date(startedAt).toISOString(),
+    mode: cli.mode,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGB: Math.round(os.totalmem() / 2 ** 30),
+    fdLimit: limit,
+    loadGenerators: cli.workers,
+    repeat: cli.repeat,
+    elapsedSeconds: Math.round(elapsedS * 10) / 10,
+    counts,
+    warnings,
+    loadGeneratorSaturated: saturated,
+    /** Share of the machine's CPU used by processes outside the bench, per scenario run (Linux only). */
+    otherCpu
+  }
+  const headline = headlineRatios(results, cli.variants)
+
+  const out: string[] = []
+  out.push('')
+  out.push(`fastify-realtime benchmark — ${cli.mode} mode — node ${process.version}, ${meta.cores} cores (${meta.cpu}), ${meta.loadGenerators} load-generator process(es), ${elapsedS.toFixed(1)} s`)
+  out.push(`ratios (×ws) are to raw ws framing once (${BASELINE}); ×fws is to the @fastify/websocket loop. "srv CPU" / "loadgen CPU": share of one core used during the measured phase; SAT = load generator ≥ 90% (figure may be capped by the client side).`)
+  for (const scenario of cli.scenarios) {
+    out.push('')
+    out.push(renderTable(scenario, scenario.title(counts), results[scenario.id], cli.variants))
+  }
+  out.push('')
+  out.push('Headline ratios (plugin vs the others):')
+  for (const line of headline.lines) out.push(`  ${line}`)
+  out.push('')
+  out.push(saturated.length === 0
+    ? 'Load generator saturated: no (every load-generator process stayed under 90% of a core)'
+    : `Load generator saturated: yes, in ${saturated.join(', ')} — those figures are a lower bound for the server`)
+  if (otherCpu !== null) {
+    const busy = cli.scenarios.flatMap((sc) => cli.variants.map((v) => [`${sc.id}/${v.id}`, results[sc.id]?.[v.id]?.otherCpuShare] as const))
+      .filter(([, share]) => share !== undefined && share >= NOISY)
+    if (busy.length === 0) {
+      out.push(`Machine otherwise idle: other processes used at most ${Math.round(otherCpu.max * 100)}% of the CPU during any scenario`)
+    } else {
+      const where = busy.length === others.length ? 'every scenario' : busy.slice(0, 8).map(([id, share]) => `${id} ${Math.round((share ?? 0) * 100)}%`).join(', ') + (busy.length > 8 ? ', …' : '')
+      out.push(`Machine NOT idle: other processes used ${Math.round(otherCpu.mean * 100)}% of the CPU on average (up to ${Math.round(otherCpu.max * 100)}%), ≥ ${NOISY * 100}% in ${where}; expect noisy figures and rerun on a quiet machine`)
+    }
+  }
+  for (const warning of warnings) out.push(`warning: ${warning}`)
+  console.log(out.join('\n'))
+
+  mkdirSync(RESULTS, { recursive: true })
+  const json = {
+    meta,
+    variants: cli.variants.map((v) => ({ id: v.id, label: v.label, description: v.description, nodes: v.nodes })),
+    scenarios: Object.fromEntries(cli.scenarios.map((s) => [s.id, {
+      title: s.title(counts),
+      description: s.description,
+      columns: s.columns,
+      results: results[s.id]
+    }])),
+    ratios: headline.ratios
+  }
+  writeFileSync(path.join(RESULTS, 'latest.json'), JSON.stringify(json, null, 2) + '\n')
+  const subtitle = `${cli.mode} mode · node ${process.version} · ${meta.cores} cores · ${meta.date.slice(0, 10)} · servers and load generators in separate processes on 127.0.0.1`
+  const footer = [
+    ...cli.scenarios.map((s) => s.title(counts)),
+    saturated.length === 0 ? 'Load generator not saturated in any scenario.' : `Load generator saturated in: ${saturated.join(', ')}.`
+  ]
+  writeFileSync(path.join(RESULTS, 'latest.svg'), renderSvg(cli.scenarios, results, cli.variants, subtitle, footer))
+  console.log(`\nwrote ${path.relative(process.cwd(), path.join(RESULTS, 'latest.json'))} and ${path.relative(process.cwd(), path.join(RESULTS, 'latest.svg'))}`)
+  if (cli.cpuProf) console.log(`CPU profiles: ${path.relative(process.cwd(), path.join(RESULTS, 'profiles'))}/<variant>/`)
+  return failures === 0 ? 0 : 1
+}
+
+/**
+ * Several runs of one scenario against one variant as one result: the median of
+ * every figure, the most loaded load generator, and every note once.
+ */
+function combine (list: VariantResult[], scenario: Scenario): VariantResult {
+  const ok = list.filter((r) => r.error === undefined)
+  if (ok.length === 0) return list[0]
+  if (list.length === 1) return list[0]
+  const metrics: Record<string, number> = {}
+  const spread: Record<string, [number, number]> = {}
+  for (const key of Object.keys(ok[0].metrics)) {
+    const values = ok.map((r) => r.metrics[key]).filter((v) => Number.isFinite(v))
+    if (values.length === 0) continue
+    metrics[key] = percentileOf(values, 50)
+    spread[key] = [Math.min(...values), Math.max(...values)]
+  }
+  const busiest = ok.reduce((a, b) => Math.max(...(b.loadUtilization ?? [0])) > Math.max(...(a.loadUtilization ?? [0])) ? b : a)
+  const main = scenario.columns[0]
+  const notes = [...new Set(list.flatMap((r) => r.notes))]
+  const range = spread[main.key]
+  if (range !== undefined) notes.unshift(`median of ${ok.length} runs; ${main.label} ranged ${formatNumber(range[0], main.digits)}–${formatNumber(range[1], main.digits)}`)
+  if (ok.length < list.length) notes.push(`${list.length - ok.length} of ${list.length} runs failed: ${list.find((r) => r.error !== undefined)?.error}`)
+  const others = ok.map((r) => r.otherCpuShare).filter((x): x is number => x !== undefined)
+  return {
+    metrics,
+    spread,
+    loadUtilization: busiest.loadUtilization,
+    serverUtilization: percentileOf(ok.map((r) => r.serverUtilization ?? NaN).filter(Number.isFinite), 50) ?? null,
+    loadSaturated: ok.some((r) => r.loadSaturated),
+    complete: ok.length === list.length && ok.every((r) => r.complete),
+    notes,
+    otherCpuShare: others.length === 0 ? undefined : Math.max(...others)
+  }
+}
+
+function headlineRatios (results: Record<string, ScenarioResults>, variants: Variant[]) {
+  const lines: string[] = []
+  const ratios: Record<string, number | undefined> = {}
+  const get = (scenario: string, key: string, variant: string) => results[scenario]?.[variant]?.metrics[key]
+  const r = (scenario: string, key: string, variant: string, to: string) => ratio(results[scenario] ?? {}, { key } as never, variant, to)
+  const fmt = (v: number | undefined) => (v === undefined ? '—' : `${v.toFixed(2)}×`)
+  if (results.fanout !== undefined) {
+    ratios.fanoutDeliveriesPluginVsWs = r('fanout', 'deliveriesPerSec', 'plugin', BASELINE)
+    ratios.fanoutCpuPerDeliveryPluginVsWs = r('fanout', 'cpuPerDeliveryUs', 'plugin', BASELINE)
+    lines.push(`fan-out deliveries/s, plugin / ws frame-once: ${fmt(ratios.fanoutDeliveriesPluginVsWs)}`)
+    lines.push(`fan-out server CPU per delivery, plugin / ws frame-once: ${fmt(ratios.fanoutCpuPerDeliveryPluginVsWs)}`)
+  }
+  if (results.memory !== undefined) {
+    const parts = variants.map((v) => {
+      const value = get('memory', 'rssPerConnKB', v.id)
+      ratios[`memoryRssPerConn:${v.id}`] = value
+      return `${v.label} ${value === undefined ? '—' : value.toFixed(1)} KB`
+    })
+    ratios.memoryRssPluginVsWs = r('memory', 'rssPerConnKB', 'plugin', BASELINE)
+    lines.push(`RSS per idle subscribed connection: ${parts.join(', ')} (plugin / ws: ${fmt(ratios.memoryRssPluginVsWs)})`)
+  }
+  if (results.reqres !== undefined) {
+    ratios.reqresPluginVsFastifyWebsocket = r('reqres', 'roundTripsPerSec', 'plugin', 'fastify-websocket')
+    ratios.reqresPluginVsWs = r('reqres', 'roundTripsPerSec', 'plugin', BASELINE)
+    lines.push(`request/response round trips/s, plugin / @fastify/websocket loop: ${fmt(ratios.reqresPluginVsFastifyWebsocket)} (plugin / raw ws: ${fmt(ratios.reqresPluginVsWs)})`)
+  }
+  if (results.connect !== undefined) {
+    ratios.connectPluginVsWs = r('connect', 'connectionsPerSec', 'plugin', BASELINE)
+    lines.push(`connections/s, plugin / raw ws: ${fmt(ratios.connectPluginVsWs)}`)
+  }
+  return { lines, ratios }
+}
+
+// Nothing may outlive the run: kill every child on any way out.
+process.on('exit', () => killAllChildren())
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    console.error(`\nbench: ${signal}; stopping ${liveChildren()} child process(es)`)
+    killAllChildren()
+    process.exit(130)
+  })
+}
+process.on('uncaughtException', (err) => {
+  console.error('bench: uncaught exception:', err)
+  killAllChildren()
+  process.exit(1)
+})
+process.on('unhandledRejection', (err) => {
+  console.error('bench: unhandled rejection:', err)
+  killAllChildren()
+  process.exit(1)
+})
+
+main().then((code) => { process.exitCode = code }, (err) => {
+  console.error('bench failed:', err)
+  killAllChildren()
+  process.exitCode = 1
+})

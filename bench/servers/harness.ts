@@ -1,0 +1,129 @@
+// What every bench server process has in common: the control commands the
+// orchestrator sends (stats, gc, publish, shutdown) and the message published.
+//
+// A variant file only builds its server and hands `runServer` an object that can
+// publish to a topic, count its connections and close. Adding a variant (for
+// example one that fans out through Redis) means writing one such file.
+
+import { cpuMicros, wallNow } from '../lib/clock.js'
+import { serveControl } from '../lib/control.js'
+
+/** What is published in the fan-out scenarios: ~100 bytes once serialised. */
+export interface BenchMessage {
+  /** Wall-clock send time in ms (performance.timeOrigin + performance.now()). */
+  t: number
+  seq: number
+  pad: string
+}
+
+export interface BenchServer {
+  port: number
+  /** Sends one publication to every subscriber of `topic` on this process. */
+  publish: (topic: string, message: BenchMessage) => void
+  /** Accepted, still open client connections. */
+  connections: () => number
+  close: () => Promise<void>
+}
+
+export interface PublishArgs {
+  topic: string
+  count: number
+  /** Publications per event-loop turn when `intervalMs` is 0 (as fast as possible). */
+  batch: number
+  /** Time between publications; 0 publishes as fast as possible, `batch` per turn. */
+  intervalMs: number
+  padLength: number
+  timeoutMs: number
+}
+
+export interface PublishResult {
+  published: number
+  startWall: number
+  endWall: number
+  cpuMicros: number
+  timedOut: boolean
+}
+
+export interface ServerStats {
+  pid: number
+  wall: number
+  cpuMicros: number
+  connections: number
+  memory: NodeJS.MemoryUsage
+}
+
+export function runServer (name: string, start: () => Promise<BenchServer>): void {
+  start().then((server) => {
+    const stats = (): ServerStats => ({
+      pid: process.pid,
+      wall: wallNow(),
+      cpuMicros: cpuMicros(),
+      connections: server.connections(),
+      memory: process.memoryUsage()
+    })
+    serveControl({
+      stats,
+      gc: async () => {
+        if (typeof globalThis.gc !== 'function') throw new Error('start the server with --expose-gc')
+        // Several passes with turns in between, so weak and finalised objects go too.
+        for (let i = 0; i < 4; i++) {
+          globalThis.gc()
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+        return stats()
+      },
+      publish: (args: PublishArgs) => publishLoop(server, args),
+      shutdown: () => server.close()
+    }, { name, port: server.port, pid: process.pid })
+  }).catch((err) => {
+    console.error(`[bench server ${name}] failed to start:`, err)
+    process.exit(1)
+  })
+}
+
+/**
+ * Publishes `count` messages, each stamped with the wall clock just before it is
+ * handed to the server. Bounded by count and by `timeoutMs`.
+ */
+function publishLoop (server: BenchServer, args: PublishArgs): Promise<PublishResult> {
+  const pad = 'x'.repeat(args.padLength)
+  const cpu0 = cpuMicros()
+  const startWall = wallNow()
+  const deadline = Date.now() + args.timeoutMs
+  let seq = 0
+  return new Promise((resolve) => {
+    const done = (timedOut: boolean) => resolve({ published: seq, startWall, endWall: wallNow(), cpuMicros: cpuMicros() - cpu0, timedOut })
+    const publishOne = () => { server.publish(args.topic, { t: wallNow(), seq, pad }); seq++ }
+    if (args.intervalMs <= 0) {
+      const turn = () => {
+        for (let i = 0; i < args.batch && seq < args.count; i++) publishOne()
+        if (seq >= args.count) done(false)
+        else if (Date.now() > deadline) done(true)
+        else setImmediate(turn)
+      }
+      turn()
+    } else {
+      // Paced: publish whatever is due at each tick, so timer lateness does not lower the rate.
+      const tick = () => {
+        const due = Math.min(args.count, Math.floor((wallNow() - startWall) / args.intervalMs) + 1)
+        for (let i = seq; i < due; i++) publishOne()
+        if (seq >= args.count) done(false)
+        else if (Date.now() > deadline) done(true)
+        else setTimeout(tick, Math.max(0, startWall + seq * args.intervalMs - wallNow()))
+      }
+      tick()
+    }
+  })
+}
+
+/** Listens on 127.0.0.1 with an ephemeral port and resolves with the port. */
+export function listenLocal (server: import('node:http').Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      if (address === null || typeof address === 'string') reject(new Error('no TCP address'))
+      else resolve(address.port)
+    })
+  })
+}

@@ -1,0 +1,82 @@
+// The servers compared. Each entry names a standalone server process under
+// bench/servers/ and the client the load generators use to talk to it.
+//
+// To add a variant (say, the plugin on a Redis broker against Socket.IO with its
+// Redis adapter): write bench/servers/<id>.ts with runServer(), then add an entry
+// here. `nodes: 2` starts two processes of it; clients are spread over them and
+// publications are made on the first, so cross-node fan-out is what gets measured.
+
+import type { ClientKind } from './load/clients.js'
+
+export interface Variant {
+  id: string
+  label: string
+  /** File under bench/servers/. */
+  server: string
+  client: ClientKind
+  /** Server processes to start (clients are spread across them). */
+  nodes: number
+  /** Bar colour in the SVG chart. */
+  color: string
+  /** The client URL for a server process listening on `port`. */
+  url: (port: number) => string
+  /** What this variant is, in one sentence, for the README and the JSON. */
+  description: string
+}
+
+const wsUrl = (port: number) => `ws://127.0.0.1:${port}/ws`
+
+export const BASELINE = 'ws-frame-once'
+
+export const variants: Variant[] = [
+  {
+    id: 'plugin',
+    label: 'fastify-realtime',
+    server: 'plugin.ts',
+    client: 'realtime',
+    nodes: 1,
+    color: '#2f6fdf',
+    url: wsUrl,
+    description: 'this plugin: schema-serialised publications framed once, validated routes'
+  },
+  {
+    id: 'ws-frame-once',
+    label: 'ws (frame once)',
+    server: 'ws-frame-once.ts',
+    client: 'raw',
+    nodes: 1,
+    color: '#3a3a3a',
+    url: wsUrl,
+    description: 'raw ws: JSON.stringify and Buffer.from once per publication, the Buffer sent to every socket'
+  },
+  {
+    id: 'ws-stringify-each',
+    label: 'ws (stringify each)',
+    server: 'ws-stringify-each.ts',
+    client: 'raw',
+    nodes: 1,
+    color: '#8a8a8a',
+    url: wsUrl,
+    description: 'raw ws: a Set of sockets and JSON.stringify for every socket'
+  },
+  {
+    id: 'fastify-websocket',
+    label: '@fastify/websocket loop',
+    server: 'fastify-websocket.ts',
+    client: 'raw',
+    nodes: 1,
+    color: '#2aa876',
+    url: wsUrl,
+    description: '@fastify/websocket with a hand-written loop: stringify once, send the string to each socket'
+  },
+  {
+    id: 'socketio',
+    label: 'Socket.IO 4.8',
+    server: 'socketio.ts',
+    client: 'socketio',
+    nodes: 1,
+    color: '#e8833a',
+    url: (port) => `http://127.0.0.1:${port}`,
+    description: 'Socket.IO 4.8 (websocket transport only): rooms, io.to(room).emit, acknowledgements'
+  }
+]
