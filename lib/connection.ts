@@ -17,6 +17,8 @@ export interface Subscription {
   held: Array<{ offset: number, frame: Buffer }> | null
   /** Offset of the last publication sent (or skipped on a volatile topic): guards against duplicates and gaps. */
   offset: number
+  /** Epoch of the stream that offset belongs to: a publication of another epoch is a gap too. */
+  epoch: string
   volatile: boolean
   /** Serialised presence meta sent with `subscribe`, when the topic has presence. */
   meta?: string

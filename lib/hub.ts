@@ -74,6 +74,10 @@ export class Hub {
         subscription.held.push({ offset, frame })
       } else if (offset === 0) {
         connection.send(frame, true)
+      } else if (publication.epoch !== subscription.epoch) {
+        // The stream was reset (store flushed, meta expired): offsets restart, so
+        // comparing them would hide a gap.
+        this.onGap(connection, subscription)
       } else if (offset === subscription.offset + 1 || subscription.volatile) {
         if (offset > subscription.offset) {
           subscription.offset = offset
@@ -96,6 +100,17 @@ export class Hub {
       const subscription = connection.subscriptions.get(event.topic) as Subscription
       if (subscription.held !== null) subscription.held.push({ offset: 0, frame })
       else connection.send(frame)
+    }
+  }
+
+  /** The broker cannot vouch for continuity on this topic: every local subscriber is told. */
+  resync (topic: string): void {
+    const subscribers = this.#subscribers.get(topic)
+    if (subscribers === undefined) return
+    // A copy: onGap takes each subscriber out of the set.
+    for (const connection of [...subscribers]) {
+      const subscription = connection.subscriptions.get(topic)
+      if (subscription !== undefined) this.onGap(connection, subscription)
     }
   }
 

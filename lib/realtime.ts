@@ -17,7 +17,7 @@ import { checkTypeName } from './router.js'
 import { Registry } from './registry.js'
 import { Router, type CompiledRoute, type ErrorSchemas, type MessageContext, type RouteDefinition } from './router.js'
 import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type PresenceOptions, type TopicAction, type TopicMatch } from './topics.js'
-import type { Broker, BrokerCommand, HistoryOptions, Publication } from './broker/types.js'
+import type { Broker, BrokerCommand, HistoryOptions, Publication, StreamPosition } from './broker/types.js'
 
 /**
  * Frames a connection may send while one of its `auth`, `subscribe` or `unsubscribe`
@@ -294,7 +294,8 @@ export class Realtime<U = unknown> {
     await this.#hub.broker.start(
       (publication) => this.#hub.deliver(publication),
       (event) => this.#hub.deliverPresence(event),
-      (command) => this.#command(command)
+      (command) => this.#command(command),
+      (topic) => this.#hub.resync(topic)
     )
     this.#heartbeat.start()
   }
@@ -727,7 +728,7 @@ export class Realtime<U = unknown> {
     }
     // Claim the slot before the first await: a second subscribe to the same topic is
     // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
-    const subscription: Subscription = { topic, held: [], offset: 0, volatile: match.topic.volatile, joined: false }
+    const subscription: Subscription = { topic, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false }
     if (metaJson !== undefined) subscription.meta = metaJson
     connection.subscriptions.set(topic, subscription)
     try {
@@ -746,8 +747,18 @@ export class Realtime<U = unknown> {
       const { position } = recovery
       const reply: Static<typeof SubscribeReply> = { topic, offset: position.offset, epoch: position.epoch }
       if (since !== undefined) reply.recovered = recovery.recovered
-      this.#releaseHeld(connection, subscription, envelope.id, this.#builtin.subscribeReply(reply), position.offset, recovery.publications)
-      if (match.topic.presence !== null && connection.subscriptions.get(topic) === subscription) await this.#join(connection, subscription)
+      this.#releaseHeld(connection, subscription, envelope.id, this.#builtin.subscribeReply(reply), position, recovery.publications)
+      if (match.topic.presence !== null && connection.subscriptions.get(topic) === subscription) {
+        try {
+          await this.#join(connection, subscription)
+        } catch (err) {
+          // The reply is out already: the subscription stays, without presence; the
+          // broker's leave (or its TTL) undoes a join that half happened.
+          connection.log.error({ err, topic }, 'presence join failed')
+          subscription.joined = false
+          this.#hub.broker.leave(topic, connection.id).catch(() => {})
+        }
+      }
       return SENT
     } catch (err) {
       if (connection.subscriptions.get(topic) === subscription) {
@@ -771,11 +782,10 @@ export class Realtime<U = unknown> {
   /** Takes a subscription off live delivery and out of presence. */
   #leave (connection: Connection<U>, subscription: Subscription): void {
     const topic = subscription.topic
-    const fail = (err: unknown) => connection.log.error({ err, topic }, 'broker unsubscribe failed')
-    this.#hub.remove(connection as Connection, topic).catch(fail)
+    this.#hub.remove(connection as Connection, topic).catch((err) => connection.log.error({ err, topic }, 'broker unsubscribe failed'))
     if (subscription.joined) {
       subscription.joined = false
-      this.#hub.broker.leave(topic, connection.id).catch(fail)
+      this.#hub.broker.leave(topic, connection.id).catch((err) => connection.log.error({ err, topic }, 'presence leave failed'))
     }
   }
 
@@ -783,12 +793,13 @@ export class Realtime<U = unknown> {
    * Sends the subscribe reply, then the recovered publications, then those held
    * meanwhile that come after them: in order, none twice, none missing.
    */
-  #releaseHeld (connection: Connection<U>, subscription: Subscription, id: MessageId, reply: string, offset: number, recovered: Publication[]): void {
+  #releaseHeld (connection: Connection<U>, subscription: Subscription, id: MessageId, reply: string, { offset, epoch }: StreamPosition, recovered: Publication[]): void {
     if (id !== undefined) this.#send(connection, replyFrame(id, reply))
     for (const p of recovered) this.#send(connection, messageFrame(p.topic, p.offset, p.epoch, p.data))
     const held = subscription.held as NonNullable<Subscription['held']>
     subscription.held = null
     subscription.offset = offset
+    subscription.epoch = epoch
     for (const item of held) {
       if (item.offset === 0) {
         this.#send(connection, item.frame)

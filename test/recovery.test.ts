@@ -156,3 +156,35 @@ t.test('history(): the latest publications of a topic, for history on join', asy
   t.same((await app.realtime.history('room/a')).publications.map((p) => p.offset), [3, 4, 5])
   await t.rejects(app.realtime.history('nope'), { code: 'FST_REALTIME_UNKNOWN_TOPIC' })
 })
+
+t.test('a publication of another epoch, or a resync from the broker, is a gap told with 2500', async (t) => {
+  class ResettingBroker extends MemoryBroker {
+    epoch: string | null = null
+    resync!: (topic: string) => void
+    override start (...args: Parameters<MemoryBroker['start']>) {
+      const [listener, presence, command, resync] = args
+      this.resync = resync as (topic: string) => void
+      super.start((p) => listener(this.epoch === null ? p : { ...p, epoch: this.epoch, offset: 1 }), presence, command)
+    }
+  }
+  const broker = new ResettingBroker()
+  const { app, url } = await build(t, { broker }, (app) => {
+    app.realtime.topic('feed', { message: Message })
+  })
+  const c = await connect(t, url)
+  await c.request('subscribe', { topic: 'feed' })
+  await app.realtime.publish('feed', { n: 1 })
+  await app.realtime.publish('feed', { n: 2 })
+  t.same([(await c.nextOfType('message')).offset, (await c.nextOfType('message')).offset], [1, 2])
+  broker.epoch = 'flushed' // the store came back empty: offsets restart under a new epoch
+  await app.realtime.publish('feed', { n: 3 })
+  t.equal((await c.nextOfType('unsubscribed')).code, 2500, 'offset 1 of a new epoch is not taken for a duplicate')
+  t.equal(c.frames.filter((f) => f.type === 'message').length, 0)
+
+  broker.epoch = null
+  await c.request('subscribe', { topic: 'feed' })
+  broker.resync('feed')
+  t.same(await c.nextOfType('unsubscribed'), { type: 'unsubscribed', topic: 'feed', code: 2500, reason: 'insufficient state: resubscribe with since' })
+  broker.resync('nobody-here')
+  t.same(app.realtime.stats().topics, {})
+})

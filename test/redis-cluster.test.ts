@@ -130,7 +130,7 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
     await until(() => clients.every((c) => c.settled && c.position?.epoch === final.epoch && c.position.offset === final.offset), 10_000)
     for (const [i, client] of clients.entries()) {
       t.same(client.violations, [], `subscriber ${i}: never a silent gap`)
-      t.ok(client.told.includes('close 4010'), `subscriber ${i}: told that it missed publications`)
+      t.ok(client.told.includes('unsubscribed 2500'), `subscriber ${i}: told that it missed publications`)
       t.ok(client.subscribes.some((s) => s.recovered === false), `subscriber ${i}: Redis lost everything, so recovery says false`)
     }
     t.same(list.map((n) => n.resyncs.includes('feed/live')), [true, true, true], 'each node asked to resync')
@@ -159,7 +159,7 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
     await until(() => clients.every((c) => c.settled && c.position?.epoch === next.epoch))
     for (const client of clients) {
       t.same(client.violations, [])
-      t.same(client.told, ['close 4010'], 'told')
+      t.same(client.told, ['unsubscribed 2500'], 'told')
       t.same(client.subscribes.at(-1), { recovered: false, offset: 1, epoch: next.epoch }, 'recovered: false, then the new epoch')
     }
     const back = new FeedClient(a.url, 'feed/flush', { reconnect: false, since: old })

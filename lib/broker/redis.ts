@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto'
 import createError from '@fastify/error'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { Broker, BrokerCommand, CommandListener, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, StreamPosition } from './types.js'
+import type { Broker, BrokerCommand, CommandListener, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
 import { BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP, type LuaScript } from './redis-scripts.js'
 
 export const redisErrorCodes = {
@@ -26,14 +26,6 @@ export const redisErrorCodes = {
   /** The broker was closed. */
   FST_REALTIME_BROKER_CLOSED: createError('FST_REALTIME_BROKER_CLOSED', 'The Redis broker is closed', 500)
 }
-
-/**
- * Called when this node can no longer vouch that live delivery on a topic was
- * contiguous (its history no longer covers what it missed, or the topic's epoch
- * changed). The local subscribers of the topic must be told (`unsubscribed` 2500, or a
- * close with 4010) so they resubscribe with `since`.
- */
-export type ResyncListener = (topic: string) => void
 
 /** Any pino-like logger (`app.log`). */
 export interface RedisBrokerLog {

@@ -70,9 +70,16 @@ export interface BrokerCommand {
 
 export type CommandListener = (command: BrokerCommand) => void
 
+/**
+ * Called when a node can no longer vouch that live delivery on a topic was contiguous
+ * (its store came back empty, or history could not cover a reconnection gap): every
+ * local subscriber of that topic must be told to resubscribe with `since`.
+ */
+export type ResyncListener = (topic: string) => void
+
 export interface Broker {
   /** Called once by the plugin with the functions that deliver to this node's subscribers and carry out commands. */
-  start (listener: PublicationListener, presence?: PresenceListener, command?: CommandListener): Promise<void> | void
+  start (listener: PublicationListener, presence?: PresenceListener, command?: CommandListener, resync?: ResyncListener): Promise<void> | void
   /** Sends a command to every node, this one included. */
   command (command: BrokerCommand): Promise<void>
   /** Assigns the next offset, records the publication and fans it out to every node. */
