@@ -1,7 +1,7 @@
 // The in-memory broker: one process, offsets and history per topic, delivery in the
 // same tick as the publish.
 import { randomBytes } from 'node:crypto'
-import type { Broker, BrokerCommand, CommandListener, HistoryOptions, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, StreamPosition } from './types.js'
+import type { Broker, BrokerCommand, CommandListener, HistoryOptions, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
 
 interface Entry {
   publication: Publication
@@ -32,7 +32,8 @@ export class MemoryBroker implements Broker {
     this.#now = options.now ?? Date.now
   }
 
-  start (listener: PublicationListener, presence?: PresenceListener, command?: CommandListener): void {
+  // One process never loses track of its own streams, so it never asks for a resync.
+  start (listener: PublicationListener, presence?: PresenceListener, command?: CommandListener, _resync?: ResyncListener): void {
     this.#listener = listener
     this.#presenceListener = presence ?? null
     this.#commandListener = command ?? null
