@@ -10,9 +10,11 @@
 // server.ts is the runnable entry (`npm start`).
 import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import realtime from '../../lib/index.js'
+import { build as esbuild } from 'esbuild'
+import realtime, { type Broker } from '../../lib/index.js'
 
 export const ChatUserSchema = Type.Object({ id: Type.String(), name: Type.String() })
 export type ChatUser = Static<typeof ChatUserSchema>
@@ -53,12 +55,25 @@ export function isValidName (name: string): boolean {
 }
 
 const pagePath = new URL('./public/index.html', import.meta.url)
+const clientEntry = fileURLToPath(new URL('../../lib/client/index.ts', import.meta.url))
+let clientBuild: Promise<string> | undefined
 
-export async function buildChat (opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+/**
+ * fastify-realtime/client built for browsers, in memory, once per process. The
+ * browser platform also proves that no Node-only module reaches the client.
+ */
+export function clientBundle (): Promise<string> {
+  clientBuild ??= esbuild({ entryPoints: [clientEntry], bundle: true, platform: 'browser', format: 'esm', target: 'es2022', write: false, logLevel: 'silent' })
+    .then((result) => result.outputFiles[0].text)
+  return clientBuild
+}
+
+export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: opts.logger ?? false })
 
-  // Read once at startup: the page is static and small.
+  // Read and built once at startup: the page and the client are static and small.
   const page = await readFile(pagePath, 'utf8')
+  const clientJs = await clientBundle()
 
   await app.register(realtime, {
     // DEMO ONLY: there are no passwords here. The token a client sends in its `auth`
@@ -66,7 +81,9 @@ export async function buildChat (opts: { logger?: boolean } = {}): Promise<Fasti
     // can speak as anyone. A real application verifies a session or a signed token
     // here and takes the user from it.
     authenticate: (token) => isValidName(token) ? { user: { id: token, name: token } } : null,
-    userSchema: ChatUserSchema
+    userSchema: ChatUserSchema,
+    // Restarting with the same broker keeps history and epochs, so pages recover what they missed.
+    broker: opts.broker
   })
 
   const rt = app.realtime
@@ -138,6 +155,10 @@ export async function buildChat (opts: { logger?: boolean } = {}): Promise<Fasti
 
   app.get('/', async (_request, reply) => {
     return reply.type('text/html; charset=utf-8').send(page)
+  })
+
+  app.get('/client.js', async (_request, reply) => {
+    return reply.type('text/javascript; charset=utf-8').send(clientJs)
   })
 
   return app

@@ -1,22 +1,34 @@
 // Runs the chat example: `npm start` (HOST and PORT may be set in the environment).
+// With REDIS_URL set (`REDIS_URL=redis://127.0.0.1:6379 npm start`) the chat keeps its
+// rooms in Redis, so several processes can serve it together (see examples/cluster).
+import { RedisBroker } from '../../lib/index.js'
 import { buildChat } from './app.js'
 
 const host = process.env.HOST ?? '127.0.0.1'
 const port = Number(process.env.PORT ?? 3000)
+const redisUrl = process.env.REDIS_URL
 
-const app = await buildChat({ logger: true })
+// Redis trouble is reported through the app's logger (called only once the app exists).
+const log = {
+  warn: (obj: object, msg?: string) => app.log.warn(obj, msg),
+  error: (obj: object, msg?: string) => app.log.error(obj, msg)
+}
+const broker = redisUrl === undefined || redisUrl === '' ? undefined : new RedisBroker({ redis: redisUrl, log })
+
+const app = await buildChat({ logger: true, broker })
 
 try {
   await app.listen({ host, port })
 } catch (err) {
   app.log.error(err)
+  await broker?.close()
   process.exit(1)
 }
 
 const address = app.server.address()
 const actualPort = typeof address === 'object' && address !== null ? address.port : port
 const shownHost = host.includes(':') ? `[${host}]` : host
-console.log(`Chat example running at http://${shownHost}:${actualPort}/`)
+console.log(`Chat example running at http://${shownHost}:${actualPort}/${broker === undefined ? '' : ` (broker: Redis at ${redisUrl})`}`)
 
 // Graceful shutdown: app.close() tells every client "server restarting" (1012) and
 // waits for them to go. A second signal while that is under way exits at once.
@@ -28,7 +40,9 @@ function onSignal (signal: NodeJS.Signals): void {
   }
   closing = true
   app.log.info(`${signal} received: closing`)
-  app.close().then(
+  // The app does not close a broker it was given: that comes after, once every
+  // connection has left its rooms.
+  app.close().then(() => broker?.close()).then(
     () => process.exit(0),
     (err: unknown) => {
       app.log.error(err)

@@ -1,0 +1,72 @@
+// Errors a client sees: those the server answered (`error` frames, with the
+// protocol's codes or a route's own), and those the client raises itself when a
+// request cannot be answered (timeout, full queue, lost or closed connection).
+import type { ProtocolErrorCode } from './protocol.js'
+
+/** Codes the client itself gives to requests that got no answer from the server. */
+export type ClientErrorCode =
+  /** No answer within the request's timeout (queued or sent). */
+  | 'TIMEOUT'
+  /** Disconnected and the queue of waiting requests is full. */
+  | 'QUEUE_FULL'
+  /** The connection was lost after the request was sent: it may or may not have run. */
+  | 'DISCONNECTED'
+  /** The client is closed (by `close()`, or by a close code that does not reconnect). */
+  | 'CLOSED'
+
+export interface RealtimeClientErrorOptions<D = unknown> {
+  details?: D
+  temporary?: boolean
+  retryAfterMs?: number
+  /** For CLOSED: the WebSocket close code that ended the connection, when there was one. */
+  closeCode?: number
+}
+
+/**
+ * An error answered by the server, or raised by the client when no answer came.
+ * `code` and `details` are typed by the route when it comes from `request()`; see
+ * `RequestError` and `isRealtimeClientError`.
+ */
+export class RealtimeClientError<C extends string = string, D = unknown> extends Error {
+  readonly code: C
+  readonly details: D
+  /** The same request may succeed later (INTERNAL, RATE_LIMITED, TIMEOUT, DISCONNECTED, …). */
+  readonly temporary: boolean
+  /** How long to wait before retrying, when the server said so. */
+  readonly retryAfterMs: number | undefined
+  readonly closeCode: number | undefined
+
+  constructor (code: C, message: string, options: RealtimeClientErrorOptions<D> = {}) {
+    super(message)
+    this.name = 'RealtimeClientError'
+    this.code = code
+    this.details = options.details as D
+    this.temporary = options.temporary ?? false
+    this.retryAfterMs = options.retryAfterMs
+    this.closeCode = options.closeCode
+  }
+
+  toJSON (): { code: C, message: string, details?: D, temporary: boolean, retryAfterMs?: number } {
+    const out: { code: C, message: string, details?: D, temporary: boolean, retryAfterMs?: number } = { code: this.code, message: this.message, temporary: this.temporary }
+    if (this.details !== undefined) out.details = this.details
+    if (this.retryAfterMs !== undefined) out.retryAfterMs = this.retryAfterMs
+    return out
+  }
+}
+
+/** An error of any code: from the protocol, from the client, or an application's own. */
+export type AnyRealtimeClientError = RealtimeClientError<ProtocolErrorCode | ClientErrorCode | (string & {}), unknown>
+
+export function isRealtimeClientError (err: unknown): err is AnyRealtimeClientError {
+  return err instanceof RealtimeClientError
+}
+
+/** Builds the error from the `error` object of an `error` frame. */
+export function fromWire (error: unknown): AnyRealtimeClientError {
+  const e = (error !== null && typeof error === 'object' ? error : {}) as Record<string, unknown>
+  const code = typeof e.code === 'string' ? e.code : 'INTERNAL'
+  const message = typeof e.message === 'string' ? e.message : code
+  const options: RealtimeClientErrorOptions = { details: e.details, temporary: e.temporary === true }
+  if (typeof e.retryAfterMs === 'number') options.retryAfterMs = e.retryAfterMs
+  return new RealtimeClientError(code, message, options)
+}

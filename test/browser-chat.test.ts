@@ -1,0 +1,192 @@
+// The chat page (examples/chat/public/index.html on fastify-realtime/client) in
+// headless Chromium: two pages talk, see each other type and come and go, and live
+// through a server restart (same port, same broker) without losing a post.
+//
+// Needs Chromium at /usr/bin/chromium (or CHROMIUM_PATH). Without it the browser part
+// is skipped with a message, except under CI=true, where its absence is a failure.
+import t, { type Test } from 'tap'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import type { BrowserContext, Page } from 'playwright-core'
+import { MemoryBroker } from '../lib/index.js'
+import { buildChat } from '../examples/chat/app.js'
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'
+]
+
+interface Chat {
+  app: FastifyInstance
+  port: number
+  /** Closes the server (see below for the sockets it drops first). */
+  close: () => Promise<void>
+}
+
+async function startChat (t: Test, broker: MemoryBroker, port = 0, beforeListen?: (app: FastifyInstance) => Promise<void>): Promise<Chat> {
+  const app = await buildChat({ broker })
+  // Chromium with a profile on disk opens a speculative connection that never sends a
+  // request, and Node's HTTP server waits for such a socket until headersTimeout
+  // (60 s) before app.close() completes. A server restart is what this test is about,
+  // not that wait, so such sockets are dropped first.
+  const sockets = new Set<Socket>()
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  const close = async (): Promise<void> => {
+    for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy()
+    await app.close()
+  }
+  t.teardown(close)
+  if (beforeListen !== undefined) {
+    await app.ready()
+    await beforeListen(app)
+  }
+  await app.listen({ port, host: '127.0.0.1' })
+  return { app, port: (app.server.address() as { port: number }).port, close }
+}
+
+t.test('the chat server serves the browser build of the client', async (t) => {
+  const { port } = await startChat(t, new MemoryBroker())
+  const res = await fetch(`http://127.0.0.1:${port}/client.js`)
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^text\/javascript/)
+  const js = await res.text()
+  t.match(js, /export\s*\{[^}]*createClient/, 'an ES module exporting createClient')
+  t.notMatch(js, /\bfrom\s*["']node:|require\(/, 'nothing from Node in it')
+  const page = await (await fetch(`http://127.0.0.1:${port}/`)).text()
+  t.match(page, /import \{ createClient \} from '\/client\.js'/, 'the page uses it')
+})
+
+if (!existsSync(CHROMIUM)) {
+  if (process.env.CI === 'true') {
+    t.fail(`Chromium is missing at ${CHROMIUM}; under CI the browser test must run (apt-get update && apt-get install -y chromium)`)
+  } else {
+    t.test('the chat page in Chromium', { skip: `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH` }, () => {})
+  }
+} else {
+  t.test('the chat page in Chromium: posts, typing, presence, and a server restart', { timeout: 60_000 }, async (t) => {
+    const { chromium } = await import('playwright-core')
+    const broker = new MemoryBroker()
+    const first = await startChat(t, broker)
+    const port = first.port
+    const base = `http://127.0.0.1:${port}/`
+
+    const profile = await mkdtemp(join(tmpdir(), 'realtime-chromium-'))
+    const context: BrowserContext = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ARGS,
+      timeout: 30_000
+    })
+    t.teardown(async () => {
+      await context.close()
+      await rm(profile, { recursive: true, force: true })
+    })
+    context.setDefaultTimeout(10_000)
+    const problems: string[] = []
+    const open = async (name: string): Promise<Page> => {
+      const page = await context.newPage()
+      page.on('pageerror', (err) => { problems.push(`${name}: ${err.message}`) })
+      // Failed connection attempts while the server is down are logged by the browser itself.
+      page.on('console', (msg) => {
+        if (msg.type() === 'error' && !/WebSocket|Failed to load resource/.test(msg.text())) problems.push(`${name}: ${msg.text()}`)
+      })
+      await page.goto(base)
+      return page
+    }
+    const signIn = async (page: Page, name: string): Promise<void> => {
+      await page.fill('#name', name)
+      await page.click('#signin')
+      await page.waitForSelector('#state[data-state="online"]')
+      await page.waitForFunction(() => document.getElementById('room-title')?.textContent === '#general')
+    }
+    const text = (page: Page, selector: string): Promise<string> => page.locator(selector).innerText()
+    const waitText = (page: Page, selector: string, expected: string): Promise<unknown> =>
+      page.waitForFunction(([s, e]) => (document.querySelector(s)?.textContent ?? '') === e, [selector, expected] as const)
+    const presence = async (page: Page, names: string[]): Promise<void> => {
+      await page.waitForFunction((want) => {
+        const got = Array.from(document.querySelectorAll('#presence li'), (li) => li.textContent)
+        return JSON.stringify(got) === JSON.stringify(want)
+      }, names)
+    }
+    const posts = (page: Page, needle: string): Promise<number> => page.locator('#messages li', { hasText: needle }).count()
+
+    const alice = await open('alice')
+    const bob = await open('bob')
+    await signIn(alice, 'alice')
+    await signIn(bob, 'bob')
+
+    // Presence: each page lists both.
+    await presence(alice, ['alice', 'bob'])
+    await presence(bob, ['alice', 'bob'])
+    t.pass('presence lists both users on both pages')
+
+    // Typing shows on the other page, and clears when the text is cleared.
+    await alice.fill('#text', 'hello bob')
+    await waitText(bob, '#typing', 'alice is typing…')
+    t.equal(await text(alice, '#typing'), '', 'the typer does not see itself typing')
+    await alice.fill('#text', '')
+    await waitText(bob, '#typing', '')
+    t.pass('typing shows and clears')
+
+    // A post from one page appears in the other, once.
+    await alice.fill('#text', 'hello bob')
+    await waitText(bob, '#typing', 'alice is typing…')
+    await alice.click('#send')
+    await bob.locator('#messages li', { hasText: 'hello bob' }).waitFor()
+    await waitText(bob, '#typing', '')
+    t.equal(await posts(bob, 'hello bob'), 1, 'bob sees alice\'s post, and alice stopped typing')
+    await alice.locator('#messages li.mine', { hasText: 'hello bob' }).waitFor()
+    await bob.fill('#text', 'hi alice')
+    await bob.press('#text', 'Enter')
+    await alice.locator('#messages li', { hasText: 'hi alice' }).waitFor()
+    t.pass('and back')
+
+    // Presence follows people leaving and coming back.
+    await bob.click('#signout')
+    await presence(alice, ['alice'])
+    await signIn(bob, 'bob')
+    await presence(alice, ['alice', 'bob'])
+    t.pass('presence updates on leave and join')
+    await bob.locator('#messages li', { hasText: 'hi alice' }).waitFor()
+    t.pass('history shows recent posts on joining')
+
+    // The server goes away...
+    await first.close()
+    await alice.waitForSelector('#state[data-state="reconnecting"]')
+    await bob.waitForSelector('#state[data-state="reconnecting"]')
+    // ...a post written meanwhile waits in alice's client...
+    await alice.fill('#text', 'written while offline')
+    await alice.click('#send')
+    // ...and one is published before the new server accepts anyone.
+    const second = await startChat(t, broker, port, async (app) => {
+      await app.realtime.publish('room/general', {
+        kind: 'chat', id: randomUUID(), user: { id: 'carol', name: 'carol' }, text: 'posted while you were away', at: Date.now()
+      })
+    })
+    t.equal(second.port, port, 'the new server listens on the same port')
+
+    for (const page of [alice, bob]) {
+      await page.waitForSelector('#state[data-state="online"]')
+      await page.locator('#messages li', { hasText: 'posted while you were away' }).waitFor()
+      await page.locator('#messages li', { hasText: 'written while offline' }).waitFor()
+      const who = page === alice ? 'alice' : 'bob'
+      t.equal(await posts(page, 'hello bob'), 1, `${who}: a post from before the restart is not shown twice`)
+      t.equal(await posts(page, 'posted while you were away'), 1, `${who}: the post published while away is recovered, once`)
+      t.equal(await posts(page, 'written while offline'), 1, `${who}: the post queued while offline went out after reconnecting, once`)
+    }
+    t.pass('both pages reconnected and show what they missed')
+    await presence(alice, ['alice', 'bob'])
+    await presence(bob, ['alice', 'bob'])
+    t.pass('presence is right after the restart')
+    t.same(problems, [], 'no page errors')
+  })
+}
