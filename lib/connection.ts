@@ -2,6 +2,7 @@
 // ten thousand idle connections every field here is paid for ten thousand times.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { CloseCode, closeReason } from './protocol.js'
 import { ErrorBudget, TokenBucket, type RateLimitOptions } from './limits.js'
@@ -34,6 +35,11 @@ export interface ConnectionLimits {
   dropped: number
 }
 
+function uncork (connection: Connection<any>, raw: Socket): void {
+  connection.corked = false
+  raw.uncork()
+}
+
 export class Connection<U = unknown> {
   readonly id: string
   readonly socket: WebSocket
@@ -47,6 +53,8 @@ export class Connection<U = unknown> {
   pingedAt = 0
   messagesIn = 0
   messagesOut = 0
+  /** True while the socket is corked until the end of this tick. */
+  corked = false
   readonly subscriptions = new Map<string, Subscription>()
   /**
    * Frames waiting while an auth, subscribe or unsubscribe of this connection is in
@@ -106,6 +114,16 @@ export class Connection<U = unknown> {
       return false
     }
     this.messagesOut++
+    if (!this.corked) {
+      // Frames sent to this socket in the same tick (a burst of publications, replies
+      // and the messages they announce) leave in one write instead of one each.
+      const raw = (this.socket as unknown as { _socket?: Socket })._socket
+      if (raw !== undefined) {
+        this.corked = true
+        raw.cork()
+        process.nextTick(uncork, this, raw)
+      }
+    }
     if (typeof frame === 'string') this.socket.send(frame)
     else this.socket.send(frame, TEXT)
     return true
