@@ -145,8 +145,7 @@ export class Hub {
 
   /** Subscribers per topic on this node. */
   counts (): Record<string, number> {
-    const out: Record<string, number> = {}
-    for (const [topic, set] of this.#subscribers) out[topic] = set.size
-    return out
+    // fromEntries defines own properties, so a topic named `__proto__` is counted too.
+    return Object.fromEntries([...this.#subscribers].map(([topic, set]) => [topic, set.size]))
   }
 }

@@ -28,7 +28,8 @@ export const defaults = {
   errorBudgetWindow: 10_000,
   maxConnections: 100_000,
   maxConnectionsPerIp: 10_000,
-  maxConnectionsPerUser: 100
+  maxConnectionsPerUser: 100,
+  maxDepth: 32
 } as const
 
 const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: def, description })
@@ -63,6 +64,7 @@ export const OptionsSchema = Type.Object({
   maxConnections: Type.Integer({ minimum: 1, default: defaults.maxConnections, description: 'connections in all; past it: HTTP 503 before the upgrade (1013 after)' }),
   maxConnectionsPerIp: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerIp, description: 'connections per client IP; past it: HTTP 429 before the upgrade (4504 after)' }),
   maxConnectionsPerUser: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerUser, description: 'connections per user; past it: HTTP 429 before the upgrade, or 4504' }),
+  maxDepth: Type.Integer({ minimum: 2, maximum: 1000, default: defaults.maxDepth, description: 'deepest nesting of objects and arrays in a frame; deeper is BAD_REQUEST' }),
   allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' }))
 }, { additionalProperties: true })
 

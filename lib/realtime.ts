@@ -489,6 +489,11 @@ export class Realtime<U = unknown> {
       this.#answerError(connection, undefined, wireErrors.badRequest('Frame must be a JSON object'))
       return null
     }
+    const problem = checkValue(value, this.options.maxDepth)
+    if (problem !== null) {
+      this.#answerError(connection, undefined, wireErrors.badRequest(problem))
+      return null
+    }
     const frame = value as Record<string, unknown>
     const id = frame.id
     if (id !== undefined && !(
@@ -918,6 +923,29 @@ class Context<U> implements MessageContext<any, any, U> {
   error<K extends string>(code: K, details: unknown, message?: string): RealtimeError<K, any> {
     return new RealtimeError(code, message ?? code, { details })
   }
+}
+
+/**
+ * JSON may spell numbers no double holds (`1e999` parses as Infinity, which schemas
+ * accept as a number and serializers turn into null), and may nest deep enough to
+ * exhaust the stack of whatever walks it later. Both are refused at the door.
+ */
+function checkValue (value: unknown, maxDepth: number): string | null {
+  const stack: Array<[unknown, number]> = [[value, 1]]
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop() as [unknown, number]
+    if (typeof item === 'number') {
+      if (!Number.isFinite(item)) return 'Numbers must be finite'
+    } else if (item !== null && typeof item === 'object') {
+      if (depth > maxDepth) return `Frames nest at most ${maxDepth} levels deep`
+      if (Array.isArray(item)) {
+        for (const child of item) stack.push([child, depth + 1])
+      } else {
+        for (const key in item) stack.push([(item as Record<string, unknown>)[key], depth + 1])
+      }
+    }
+  }
+  return null
 }
 
 function defaultGetUser (request: FastifyRequest): unknown {

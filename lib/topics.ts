@@ -136,7 +136,12 @@ export class Topics {
     for (const topic of this.#list) {
       const params = matchSegments(topic, parts)
       if (params === null) continue
-      if (topic.validateParams !== null && topic.validateParams(params) !== null) continue
+      if (topic.validateParams !== null) {
+        if (topic.validateParams(params) !== null) continue
+        // Coercion makes `user/01`, `user/1.0` and `user/+1` all `{ id: 1 }`: only the
+        // canonical spelling is that topic, so one authorize decision covers one name.
+        if (formatTopic(topic, params) !== name) continue
+      }
       return { topic, params }
     }
     return null

@@ -3,6 +3,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import realtime from '../lib/index.js'
 import Fastify from 'fastify'
+import { Type } from '@sinclair/typebox'
 import { build, connect } from './fixtures/helpers.js'
 
 function refusedWith (url: string, headers: Record<string, string> = {}): Promise<number> {
@@ -133,4 +134,23 @@ t.test('expiring credentials: 4005 unless refreshed; a refresh cannot change the
   t.equal(swapped.error?.code, 'UNAUTHORIZED')
   t.equal((await refreshed.closed).code, 4500, 'a refresh with another user\'s credentials closes with 4500')
   t.notOk(logs.some((l) => l.includes('ann:150') || l.includes('bob:60000')), 'tokens never reach the logs')
+})
+
+t.test('maxDepth: nesting at the limit passes, one level more is BAD_REQUEST; non-finite numbers too', async (t) => {
+  const { url } = await build(t, { maxDepth: 4 }, (app) => {
+    app.realtime.route({ type: 'echo', schema: { data: Type.Any(), reply: Type.Any() }, handler: (d) => d })
+    app.realtime.route({ type: 'num', schema: { data: Type.Object({ n: Type.Number() }), reply: Type.Object({ n: Type.Number() }) }, handler: (d) => d })
+  })
+  const c = await connect(t, url)
+  // The envelope is level 1, data level 2.
+  t.same((await c.request('echo', { a: { b: { c: 1 } } })).data, { a: { b: { c: 1 } } }, 'envelope, data, a, b: 4 levels, fine')
+  c.send('{"type":"echo","id":"deep","data":{"a":{"b":{"c":{"d":1}}}}}')
+  const deep = await c.nextOfType('error')
+  t.equal(deep.error?.code, 'BAD_REQUEST')
+  t.match(deep.error?.message, /nest at most 4/)
+  c.send('{"type":"num","id":"inf","data":{"n":1e999}}')
+  t.match((await c.nextOfType('error')).error, { code: 'BAD_REQUEST', message: /finite/ }, '1e999 is not a number a schema may see')
+  c.send(`{"type":"num","id":"big","data":{"n":1${'0'.repeat(400)}}}`)
+  t.match((await c.nextOfType('error')).error, { code: 'BAD_REQUEST', message: /finite/ })
+  t.same((await c.request('num', { n: 1.5e300 })).data, { n: 1.5e300 }, 'large finite numbers are fine')
 })

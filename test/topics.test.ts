@@ -50,6 +50,9 @@ t.test('undeclared topics, invalid params and refused authorization are all FORB
     const res = await c.request('subscribe', { topic })
     t.same(res.error, { code: 'FORBIDDEN', message: 'Forbidden' }, `${topic} refused without saying why`)
   }
+  for (const alias of ['user/07/inbox', 'user/7.0/inbox', 'user/+7/inbox', 'user/7e0/inbox']) {
+    t.equal((await c.request('subscribe', { topic: alias })).error?.code, 'FORBIDDEN', `${alias}: only the canonical spelling of a coerced param is that topic`)
+  }
   const ok = await c.request('subscribe', { topic: 'user/7/inbox' })
   t.equal(ok.type, 'reply')
   t.same(calls, [

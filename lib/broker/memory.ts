@@ -1,5 +1,11 @@
 // The in-memory broker: one process, offsets and history per topic, delivery in the
 // same tick as the publish.
+//
+// A stream exists only once something was published to its topic: reading the
+// position of a topic never published to costs nothing, so a client subscribing to
+// thousands of names cannot grow the broker. Every stream of one broker shares its
+// epoch, so a client that saw an empty topic (offset 0) recovers its first
+// publications; a new broker (a restart) has a new epoch.
 import { randomBytes } from 'node:crypto'
 import type { Broker, BrokerCommand, CommandListener, HistoryOptions, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
 
@@ -23,6 +29,7 @@ export interface MemoryBrokerOptions {
 export class MemoryBroker implements Broker {
   readonly #streams = new Map<string, Stream>()
   readonly #now: () => number
+  #epoch = newEpoch()
   #listener: PublicationListener | null = null
   #presenceListener: PresenceListener | null = null
   #commandListener: CommandListener | null = null
@@ -63,20 +70,18 @@ export class MemoryBroker implements Broker {
     return [...(this.#presence.get(topic)?.values() ?? [])]
   }
 
+  /** The topic's stream, or a view of the empty one it would start as. */
   #stream (topic: string): Stream {
-    let stream = this.#streams.get(topic)
-    if (stream === undefined) {
-      // A fresh epoch per stream: a process restart loses the history, and a client
-      // holding an old epoch must be told it cannot recover.
-      stream = { offset: 0, epoch: randomBytes(6).toString('base64url'), entries: [], ttl: 0 }
-      this.#streams.set(topic, stream)
-    }
-    return stream
+    return this.#streams.get(topic) ?? { offset: 0, epoch: this.#epoch, entries: [], ttl: 0 }
   }
 
   async publish (topic: string, data: string, options: PublishOptions = {}): Promise<StreamPosition> {
-    const stream = this.#stream(topic)
     const ephemeral = options.ephemeral === true
+    let stream = this.#streams.get(topic)
+    if (stream === undefined) {
+      stream = this.#stream(topic)
+      if (!ephemeral) this.#streams.set(topic, stream)
+    }
     const offset = ephemeral ? 0 : ++stream.offset
     const publication: Publication = { topic, offset, epoch: stream.epoch, data }
     if (options.except !== undefined) publication.except = options.except
@@ -90,6 +95,8 @@ export class MemoryBroker implements Broker {
     stream.ttl = history.ttl
     stream.entries.push({ publication, at: this.#now() })
     if (stream.entries.length > history.size) stream.entries.splice(0, stream.entries.length - history.size)
+    // Expired entries go as new ones come, not only when someone reads them.
+    this.#trim(stream)
   }
 
   #trim (stream: Stream): void {
@@ -138,5 +145,10 @@ export class MemoryBroker implements Broker {
     this.#commandListener = null
     this.#streams.clear()
     this.#presence.clear()
+    this.#epoch = newEpoch()
   }
+}
+
+function newEpoch (): string {
+  return randomBytes(6).toString('base64url')
 }
