@@ -5,7 +5,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { CloseCode, closeReason } from './protocol.js'
-import { ErrorBudget, TokenBucket, type RateLimitOptions } from './limits.js'
+import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.js'
 
 export type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed'
 
@@ -65,7 +65,8 @@ export class Connection<U = unknown> {
   /** Closes the connection with 4005 when its credentials expire, unless `auth` refreshes them. */
   expiryTimer: NodeJS.Timeout | undefined
   readonly bucket: TokenBucket
-  readonly budget = new ErrorBudget()
+  /** Made on the first protocol error: most connections never make one. */
+  budget: ErrorBudget | undefined
   #log: FastifyBaseLogger | undefined
 
   readonly #limits: ConnectionLimits
