@@ -1,5 +1,6 @@
 // Constants of the wire protocol (shared/PROTOCOL.md, version 1). Every code the
-// server puts on the wire comes from here, so the code and the document agree.
+// server puts on the wire comes from here, so the code and the document agree. The
+// client imports this module too, so it uses nothing that only Node has.
 
 export const SUBPROTOCOL = 'realtime.v1'
 
@@ -68,11 +69,15 @@ export const RESERVED_TYPES: ReadonlySet<string> = new Set<string>([...CLIENT_BU
 
 /** A close reason is at most 123 bytes (RFC 6455 5.5.1); longer ones are cut on a character boundary. */
 export function closeReason (reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason
+  if (utf8.encode(reason).length <= 123) return reason
   let out = ''
+  let bytes = 0
   for (const ch of reason) {
-    if (Buffer.byteLength(out + ch) > 123) break
+    bytes += utf8.encode(ch).length
+    if (bytes > 123) break
     out += ch
   }
   return out
 }
+
+const utf8 = new TextEncoder()
