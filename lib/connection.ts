@@ -47,6 +47,8 @@ export class Connection<U = unknown> {
   readonly connectedAt: number
   user: U | undefined
   userId: string | undefined
+  /** The client's address (`request.ip`), kept to count connections per address. */
+  ip = ''
   state: ConnectionState
   lastSeen: number
   /** When the server last pinged; 0 while the connection has shown life since. */

@@ -357,7 +357,7 @@ export class Realtime<U = unknown> {
     const authenticating = this.options.authenticate !== undefined
     const connection = new Connection<U>(socket, request, authenticating ? 'authenticating' : 'open', this.#limits)
     this.#live.add(connection)
-    const ip = request.ip
+    const ip = connection.ip = request.ip
     const fromIp = (this.#perIp.get(ip) ?? 0) + 1
     this.#perIp.set(ip, fromIp)
 
@@ -403,14 +403,15 @@ export class Realtime<U = unknown> {
     this.connections.add(connection)
     const welcome = `{"type":"welcome","data":{"connectionId":"${connection.id}","heartbeat":{"interval":${this.options.heartbeat.interval},"timeout":${this.options.heartbeat.timeout}}}}`
     this.#send(connection, welcome)
-    connection.log.debug({ userId: connection.userId }, 'realtime connection accepted')
+    // The request's logger, not connection.log: that child is made only when needed.
+    connection.request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'realtime connection accepted')
   }
 
   /** The one cleanup of a connection, whatever ended it (close, error, heartbeat, shutdown). */
   #cleanup (connection: Connection<U>, code: number): void {
     clearTimeout(connection.authTimer)
     clearTimeout(connection.expiryTimer)
-    const ip = connection.request.ip
+    const ip = connection.ip
     const fromIp = (this.#perIp.get(ip) as number) - 1
     if (fromIp === 0) this.#perIp.delete(ip)
     else this.#perIp.set(ip, fromIp)
@@ -421,7 +422,7 @@ export class Realtime<U = unknown> {
     // Every topic is left exactly once: the registry guard above makes this run once.
     for (const subscription of connection.subscriptions.values()) this.#leave(connection, subscription)
     connection.subscriptions.clear()
-    connection.log.debug({ code }, 'realtime connection closed')
+    connection.request.log.debug({ connectionId: connection.id, code }, 'realtime connection closed')
   }
 
   // ---------------------------------------------------------------- inbound frames
