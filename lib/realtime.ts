@@ -501,11 +501,6 @@ export class Realtime<U = unknown> {
       this.#answerError(connection, undefined, wireErrors.badRequest('Frame must be a JSON object'))
       return null
     }
-    const problem = checkValue(value, this.options.maxDepth)
-    if (problem !== null) {
-      this.#answerError(connection, undefined, wireErrors.badRequest(problem))
-      return null
-    }
     const frame = value as Record<string, unknown>
     const id = frame.id
     if (id !== undefined && !(
@@ -517,6 +512,12 @@ export class Realtime<U = unknown> {
     }
     if (typeof frame.type !== 'string') {
       this.#answerError(connection, id as MessageId, wireErrors.badRequest('"type" must be a string'))
+      return null
+    }
+    // The envelope is the first level; data starts at the second.
+    const problem = checkValue(frame.data, this.options.maxDepth, 2)
+    if (problem !== null) {
+      this.#answerError(connection, id as MessageId, wireErrors.badRequest(problem))
       return null
     }
     return { type: frame.type, id: id as MessageId, data: frame.data }
@@ -949,8 +950,8 @@ class Context<U> implements MessageContext<any, any, U> {
  * accept as a number and serializers turn into null), and may nest deep enough to
  * exhaust the stack of whatever walks it later. Both are refused at the door.
  */
-function checkValue (value: unknown, maxDepth: number): string | null {
-  const stack: Array<[unknown, number]> = [[value, 1]]
+function checkValue (value: unknown, maxDepth: number, depth: number): string | null {
+  const stack: Array<[unknown, number]> = [[value, depth]]
   while (stack.length > 0) {
     const [item, depth] = stack.pop() as [unknown, number]
     if (typeof item === 'number') {
