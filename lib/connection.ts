@@ -35,9 +35,15 @@ export interface ConnectionLimits {
   dropped: number
 }
 
-function uncork (connection: Connection<any>, raw: Socket): void {
-  connection.corked = false
-  raw.uncork()
+const corked: Array<Connection<any>> = []
+
+function uncorkAll (): void {
+  // Swap the list out first: an uncork that writes may run code that sends again.
+  const batch = corked.splice(0, corked.length)
+  for (const connection of batch) {
+    connection.corked = false
+    ;(connection.socket as unknown as { _socket: Socket })._socket.uncork()
+  }
 }
 
 export class Connection<U = unknown> {
@@ -124,7 +130,9 @@ export class Connection<U = unknown> {
       if (raw !== undefined) {
         this.corked = true
         raw.cork()
-        process.nextTick(uncork, this, raw)
+        corked.push(this)
+        // One callback per tick uncorks every socket corked in it, not one per socket.
+        if (corked.length === 1) process.nextTick(uncorkAll)
       }
     }
     if (typeof frame === 'string') this.socket.send(frame)
