@@ -951,18 +951,19 @@ class Context<U> implements MessageContext<any, any, U> {
  * exhaust the stack of whatever walks it later. Both are refused at the door.
  */
 function checkValue (value: unknown, maxDepth: number, depth: number): string | null {
-  const stack: Array<[unknown, number]> = [[value, depth]]
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop() as [unknown, number]
-    if (typeof item === 'number') {
-      if (!Number.isFinite(item)) return 'Numbers must be finite'
-    } else if (item !== null && typeof item === 'object') {
-      if (depth > maxDepth) return `Frames nest at most ${maxDepth} levels deep`
-      if (Array.isArray(item)) {
-        for (const child of item) stack.push([child, depth + 1])
-      } else {
-        for (const key in item) stack.push([(item as Record<string, unknown>)[key], depth + 1])
-      }
+  if (typeof value === 'number') return Number.isFinite(value) ? null : 'Numbers must be finite'
+  if (value === null || typeof value !== 'object') return null
+  // Recursion is bounded: it stops at maxDepth (at most 1000, an option's maximum).
+  if (depth > maxDepth) return `Frames nest at most ${maxDepth} levels deep`
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = checkValue(item, maxDepth, depth + 1)
+      if (problem !== null) return problem
+    }
+  } else {
+    for (const key in value) {
+      const problem = checkValue((value as Record<string, unknown>)[key], maxDepth, depth + 1)
+      if (problem !== null) return problem
     }
   }
   return null
