@@ -304,7 +304,7 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     t.throws(() => new RedisBroker({ metaTtl: 1.5 }), TypeError)
   })
 
-  t.test('Redis unreachable: calls fail with FST_REALTIME_BROKER_UNAVAILABLE, ephemeral ones stay local', async (t) => {
+  t.test('Redis unreachable: calls fail with FST_REALTIME_BROKER_UNAVAILABLE, publications stay local', async (t) => {
     const warnings: string[] = []
     const log = { warn: (_o: object, m?: string) => warnings.push(String(m)), error: (_o: object, m?: string) => warnings.push(String(m)) }
     const dead = new RedisBroker({ redis: { host: '127.0.0.1', port: 1, retryStrategy: () => null }, prefix, log })
@@ -329,7 +329,9 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     subscriber.disconnect()
     await until(() => redis.status === 'end' && subscriber.status === 'end')
     t.equal(broker.connected, false)
-    await t.rejects(broker.publish('down/1', '{"n":2}', { history: { size: 10, ttl: 0 } }), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })
+    const local = await broker.publish('down/1', '{"n":2}', { history: { size: 10, ttl: 0 } })
+    t.same(local, { offset: 0, epoch }, 'a stream publication while Redis is away: delivered here, outside the stream (offset 0)')
+    t.same(delivered.at(-1), { topic: 'down/1', offset: 0, epoch, data: '{"n":2}' })
     await t.rejects(broker.position('down/1'), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })
     await t.rejects(broker.members('down/1'), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })
     await t.rejects(broker.command({ kind: 'disconnect-user', userId: 'u', code: 4503, reason: '' }), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })

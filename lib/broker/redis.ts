@@ -51,6 +51,11 @@ export interface RedisBrokerOptions {
   resyncLimit?: number
   /** A clock for history and presence expiry, for tests. Default: Redis server time, one clock for every node. */
   now?: () => number
+  /**
+   * While Redis is away, publications reach this node's own subscribers outside the
+   * stream (offset 0) instead of failing with FST_REALTIME_BROKER_UNAVAILABLE. Default true.
+   */
+  localWhileDown?: boolean
   /** Where connection trouble is reported. Default: nowhere. */
   log?: RedisBrokerLog
 }
@@ -145,6 +150,7 @@ export class RedisBroker implements Broker {
   #started = false
   #closed = false
   #everReady = false
+  readonly #localWhileDown: boolean
 
   constructor (options: RedisBrokerOptions = {}) {
     const { redis = 'redis://127.0.0.1:6379' } = options
@@ -152,6 +158,7 @@ export class RedisBroker implements Broker {
     this.#presenceTtl = positive('presenceTtl', options.presenceTtl, DEFAULT_PRESENCE_TTL)
     this.#metaTtl = options.metaTtl === 0 ? 0 : positive('metaTtl', options.metaTtl, DEFAULT_META_TTL)
     this.#resyncLimit = options.resyncLimit ?? DEFAULT_RESYNC_LIMIT
+    this.#localWhileDown = options.localWhileDown ?? true
     this.#now = options.now
     this.#log = options.log
     this.#control = `${this.prefix}control`
@@ -240,7 +247,14 @@ export class RedisBroker implements Broker {
   async publish (topic: string, data: string, options: PublishOptions = {}): Promise<StreamPosition> {
     const ephemeral = options.ephemeral === true
     const except = options.except !== undefined && options.except.length > 0 ? JSON.stringify(options.except) : ''
-    if (ephemeral && this.#everReady && this.#redis.status !== 'ready') return this.#localEphemeral(topic, data, options.except)
+    if (this.#everReady && this.#redis.status !== 'ready' && (ephemeral || this.#localWhileDown)) {
+      // Redis is away and cannot assign an offset. The publication still reaches this
+      // node's subscribers, outside the stream (offset 0: not in history, never
+      // recovered, so no offset is invented that another node could contradict); the
+      // caller sees offset 0. Clients elsewhere are told by the resync after Redis returns.
+      const position = this.#localEphemeral(topic, data, options.except)
+      return ephemeral ? position : { offset: 0, epoch: position.epoch }
+    }
     const state = this.#topics.get(topic)
     const sub = this.#sub
     let origin = ''
