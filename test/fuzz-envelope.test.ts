@@ -30,7 +30,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { Type } from '@sinclair/typebox'
 import { WebSocket } from 'ws'
 import type { FastifyInstance } from 'fastify'
-import { build, connect } from './fixtures/helpers.js'
+import { build, connect, watchCrashes } from './fixtures/helpers.js'
 import { BYSTANDER_ROUTE, Bystanders, declareBystanders } from './fixtures/raw-ws.js'
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 100_000)
@@ -644,16 +644,7 @@ t.test(`envelope fuzz: ${RUNS} frames over ${CONNECTIONS} connections, ${BYSTAND
   t.comment(`FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} (set them to replay this run)`)
   const protoBefore = Object.getOwnPropertyNames(Object.prototype).sort()
   const arrayProtoBefore = Object.getOwnPropertyNames(Array.prototype).sort()
-  let uncaught = 0
-  let unhandled = 0
-  const onUncaught = () => { uncaught++ }
-  const onUnhandled = () => { unhandled++ }
-  process.on('uncaughtExceptionMonitor', onUncaught)
-  process.on('unhandledRejection', onUnhandled)
-  t.teardown(() => {
-    process.off('uncaughtExceptionMonitor', onUncaught)
-    process.off('unhandledRejection', onUnhandled)
-  })
+  const crashes = watchCrashes(t)
 
   // A logger at trace level writing nowhere: the logging of failures is under test too.
   const sink = new Writable({ write (_chunk, _encoding, callback) { callback() } })
@@ -720,8 +711,8 @@ t.test(`envelope fuzz: ${RUNS} frames over ${CONNECTIONS} connections, ${BYSTAND
   t.same(Object.getOwnPropertyNames(Array.prototype).sort(), arrayProtoBefore, 'Array.prototype has no new keys')
   t.equal(({} as Record<string, unknown>).polluted, undefined, '({}).polluted is undefined')
   t.equal(Object.getPrototypeOf({}), Object.prototype)
-  t.equal(uncaught, 0, 'no uncaught exception')
-  t.equal(unhandled, 0, 'no unhandled rejection')
+  t.equal(crashes.uncaught, 0, 'no uncaught exception')
+  t.equal(crashes.unhandled, 0, 'no unhandled rejection')
 })
 
 t.test('the deepest nesting that fits in a frame, for every message type', async (t) => {

@@ -17,7 +17,7 @@
 //   FRAMES_BYSTANDERS honest clients running beside the offenders (default 10)
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
-import { build, connect, until } from './fixtures/helpers.js'
+import { build, connect, until, watchCrashes } from './fixtures/helpers.js'
 import { Bystanders, Op, closePayload, declareBystanders, fragmented, frame, rawConnect, type CloseInfo, type RawWebSocket } from './fixtures/raw-ws.js'
 
 const FRAGMENTS = Number(process.env.FRAMES_FRAGMENTS ?? 200_000)
@@ -123,16 +123,7 @@ const offences: Offence[] = [
 ]
 
 t.test('malformed frames: exact close codes, a live process, untouched bystanders', async (t) => {
-  let uncaught = 0
-  let unhandled = 0
-  const onUncaught = () => { uncaught++ }
-  const onUnhandled = () => { unhandled++ }
-  process.on('uncaughtExceptionMonitor', onUncaught)
-  process.on('unhandledRejection', onUnhandled)
-  t.teardown(() => {
-    process.off('uncaughtExceptionMonitor', onUncaught)
-    process.off('unhandledRejection', onUnhandled)
-  })
+  const crashes = watchCrashes(t)
 
   const { app, url } = await build(t, options, (app) => {
     declareBystanders(app)
@@ -255,6 +246,6 @@ t.test('malformed frames: exact close codes, a live process, untouched bystander
   const fresh = await connect(t, url)
   fresh.send({ type: 'ping', id: 'alive' })
   t.same(await fresh.nextOfType('pong'), { type: 'pong', id: 'alive' }, 'the server still answers')
-  t.equal(uncaught, 0, 'no uncaught exception')
-  t.equal(unhandled, 0, 'no unhandled rejection')
+  t.equal(crashes.uncaught, 0, 'no uncaught exception')
+  t.equal(crashes.unhandled, 0, 'no unhandled rejection')
 })
