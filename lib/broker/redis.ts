@@ -20,6 +20,8 @@ import { Redis, type RedisOptions } from 'ioredis'
 import type { Broker, BrokerCommand, CommandListener, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
 import { BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP, type LuaScript } from './redis-scripts.js'
 
+const SCRIPTS = [BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP]
+
 export const redisErrorCodes = {
   /** Redis cannot be reached (or the connection dropped mid-command). Temporary: the same call may succeed later. */
   FST_REALTIME_BROKER_UNAVAILABLE: createError('FST_REALTIME_BROKER_UNAVAILABLE', 'Redis is unavailable: %s', 503),
@@ -176,6 +178,7 @@ export class RedisBroker implements Broker {
     this.#ownSub = options.subscriber === undefined
     this.#on(this.#redis, 'error', (err: Error) => this.#warn(err, 'redis command connection error'))
     this.#on(this.#redis, 'ready', () => {
+      this.#loadScripts()
       this.#everReady = true
       if (this.#started) this.#background(this.#tick())
     })
@@ -197,6 +200,8 @@ export class RedisBroker implements Broker {
     if (this.#started) return
     this.#started = true
     await this.#connect(this.#redis)
+    // A client handed over already connected missed our 'ready': load the scripts now.
+    this.#loadScripts()
     const sub = this.#sub ??= this.#redis.duplicate({ lazyConnect: true, autoResubscribe: false, enableOfflineQueue: false })
     this.#on(sub, 'message', (channel: string, message: string) => this.#onMessage(channel, message))
     this.#on(sub, 'close', () => this.#onSubscriberLost())
@@ -666,6 +671,18 @@ export class RedisBroker implements Broker {
     })
     this.#connecting.set(connection, pending)
     return pending
+  }
+
+  /**
+   * Loads every script as soon as the connection is ready, ahead of any command on it.
+   * Without this the first EVALSHA of each script fails with NOSCRIPT and is sent again
+   * as EVAL, and concurrent publications overtake the ones being resent: their order
+   * (and so one node's publication order) would be lost.
+   */
+  #loadScripts (): void {
+    for (const script of SCRIPTS) {
+      this.#redis.script('LOAD', script.lua).catch((err: unknown) => this.#warn(err as Error, 'redis script load failed'))
+    }
   }
 
   /** Runs a script; `closing` lets close() still use the connection for its last cleanup. */
