@@ -9,8 +9,9 @@
 // Validation is what a hand-written server typically does: JSON.parse and a few
 // typeof checks, instead of a compiled schema.
 
-import type { WebSocket } from 'ws'
-import type { BenchMessage } from './harness.js'
+import { createServer } from 'node:http'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { listenLocal, type BenchMessage, type BenchServer } from './harness.js'
 
 export type Topics = Map<string, Set<WebSocket>>
 
@@ -70,4 +71,29 @@ export function handleSocket (socket: WebSocket, topics: Topics): void {
       if (set.size === 0) topics.delete(topic)
     }
   })
+}
+
+/**
+ * A raw `ws` bench server: an HTTP server, a WebSocketServer on /ws speaking the raw
+ * protocol above, and `publish` left to the variant, which is all that differs.
+ */
+export async function startRawWsServer (publish: (subscribers: Set<WebSocket>, topic: string, message: BenchMessage) => void): Promise<BenchServer> {
+  const http = createServer((_req, res) => { res.writeHead(426).end() })
+  const wss = new WebSocketServer({ server: http, path: '/ws', maxPayload: 64 * 1024 })
+  const topics: Topics = new Map()
+  wss.on('connection', (socket) => handleSocket(socket, topics))
+  const port = await listenLocal(http)
+  return {
+    port,
+    publish (topic, message) {
+      const subscribers = topics.get(topic)
+      if (subscribers !== undefined) publish(subscribers, topic, message)
+    },
+    connections: () => wss.clients.size,
+    close: async () => {
+      for (const socket of wss.clients) socket.terminate()
+      await new Promise((resolve) => wss.close(resolve))
+      await new Promise((resolve) => http.close(resolve))
+    }
+  }
 }
