@@ -33,6 +33,8 @@ export interface ConnectionLimits {
   rateLimit: RateLimitOptions
   /** Publications dropped for slow subscribers on volatile topics. */
   dropped: number
+  /** Frames sent on every connection: replies, events and fan-out alike. */
+  sent: number
 }
 
 const corked: Array<Connection<any>> = []
@@ -123,6 +125,7 @@ export class Connection<U = unknown> {
       return false
     }
     this.messagesOut++
+    this.#limits.sent++
     if (!this.corked) {
       // Frames sent to this socket in the same tick (a burst of publications, replies
       // and the messages they announce) leave in one write instead of one each.

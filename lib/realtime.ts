@@ -128,7 +128,6 @@ export class Realtime<U = unknown> {
   readonly #onClose: (this: SocketWithConnection, code: number) => void
 
   #messagesIn = 0
-  #messagesOut = 0
   #closing = false
 
   constructor (options: Readonly<ResolvedOptions>, broker: Broker, log: FastifyBaseLogger) {
@@ -137,7 +136,7 @@ export class Realtime<U = unknown> {
     this.#contracts = new Contracts(options.ajv)
     this.#router = new Router(this.#contracts)
     this.#topics = new Topics(this.#contracts, options.history)
-    this.#limits = { maxQueue: options.maxQueue, rateLimit: options.rateLimit, dropped: 0 }
+    this.#limits = { maxQueue: options.maxQueue, rateLimit: options.rateLimit, dropped: 0, sent: 0 }
     this.#hub = new Hub(this.#topics, broker)
     this.#hub.onGap = (connection, subscription) => this.#gap(connection as Connection<U>, subscription)
     this.#heartbeat = new Heartbeat(options.heartbeat, () => this.connections)
@@ -228,7 +227,7 @@ export class Realtime<U = unknown> {
     const frame = this.#eventFrame(event, data)
     const connection = this.connections.get(connectionId)
     if (connection === undefined) return false
-    return this.#send(connection, frame)
+    return connection.send(frame)
   }
 
   /** Sends a declared event to every accepted connection. Returns how many it was sent to. */
@@ -238,7 +237,7 @@ export class Realtime<U = unknown> {
     let sent = 0
     for (const connection of this.connections) {
       if (except !== undefined && except.includes(connection.id)) continue
-      if (this.#send(connection, frame)) sent++
+      if (connection.send(frame)) sent++
     }
     return sent
   }
@@ -272,7 +271,7 @@ export class Realtime<U = unknown> {
         total: this.connections.total,
         authenticating: this.#live.size - this.connections.size
       },
-      messages: { in: this.#messagesIn, out: this.#messagesOut, dropped: this.#limits.dropped },
+      messages: { in: this.#messagesIn, out: this.#limits.sent, dropped: this.#limits.dropped },
       topics: this.#hub.counts()
     }
   }
@@ -287,12 +286,6 @@ export class Realtime<U = unknown> {
       throw new errorCodes.FST_REALTIME_INVALID_DATA(`event "${event}"`, (err as Error).message)
     }
     return eventFrame(event, payload)
-  }
-
-  #send (connection: Connection<U>, frame: string | Buffer): boolean {
-    if (!connection.send(frame)) return false
-    this.#messagesOut++
-    return true
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -402,7 +395,7 @@ export class Realtime<U = unknown> {
     connection.state = 'open'
     this.connections.add(connection)
     const welcome = `{"type":"welcome","data":{"connectionId":"${connection.id}","heartbeat":{"interval":${this.options.heartbeat.interval},"timeout":${this.options.heartbeat.timeout}}}}`
-    this.#send(connection, welcome)
+    connection.send(welcome)
     // The request's logger, not connection.log: that child is made only when needed.
     connection.request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'realtime connection accepted')
   }
@@ -526,7 +519,7 @@ export class Realtime<U = unknown> {
   #dispatch (connection: Connection<U>, envelope: Envelope): void {
     switch (envelope.type) {
       case 'ping':
-        this.#send(connection, pongFrame(envelope.id))
+        connection.send(pongFrame(envelope.id))
         return
       case 'subscribe':
         connection.backlog = []
@@ -561,7 +554,7 @@ export class Realtime<U = unknown> {
   /** Runs a built-in whose promise resolves to the reply frame's data (or rejects with a wire error). */
   #run (connection: Connection<U>, envelope: Envelope, work: Promise<string | typeof SENT>, barrier = false): void {
     work.then(
-      (data) => { if (data !== SENT && envelope.id !== undefined) this.#send(connection, replyFrame(envelope.id, data)) },
+      (data) => { if (data !== SENT && envelope.id !== undefined) connection.send(replyFrame(envelope.id, data)) },
       (err) => this.#fail(connection, envelope, err, null)
     ).finally(() => { if (barrier) this.#drain(connection) })
   }
@@ -605,7 +598,7 @@ export class Realtime<U = unknown> {
         return
       }
     }
-    this.#send(connection, replyFrame(context.id, data))
+    connection.send(replyFrame(context.id, data))
   }
 
   /** Answers a failed message: a wire error as it is, anything else as INTERNAL (logged, revealing nothing). */
@@ -640,7 +633,7 @@ export class Realtime<U = unknown> {
   }
 
   #sendError (connection: Connection<U>, id: MessageId, error: RealtimeError, details: string | undefined): void {
-    this.#send(connection, errorFrame(id, error, details))
+    connection.send(errorFrame(id, error, details))
     if (error.closeCode !== undefined) {
       connection.close(error.closeCode, error.message)
     } else if (CLIENT_FAULTS.has(error.code) && (connection.budget ??= new ErrorBudget()).spend(this.options.errorBudget, Date.now())) {
@@ -683,7 +676,7 @@ export class Realtime<U = unknown> {
           connection.close(CloseCode.UNAUTHORIZED, 'credentials of another user')
           return
         }
-        if (envelope.id !== undefined) this.#send(connection, replyFrame(envelope.id, `{"user":${this.#serializeUser(user)}}`))
+        if (envelope.id !== undefined) connection.send(replyFrame(envelope.id, `{"user":${this.#serializeUser(user)}}`))
         this.#expireAt(connection, (result as { expiresAt?: number }).expiresAt)
         if (refresh) {
           connection.user = user
@@ -812,18 +805,18 @@ export class Realtime<U = unknown> {
    * meanwhile that come after them: in order, none twice, none missing.
    */
   #releaseHeld (connection: Connection<U>, subscription: Subscription, id: MessageId, reply: string, { offset, epoch }: StreamPosition, recovered: Publication[]): void {
-    if (id !== undefined) this.#send(connection, replyFrame(id, reply))
-    for (const p of recovered) this.#send(connection, messageFrame(p.topic, p.offset, p.epoch, p.data))
+    if (id !== undefined) connection.send(replyFrame(id, reply))
+    for (const p of recovered) connection.send(messageFrame(p.topic, p.offset, p.epoch, p.data))
     const held = subscription.held as NonNullable<Subscription['held']>
     subscription.held = null
     subscription.offset = offset
     subscription.epoch = epoch
     for (const item of held) {
       if (item.offset === 0) {
-        this.#send(connection, item.frame)
+        connection.send(item.frame)
       } else if (item.offset === subscription.offset + 1 || (subscription.volatile && item.offset > subscription.offset)) {
         subscription.offset = item.offset
-        this.#send(connection, item.frame)
+        connection.send(item.frame)
       } else if (item.offset > subscription.offset) {
         this.#gap(connection, subscription)
         return
@@ -840,7 +833,7 @@ export class Realtime<U = unknown> {
     if (connection.subscriptions.get(topic) !== subscription) return
     connection.subscriptions.delete(topic)
     this.#leave(connection, subscription)
-    this.#send(connection, unsubscribedFrame(topic, UnsubscribeCode.INSUFFICIENT_STATE, 'insufficient state: resubscribe with since'))
+    connection.send(unsubscribedFrame(topic, UnsubscribeCode.INSUFFICIENT_STATE, 'insufficient state: resubscribe with since'))
   }
 
   /** Checks and serialises presence meta: its schema, then its size. */

@@ -17,6 +17,7 @@ t.test('subscribe, receive publications with offsets, unsubscribe', async (t) =>
   t.type(sub.data.epoch, 'string')
   t.notOk('recovered' in sub.data, 'no recovered flag without since')
 
+  const outBefore = app.realtime.stats().messages.out
   const first = await app.realtime.publish('room/general', { text: 'one', hidden: true } as never)
   t.same(first, { topic: 'room/general', offset: 1, epoch: sub.data.epoch })
   await app.realtime.publish('room/general', { text: 'two' })
@@ -25,6 +26,7 @@ t.test('subscribe, receive publications with offsets, unsubscribe', async (t) =>
   const m2 = await c.nextOfType('message')
   t.same(m1, { type: 'message', topic: 'room/general', offset: 1, epoch: sub.data.epoch, data: { text: 'one' } }, 'serialised by the message schema')
   t.equal(m2.offset, 2)
+  t.equal(app.realtime.stats().messages.out, outBefore + 2, 'deliveries count as messages out')
 
   t.same((await c.request('unsubscribe', { topic: 'room/general' })).data, {})
   await app.realtime.publish('room/general', { text: 'after' })
