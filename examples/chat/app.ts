@@ -111,8 +111,7 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
       errors: { NOT_IN_ROOM: NotInRoom }
     },
     handler: async ({ room, limit }, ctx) => {
-      const topic = `room/${room}`
-      if (!ctx.connection.isSubscribed(topic)) throw ctx.error('NOT_IN_ROOM', { room }, 'Join the room first')
+      const topic = joinedRoom(ctx, room)
       const { publications } = await rt.history(topic, { limit: limit ?? 50 })
       return { posts: publications.map((p) => p.data as ChatPost) }
     }
@@ -129,8 +128,7 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
       errors: { NOT_IN_ROOM: NotInRoom }
     },
     handler: async ({ room, text }, ctx) => {
-      const topic = `room/${room}`
-      if (!ctx.connection.isSubscribed(topic)) throw ctx.error('NOT_IN_ROOM', { room }, 'Join the room before posting to it')
+      const topic = joinedRoom(ctx, room)
       const post: ChatPost = { kind: 'chat', id: randomUUID(), user: userOf(ctx.user), text, at: Date.now() }
       await ctx.publish(topic, post)
       return { id: post.id, at: post.at }
@@ -144,8 +142,7 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
       errors: { NOT_IN_ROOM: NotInRoom }
     },
     handler: async ({ room, typing }, ctx) => {
-      const topic = `room/${room}`
-      if (!ctx.connection.isSubscribed(topic)) throw ctx.error('NOT_IN_ROOM', { room }, 'Join the room first')
+      const topic = joinedRoom(ctx, room)
       const notice: TypingNotice = { kind: 'typing', user: userOf(ctx.user), typing }
       // The typer knows it is typing: everyone in the room but its own connection hears it.
       // Ephemeral: typing is not part of the room's history and is never replayed.
@@ -162,6 +159,16 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
   })
 
   return app
+}
+
+/** The room's topic, when this connection has joined it; NOT_IN_ROOM otherwise. */
+function joinedRoom (
+  ctx: { connection: { isSubscribed: (topic: string) => boolean }, error: (code: 'NOT_IN_ROOM', details: { room: string }, message?: string) => Error },
+  room: string
+): string {
+  const topic = `room/${room}`
+  if (!ctx.connection.isSubscribed(topic)) throw ctx.error('NOT_IN_ROOM', { room }, 'Join the room first')
+  return topic
 }
 
 /** The connection's user, as `authenticate` above made it. */
