@@ -17,7 +17,9 @@ export const errorCodes = {
   FST_REALTIME_DUPLICATE_EVENT: createError('FST_REALTIME_DUPLICATE_EVENT', 'Event "%s" is already declared', 500),
   FST_REALTIME_UNKNOWN_EVENT: createError('FST_REALTIME_UNKNOWN_EVENT', 'Event "%s" is not declared; declare it with realtime.event()', 500),
   FST_REALTIME_INVALID_DATA: createError('FST_REALTIME_INVALID_DATA', 'Invalid data for %s: %s', 500, TypeError),
-  FST_REALTIME_CLOSED: createError('FST_REALTIME_CLOSED', 'fastify-realtime is closed', 500)
+  FST_REALTIME_CLOSED: createError('FST_REALTIME_CLOSED', 'fastify-realtime is closed', 500),
+  FST_REALTIME_HOOK_INVALID_TYPE: createError('FST_REALTIME_HOOK_INVALID_TYPE', '"%s" is not a fastify-realtime hook (onConnect, onDisconnect, onSubscribe, onUnsubscribe, preHandler, onHandlerError)', 500, TypeError),
+  FST_REALTIME_HOOK_INVALID_HANDLER: createError('FST_REALTIME_HOOK_INVALID_HANDLER', '%s hook should be a function, instead got %s', 500, TypeError)
 }
 
 export interface WireErrorDetail {

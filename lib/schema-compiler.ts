@@ -16,7 +16,7 @@ export interface AjvConfig {
   plugins?: Array<Plugin<unknown> | [Plugin<unknown>, unknown]>
 }
 
-export class Contracts {
+export class SchemaCompiler {
   /** Validates message data as sent: JSON already has its types, so nothing is coerced. */
   readonly #data: Ajv
   /** Validates topic params, which arrive as strings and are coerced to their declared types. */
