@@ -22,7 +22,7 @@ import { SENT, type TopicCommands } from './topic-commands.js'
  * (or its onConnect hooks) is in flight; they wait and run in order after it. Past
  * this many they are refused: a client cannot make the server hold unbounded work.
  */
-export const MAX_BACKLOG = 256
+const MAX_BACKLOG = 256
 
 type PublishFn = (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
 

@@ -7,7 +7,7 @@ import { RealtimeError, wireErrors } from './errors.js'
 import type { MessageId } from './frames.js'
 
 /** The longest string `id` a client may send; a longer one could make every answer large. */
-export const MAX_ID_LENGTH = 128
+const MAX_ID_LENGTH = 128
 
 export interface Envelope {
   type: string

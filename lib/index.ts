@@ -115,7 +115,7 @@ export type { RealtimeHooks, HookName, DisconnectInfo, SubscribeInfo, Unsubscrib
 export type { Registry } from './registry.js'
 export type { RealtimeOptions, AuthResult } from './options.js'
 export { defaults, OptionsSchema } from './options.js'
-export { errorCodes, RealtimeError, isRealtimeError } from './errors.js'
+export { errorCodes, RealtimeError, isRealtimeError, ContractError } from './errors.js'
 export { ErrorCode, CloseCode, UnsubscribeCode, SUBPROTOCOL, shouldReconnect } from './protocol.js'
 export { defineContract } from './contract.js'
 export type { Contract, RouteContract, TopicContract, RouteName, RouteData, RouteReply, RouteErrorMap, TopicName, TopicNames, TopicMessage, EventName, EventData } from './contract.js'
