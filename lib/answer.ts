@@ -10,6 +10,11 @@ import { ErrorBudget, type ErrorBudgetOptions } from './limits.js'
 import { CloseCode, ErrorCode } from './protocol.js'
 import type { Serializer } from './schema-compiler.js'
 
+/** The broker's code for "cannot reach the store" (lib/broker/redis.ts), answered as UNAVAILABLE. */
+const BROKER_UNAVAILABLE = 'FST_REALTIME_BROKER_UNAVAILABLE'
+/** What UNAVAILABLE suggests: about the time a Redis client takes to reconnect. */
+const RETRY_AFTER_MS = 1000
+
 /** Errors that are the client's fault, counted against its error budget. */
 const CLIENT_FAULTS: ReadonlySet<string> = new Set([ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_TYPE, ErrorCode.VALIDATION_FAILED])
 
@@ -55,6 +60,11 @@ export class Answers {
         return false
       }
       connection.log.error({ err, type }, `handler threw undeclared error code ${err.code}`)
+    } else if ((err as { code?: unknown })?.code === BROKER_UNAVAILABLE) {
+      // The broker (Redis) is away: "try again", not "the server is broken".
+      connection.log.warn({ err, type }, 'broker unavailable')
+      this.error(connection, id, wireErrors.unavailable('A service the server depends on is unavailable; try again', RETRY_AFTER_MS))
+      return false
     } else {
       connection.log.error({ err, type }, 'message handler failed')
     }

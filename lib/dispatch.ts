@@ -37,6 +37,14 @@ export class Dispatcher<U> {
   auth: MessageAuth<U> | null = null
   /** Frames received on every connection. */
   messagesIn = 0
+  /** Set while the server shuts down: handlers in flight finish, new messages are refused as UNAVAILABLE. */
+  draining = false
+  /** Built-ins and handlers started and not yet answered: what a shutdown waits for. */
+  #inFlight = 0
+  #onIdle: (() => void) | null = null
+  readonly #settled = (): void => {
+    if (--this.#inFlight === 0 && this.#onIdle !== null) this.#onIdle()
+  }
 
   constructor (options: Readonly<ResolvedOptions>, router: Router, commands: TopicCommands<U>, hooks: Hooks<U>, answers: Answers, publish: PublishFn) {
     this.#options = options
@@ -70,6 +78,11 @@ export class Dispatcher<U> {
       }
       return
     }
+    if (this.draining && envelope.type !== 'ping') {
+      // The client reconnects after the shutdown's close and may send it again there.
+      this.#answers.error(connection, envelope.id, wireErrors.unavailable('The server is shutting down; send it again after reconnecting', 1000))
+      return
+    }
     const backlog = connection.backlog as Envelope[] | null
     if (backlog !== null) {
       // An auth, subscribe or unsubscribe is in flight: what follows it waits for it,
@@ -79,6 +92,15 @@ export class Dispatcher<U> {
       return
     }
     this.#process(connection, envelope)
+  }
+
+  /** Resolves when no built-in or handler is in flight. */
+  idle (): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const previous = this.#onIdle
+      this.#onIdle = () => { this.#onIdle = null; previous?.(); resolve() }
+    })
   }
 
   /** Runs the frames that waited behind a barrier, until the next barrier among them. */
@@ -136,10 +158,14 @@ export class Dispatcher<U> {
 
   /** Runs a built-in whose promise resolves to the reply frame's data (or rejects with a wire error). */
   #run (connection: Connection<U>, envelope: Envelope, work: Promise<string | typeof SENT>, barrier = false): void {
+    this.#inFlight++
     work.then(
       (data) => { if (data !== SENT) this.#answers.reply(connection, envelope.id, data) },
       (err) => { this.#answers.failure(connection, envelope.id, envelope.type, err) }
-    ).finally(() => { if (barrier) this.drain(connection) })
+    ).finally(() => {
+      this.#settled()
+      if (barrier) this.drain(connection)
+    })
   }
 
   #handle (connection: Connection<U>, route: CompiledRoute, envelope: Envelope): void {
@@ -153,9 +179,11 @@ export class Dispatcher<U> {
       this.#invoke(context, envelope.data)
       return
     }
+    this.#inFlight++
     runHooks(this.#hooks.preHandler, envelope.data, context)
       .then(() => runHooks(route.preHandler, envelope.data, context))
       .then(() => { if (!context.replied) this.#invoke(context, envelope.data) }, (err) => this.fail(context, err))
+      .finally(this.#settled)
   }
 
   #invoke (context: Context<U>, data: unknown): void {
@@ -167,7 +195,8 @@ export class Dispatcher<U> {
       return
     }
     if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
-      (result as Promise<unknown>).then((value) => this.reply(context, value), (err) => this.fail(context, err))
+      this.#inFlight++
+      ;(result as Promise<unknown>).then((value) => this.reply(context, value), (err) => this.fail(context, err)).finally(this.#settled)
     } else {
       this.reply(context, result)
     }
@@ -181,6 +210,13 @@ export class Dispatcher<U> {
     const route = context.route
     let data: string | undefined
     if (route.serializeReply !== null) {
+      // Checked before it is serialised, which would coerce (1.5 to 1) instead of refusing.
+      const problem = route.checkReply === null ? null : route.checkReply(value)
+      if (problem !== null) {
+        context.connection.log.error({ type: route.type, problem }, `reply of route "${route.type}" does not match its schema: ${problem}`)
+        this.#answers.error(context.connection, context.id, wireErrors.internal())
+        return
+      }
       try {
         data = route.serializeReply(value)
       } catch (err) {

@@ -9,6 +9,7 @@ import { resolveOptions, type RealtimeOptions } from './options.js'
 import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
+import { watchSilentSockets } from './http-sockets.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,6 +52,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const ownBroker = options.broker === undefined
   const broker = options.broker ?? new MemoryBroker()
   const realtime = new Realtime<RealtimeUser>(options, broker, app.log)
+  const silent = watchSilentSockets(app.server)
 
   if (!app.hasDecorator('websocketServer')) {
     await app.register(websocket, {
@@ -60,6 +62,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       // default would close with no code and not wait.
       preClose: async function () {
         await realtime.shutdown()
+        silent.release()
         const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
         await new Promise<void>((resolve) => wss.close(() => resolve()))
       },
@@ -72,7 +75,10 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   } else {
     const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
     wss.options.handleProtocols ??= handleProtocols
-    app.addHook('preClose', async () => { await realtime.shutdown() })
+    app.addHook('preClose', async () => {
+      await realtime.shutdown()
+      silent.release()
+    })
   }
 
   app.decorate('realtime', realtime)

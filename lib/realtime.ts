@@ -19,7 +19,7 @@ import { CloseCode } from './protocol.js'
 import { publishTo, resolveTopic, type PublishOptions, type PublishResult } from './publish.js'
 import { Registry } from './registry.js'
 import { checkTypeName, Router, type ErrorSchemas, type RouteDefinition } from './router.js'
-import { SchemaCompiler, type Serializer } from './schema-compiler.js'
+import { SchemaCompiler, type Checker, type Serializer } from './schema-compiler.js'
 import { TopicCommands } from './topic-commands.js'
 import { Topics, formatTopic, type AuthorizeContext, type PresenceOptions } from './topics.js'
 import { users } from './users.js'
@@ -82,7 +82,7 @@ export class Realtime<U = unknown> {
   readonly #dispatcher: Dispatcher<U>
   readonly #lifecycle: Lifecycle<U>
   readonly #heartbeat: Heartbeat
-  readonly #events = new Map<string, Serializer>()
+  readonly #events = new Map<string, { check: Checker, serialize: Serializer }>()
   readonly #limits: ConnectionLimits
 
   constructor (options: Readonly<ResolvedOptions>, broker: Broker, log: FastifyBaseLogger) {
@@ -90,9 +90,9 @@ export class Realtime<U = unknown> {
     this.log = log
     this.#broker = broker
     const compiler = this.#compiler = new SchemaCompiler(options.ajv)
-    this.#router = new Router(compiler)
+    this.#router = new Router(compiler, options.validateReplies)
     this.#topics = new Topics(compiler, options.history)
-    this.#limits = { maxQueue: options.maxQueue, rateLimit: options.rateLimit, dropped: 0, sent: 0 }
+    this.#limits = { maxQueue: options.maxQueue, closeGrace: options.closeGrace, rateLimit: options.rateLimit, dropped: 0, sent: 0 }
     const answers = new Answers(options.errorBudget)
     const who = users(options, compiler, log)
     this.#commands = new TopicCommands<U>(options, compiler, this.#topics, broker, this.#hooks, who.serialize)
@@ -120,9 +120,10 @@ export class Realtime<U = unknown> {
   // ---------------------------------------------------------------- declarations
 
   /** Declares a message route. Its data is validated before the handler; its reply is serialised by its schema. */
-  route<D extends TSchema, R extends TSchema | undefined = undefined, E extends ErrorSchemas = Record<never, TSchema>>(
+  route<D extends TSchema | undefined = undefined, R extends TSchema | undefined = undefined, E extends ErrorSchemas = Record<never, TSchema>>(
     definition: RouteDefinition<D, R, E, U>
   ): this {
+    this.#declaring(`route "${String(definition?.type)}"`)
     this.#router.add(definition)
     return this
   }
@@ -132,6 +133,7 @@ export class Realtime<U = unknown> {
     pattern: string,
     options: TopicOptions<P, M, U>
   ): TopicHandle<P extends TSchema ? Static<P> : Record<string, string | number>, Static<M>> {
+    this.#declaring(`topic "${String(pattern)}"`)
     const compiled = this.#topics.add(pattern, options as never)
     return {
       pattern,
@@ -142,10 +144,12 @@ export class Realtime<U = unknown> {
 
   /** Declares a server-to-client event and its schema. */
   event<S extends TSchema>(name: string, schema: S): EventHandle<Static<S>> {
+    this.#declaring(`event "${String(name)}"`)
     checkTypeName('event', name)
     if (this.#events.has(name)) throw new errorCodes.FST_REALTIME_DUPLICATE_EVENT(name)
     if (schema === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `event "${name}"`, 'a schema is required')
-    this.#events.set(name, this.#compiler.serializer(schema, 'data', `event "${name}"`))
+    const owner = `event "${name}"`
+    this.#events.set(name, { check: this.#compiler.checker(schema, 'data', owner), serialize: this.#compiler.serializer(schema, 'data', owner) })
     return {
       name,
       send: (connectionId, data) => this.send(connectionId, name, data),
@@ -155,6 +159,7 @@ export class Realtime<U = unknown> {
 
   /** Adds a lifecycle hook (see README, Hooks). Hooks run in the order added, each awaited before the next. */
   addHook<K extends HookName>(name: K, hook: RealtimeHooks<U>[K]): this {
+    this.#declaring(`hook "${String(name)}"`)
     this.#hooks.add(name, hook)
     return this
   }
@@ -163,7 +168,8 @@ export class Realtime<U = unknown> {
 
   /** Publishes to a topic from anywhere in the process. The data is serialised by the topic's message schema. */
   publish (topic: string, data: unknown, options?: PublishOptions): Promise<PublishResult> {
-    if (this.#lifecycle.closing) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
+    // Handlers still finishing during a shutdown may publish; after it nothing may.
+    if (this.#lifecycle.closed) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
     try {
       return publishTo(this.#broker, resolveTopic(this.#topics, topic), topic, data, options)
     } catch (err) {
@@ -243,16 +249,13 @@ export class Realtime<U = unknown> {
     }
   }
 
+  /** The event's frame, built once however many it goes to; its data checked first, never coerced. */
   #eventFrame (event: string, data: unknown): string {
-    const serialize = this.#events.get(event)
-    if (serialize === undefined) throw new errorCodes.FST_REALTIME_UNKNOWN_EVENT(String(event))
-    let payload: string
-    try {
-      payload = serialize(data)
-    } catch (err) {
-      throw new errorCodes.FST_REALTIME_INVALID_DATA(`event "${event}"`, (err as Error).message)
-    }
-    return eventFrame(event, payload)
+    const compiled = this.#events.get(event)
+    if (compiled === undefined) throw new errorCodes.FST_REALTIME_UNKNOWN_EVENT(String(event))
+    const problem = compiled.check(data)
+    if (problem !== null) throw new errorCodes.FST_REALTIME_INVALID_DATA(`event "${event}"`, problem)
+    return eventFrame(event, compiled.serialize(data))
   }
 
   // ---------------------------------------------------------------- plugin wiring (index.ts)
@@ -268,10 +271,27 @@ export class Realtime<U = unknown> {
     this.#heartbeat.start()
   }
 
-  /** Graceful shutdown: see Lifecycle.shutdown. */
-  async shutdown (): Promise<void> {
+  /**
+   * Closes the real-time side ahead of `app.close()` (which does it anyway): handlers in
+   * flight finish, then every client is closed with `code` (the `closeCode` option by
+   * default: 1012, restarting; or 1001, going away) and `reason`. Once; later calls
+   * wait for the first.
+   */
+  async close (options: { code?: 1001 | 1012, reason?: string } = {}): Promise<void> {
+    const code = options.code ?? this.options.closeCode
+    const reason = options.reason ?? (code === CloseCode.GOING_AWAY ? 'server going away' : 'server restarting')
+    // No more pings: a client must not be cut off for silence while the shutdown waits on it.
     this.#heartbeat.stop()
-    await this.#lifecycle.shutdown()
+    await this.#lifecycle.shutdown(code, reason)
+  }
+
+  /** Used by the plugin's onClose: the same as close() with the options' defaults. */
+  async shutdown (): Promise<void> {
+    await this.close()
+  }
+
+  #declaring (what: string): void {
+    if (this.#lifecycle.closed) throw new errorCodes.FST_REALTIME_DECLARED_AFTER_CLOSE(what)
   }
 
   /** Before the upgrade: null, or the HTTP status to refuse it with. */

@@ -1,7 +1,7 @@
 // Topic patterns (`room/:name`), their typed params, message schemas and authorization.
 import type { TSchema } from '@sinclair/typebox'
 import { errorCodes } from './errors.js'
-import type { SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
+import type { Checker, SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
 import type { Connection } from './connection.js'
 import type { HistoryOptions } from './broker/types.js'
 
@@ -43,6 +43,8 @@ export interface CompiledTopic {
   segments: Array<{ literal: string } | { param: string }>
   validateParams: Validator | null
   validateMessage: Validator
+  /** Checks a publication made by the server (a client's is validated with validateMessage). */
+  checkMessage: Checker
   serialize: Serializer
   authorize: TopicDefinition['authorize']
   clientPublish: boolean
@@ -96,6 +98,7 @@ export class Topics {
       segments,
       validateParams: definition.params === undefined ? null : this.#compiler.paramsValidator(definition.params, owner),
       validateMessage: this.#compiler.validator(definition.message, 'message', owner),
+      checkMessage: this.#compiler.checker(definition.message, 'message', owner),
       serialize: this.#compiler.serializer(definition.message, 'message', owner),
       authorize: definition.authorize,
       clientPublish: definition.clientPublish === true,

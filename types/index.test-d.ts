@@ -89,3 +89,20 @@ for (const c of app.realtime.connections) {
 }
 expectType<Connection<unknown>[]>(app.realtime.connections.byUser('ann'))
 expectType<RealtimeError>(new RealtimeError('X', 'y'))
+
+// Routes that take no data: the handler gets undefined, and may still reply.
+app.realtime.route({
+  type: 'get_status',
+  schema: { reply: Type.Object({ up: Type.Boolean() }) },
+  handler: (data) => {
+    assertEqual<Equal<typeof data, undefined>>()
+    return { up: true }
+  }
+})
+app.realtime.route({ type: 'poke', handler: (data) => { expectType<undefined>(data) } })
+app.realtime.route({
+  type: 'get_status2',
+  schema: { reply: Type.Object({ up: Type.Boolean() }) },
+  // @ts-expect-error: the reply is still typed
+  handler: () => ({ up: 'yes' })
+})
