@@ -4,7 +4,7 @@
 //
 //   npm run bench                  quick mode (default; under a minute on an idle 2-core machine)
 //   npm run bench -- --full        the documented full run
-//   npm run bench -- --only plugin,ws-frame-once --scenarios fanout,memory
+//   npm run bench -- --only plugin,ws-send-once --scenarios fanout,memory
 //   npm run bench -- --repeat 3    medians of three runs of each scenario
 //   npm run bench -- --set fanoutPublications=500
 //   npm run bench -- --workers 1   load-generator processes (1 or 2)
@@ -26,6 +26,7 @@ import { percentileOf } from './lib/histogram.js'
 import { formatNumber, ratio, renderTable, type ScenarioResults } from './lib/report.js'
 import { renderSvg } from './lib/svg.js'
 import { connect } from './scenarios/connect.js'
+import { deflate } from './scenarios/deflate.js'
 import { fanout } from './scenarios/fanout.js'
 import { memory } from './scenarios/memory.js'
 import { reqres } from './scenarios/reqres.js'
@@ -41,7 +42,11 @@ const QUICK: Counts = {
   fanoutPublications: 100,
   fanoutWarmup: 10,
   fanoutPacedPublications: 30,
-  fanoutPacedShare: 0.5,
+  fanoutPacedRate: 50_000,
+  deflateSubscribers: 500,
+  deflatePublications: 40,
+  deflateWarmup: 5,
+  deflatePadLength: 2000,
   memoryConnections: 2000,
   reqresClients: 100,
   reqresRounds: 200,
@@ -61,13 +66,15 @@ const FULL: Counts = {
   fanoutPublications: 2000,
   fanoutWarmup: 50,
   fanoutPacedPublications: 300,
+  deflateSubscribers: 1000,
+  deflatePublications: 500,
   memoryConnections: 10_000,
   reqresRounds: 2000,
   connectConnections: 2000,
   seedBroadcasts: 200
 }
 
-const scenarios: Scenario[] = [memory, connect, reqres, seed, fanout]
+const scenarios: Scenario[] = [memory, connect, reqres, seed, fanout, deflate]
 
 function parseCli () {
   const { values } = parseArgs({
@@ -201,10 +208,11 @@ async function main (): Promise<number> {
   const runOrder: Variant[] = [...cli.variants].sort((a, b) => Number(b.id === BASELINE) - Number(a.id === BASELINE))
   let failures = 0
   for (const scenario of cli.scenarios) {
-    const runs = new Map<string, VariantResult[]>(cli.variants.map((v) => [v.id, []]))
+    const takesPart = (v: Variant) => v.id === BASELINE || scenario.variants === undefined || scenario.variants.includes(v.id)
+    const runs = new Map<string, VariantResult[]>(cli.variants.filter(takesPart).map((v) => [v.id, []]))
     for (let repeat = 0; repeat < cli.repeat; repeat++) {
       // The baseline goes first (later variants use its figures); repeats rotate the others.
-      const others = runOrder.slice(1)
+      const others = runOrder.slice(1).filter(takesPart)
       const order = [runOrder[0], ...others.slice(repeat % Math.max(1, others.length)), ...others.slice(0, repeat % Math.max(1, others.length))]
       for (const variant of order) {
         let server = groups.get(variant.id) as ServerGroup
@@ -290,7 +298,7 @@ async function main (): Promise<number> {
   const out: string[] = []
   out.push('')
   out.push(`fastify-realtime benchmark — ${cli.mode} mode — node ${process.version}, ${meta.cores} cores (${meta.cpu}), ${meta.loadGenerators} load-generator process(es), ${elapsedS.toFixed(1)} s`)
-  out.push(`ratios (×ws) are to raw ws framing once (${BASELINE}); ×fws is to the @fastify/websocket loop. "srv CPU" / "loadgen CPU": share of one core used during the measured phase; SAT = load generator ≥ 90% (figure may be capped by the client side).`)
+  out.push(`ratios (×ws) are to raw ws true frame-once (${BASELINE}: one Buffer per publication, header included, written to each net.Socket); ×fws is to the @fastify/websocket loop. "srv CPU" / "loadgen CPU": share of one core used during the measured phase; SAT = load generator ≥ 90% (figure may be capped by the client side).`)
   for (const scenario of cli.scenarios) {
     out.push('')
     out.push(renderTable(scenario, scenario.title(counts), results[scenario.id], cli.variants))
@@ -374,6 +382,7 @@ function combine (list: VariantResult[], scenario: Scenario): VariantResult {
   }
 }
 
+/** The plugin's figures against the targets of issue 16 (ratios to the true frame-once baseline unless said). */
 function headlineRatios (results: Record<string, ScenarioResults>, variants: Variant[]) {
   const lines: string[] = []
   const ratios: Record<string, number | undefined> = {}
@@ -383,26 +392,38 @@ function headlineRatios (results: Record<string, ScenarioResults>, variants: Var
   if (results.fanout !== undefined) {
     ratios.fanoutDeliveriesPluginVsWs = r('fanout', 'deliveriesPerSec', 'plugin', BASELINE)
     ratios.fanoutCpuPerDeliveryPluginVsWs = r('fanout', 'cpuPerDeliveryUs', 'plugin', BASELINE)
-    lines.push(`fan-out deliveries/s, plugin / ws frame-once: ${fmt(ratios.fanoutDeliveriesPluginVsWs)}`)
-    lines.push(`fan-out server CPU per delivery, plugin / ws frame-once: ${fmt(ratios.fanoutCpuPerDeliveryPluginVsWs)}`)
+    ratios.fanoutUserCpuPerDeliveryPluginVsWs = r('fanout', 'userCpuPerDeliveryUs', 'plugin', BASELINE)
+    ratios.fanoutPacedP99PluginVsWs = r('fanout', 'pacedP99Ms', 'plugin', BASELINE)
+    lines.push(`fan-out deliveries/s, plugin / ws true frame-once: ${fmt(ratios.fanoutDeliveriesPluginVsWs)} (target ≥ 0.90×)`)
+    lines.push(`fan-out server CPU per delivery, plugin / ws true frame-once: ${fmt(ratios.fanoutCpuPerDeliveryPluginVsWs)} (target ≤ 1.10×)`)
+    lines.push(`fan-out server user-space CPU per delivery, plugin / ws true frame-once: ${fmt(ratios.fanoutUserCpuPerDeliveryPluginVsWs)} (target ≤ 1.40×)`)
+    lines.push(`fan-out paced p99, plugin / ws true frame-once: ${fmt(ratios.fanoutPacedP99PluginVsWs)} (target ≤ 1.05×)`)
   }
   if (results.memory !== undefined) {
-    const parts = variants.map((v) => {
-      const value = get('memory', 'rssPerConnKB', v.id)
-      ratios[`memoryRssPerConn:${v.id}`] = value
-      return `${v.label} ${value === undefined ? '—' : value.toFixed(1)} KB`
+    const parts = variants.filter((v) => results.memory[v.id] !== undefined).map((v) => {
+      const rss = get('memory', 'rssPerConnKB', v.id)
+      const heap = get('memory', 'heapPerConnKB', v.id)
+      ratios[`memoryRssPerConn:${v.id}`] = rss
+      ratios[`memoryHeapPerConn:${v.id}`] = heap
+      return `${v.label} ${rss === undefined ? '—' : rss.toFixed(1)}/${heap === undefined ? '—' : heap.toFixed(1)}`
     })
     ratios.memoryRssPluginVsWs = r('memory', 'rssPerConnKB', 'plugin', BASELINE)
-    lines.push(`RSS per idle subscribed connection: ${parts.join(', ')} (plugin / ws: ${fmt(ratios.memoryRssPluginVsWs)})`)
+    lines.push(`RSS/heap KiB per idle subscribed connection: ${parts.join(', ')} (plugin targets ≤ 7.5/4.5 KiB at 10,000 connections)`)
+  }
+  if (results.connect !== undefined) {
+    ratios.connectPluginVsWs = r('connect', 'connectionsPerSec', 'plugin', BASELINE)
+    ratios.connectPluginVsFastifyWebsocket = r('connect', 'connectionsPerSec', 'plugin', 'fastify-websocket')
+    lines.push(`connections/s, plugin / @fastify/websocket loop: ${fmt(ratios.connectPluginVsFastifyWebsocket)} (target ≥ 1.00×; plugin / ws: ${fmt(ratios.connectPluginVsWs)})`)
   }
   if (results.reqres !== undefined) {
     ratios.reqresPluginVsFastifyWebsocket = r('reqres', 'roundTripsPerSec', 'plugin', 'fastify-websocket')
     ratios.reqresPluginVsWs = r('reqres', 'roundTripsPerSec', 'plugin', BASELINE)
-    lines.push(`request/response round trips/s, plugin / @fastify/websocket loop: ${fmt(ratios.reqresPluginVsFastifyWebsocket)} (plugin / raw ws: ${fmt(ratios.reqresPluginVsWs)})`)
+    lines.push(`request/response round trips/s, plugin / @fastify/websocket loop: ${fmt(ratios.reqresPluginVsFastifyWebsocket)} (target ≥ 1.00×; plugin / ws: ${fmt(ratios.reqresPluginVsWs)})`)
   }
-  if (results.connect !== undefined) {
-    ratios.connectPluginVsWs = r('connect', 'connectionsPerSec', 'plugin', BASELINE)
-    lines.push(`connections/s, plugin / raw ws: ${fmt(ratios.connectPluginVsWs)}`)
+  if (results.deflate !== undefined) {
+    ratios.deflateCpuPluginVsWs = r('deflate', 'cpuPerDeliveryUs', 'plugin', BASELINE)
+    ratios.deflateCpuWsSendVsWs = r('deflate', 'cpuPerDeliveryUs', 'ws-send-once', BASELINE)
+    lines.push(`compressed fan-out server CPU per delivery, / ws compress-once: plugin ${fmt(ratios.deflateCpuPluginVsWs)} (ws per-socket deflate until compress-once lands), ws.send each ${fmt(ratios.deflateCpuWsSendVsWs)}`)
   }
   return { lines, ratios }
 }

@@ -14,7 +14,10 @@ const CALL_MS = 10_000
 export interface GroupStats {
   wall: number
   cpuMicros: number
+  userMicros: number
   connections: number
+  /** Null when a node's server does not count the bytes it writes. */
+  bytesWritten: number | null
   rss: number
   heapUsed: number
 }
@@ -41,7 +44,9 @@ export class ServerGroup {
     return {
       wall: Math.max(...all.map((s) => s.wall)),
       cpuMicros: sum(all.map((s) => s.cpuMicros)),
+      userMicros: sum(all.map((s) => s.userMicros)),
       connections: sum(all.map((s) => s.connections)),
+      bytesWritten: all.some((s) => s.bytesWritten === null) ? null : sum(all.map((s) => s.bytesWritten as number)),
       rss: sum(all.map((s) => s.memory.rss)),
       heapUsed: sum(all.map((s) => s.memory.heapUsed))
     }
@@ -119,12 +124,12 @@ export class LoadPool {
   }
 
   /** Opens `total` connections spread evenly over the workers, `concurrency` in flight in all. */
-  async open (kind: ClientKind, urls: string[], total: number, options: { concurrency: number, topic?: string, timeoutMs: number }): Promise<PoolOpenResult> {
+  async open (kind: ClientKind, urls: string[], total: number, options: { concurrency: number, topic?: string, deflate?: boolean, timeoutMs: number }): Promise<PoolOpenResult> {
     const shares = split(total, this.size)
     const lanes = split(options.concurrency, this.size)
     let firstIndex = 0
     const calls = this.workers.map((worker, i) => {
-      const args = { kind, urls, count: shares[i], concurrency: Math.max(1, lanes[i]), topic: options.topic, firstIndex, timeoutMs: options.timeoutMs }
+      const args = { kind, urls, count: shares[i], concurrency: Math.max(1, lanes[i]), topic: options.topic, deflate: options.deflate, firstIndex, timeoutMs: options.timeoutMs }
       firstIndex += shares[i]
       return worker.call<OpenResult>('open', args, options.timeoutMs + CALL_MS)
     })

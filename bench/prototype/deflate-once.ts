@@ -30,12 +30,13 @@ import { frameOf, internals, payloadOf, senderIdle, textFrame, writeFrame, type 
 export interface DeflateOnceOptions {
   /** Payloads smaller than this many bytes are sent uncompressed (ws's default is 1024). */
   threshold: number
-  /** zlib level, 1 (fast) to 9 (small). */
+  /** zlib level, 1 (fast) to 9 (small), or -1 for zlib's default (6). */
   level: number
   memLevel: number
 }
 
-export const defaultDeflateOnce: DeflateOnceOptions = { threshold: 1024, level: 1, memLevel: 8 }
+/** ws's defaults: a 1024-byte threshold, zlib's default level (6) and memLevel (8). */
+export const defaultDeflateOnce: DeflateOnceOptions = { threshold: 1024, level: constants.Z_DEFAULT_COMPRESSION, memLevel: 8 }
 
 const DEFAULT_WINDOW_BITS = 15
 /** zlib turns windowBits 8 into 9 for raw deflate: output could use a window a peer asking for 8 cannot hold. */
