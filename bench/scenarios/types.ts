@@ -75,7 +75,7 @@ export interface ScenarioContext {
   variant: Variant
   server: ServerGroup
   load: LoadPool
-  /** This scenario's result for the baseline variant, which always runs first. */
+  /** This scenario's latest result for the baseline variant, when it has already run in this round or an earlier one. */
   baseline: VariantResult | undefined
   log: (message: string) => void
 }
