@@ -1,9 +1,12 @@
 // Summarises V8 CPU profiles (`npm run bench -- --cpu-prof` writes them to
 // bench/results/profiles/<variant>/): the functions with the most self time, with
-// their share of all samples, and the same grouped by package (node_modules name,
+// their share of the busy (non-idle) samples, and the same grouped by package (node_modules name,
 // "node:" internals, this project's lib/, V8/GC/native).
 //
-//   node --import tsx bench/profile-top.ts bench/results/profiles/plugin/*.cpuprofile [--top 25]
+//   node --import tsx bench/profile-top.ts bench/results/profiles/plugin/CPU.*.0.001.cpuprofile [--top 25]
+//
+// (Each server writes two profiles: thread 0 is the main thread; the other is tsx's
+// module-loader worker.)
 
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -60,6 +63,7 @@ function main (): void {
     for (const [id, us] of selfTimes(profile)) {
       const node = nodes.get(id)
       if (node === undefined) continue
+      if (node.callFrame.functionName === '(idle)') continue
       total += us
       const key = label(node.callFrame)
       byFunction.set(key, (byFunction.get(key) ?? 0) + us)
@@ -72,7 +76,7 @@ function main (): void {
     const rows = [...map].sort((a, b) => b[1] - a[1]).slice(0, n)
     for (const [key, us] of rows) console.log(`  ${(us / total * 100).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(7)} ms  ${key}`)
   }
-  console.log(`${positionals.length} profile(s), ${(total / 1000).toFixed(0)} ms sampled`)
+  console.log(`${positionals.length} profile(s), ${(total / 1000).toFixed(0)} ms busy (idle samples left out)`)
   print('Self time by function', byFunction, Number(values.top))
   print('Self time by package', byPackage, 15)
 }
