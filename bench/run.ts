@@ -281,6 +281,8 @@ async function main (): Promise<number> {
   const meta = {
     date: new Date(startedAt).toISOString(),
     mode: cli.mode,
+    /** The variant every ratio is to. */
+    baseline: BASELINE,
     node: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     cpu: os.cpus()[0]?.model ?? 'unknown',
