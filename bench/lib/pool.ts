@@ -18,6 +18,8 @@ export interface GroupStats {
   connections: number
   /** Null when a node's server does not count the bytes it writes. */
   bytesWritten: number | null
+  /** Deliveries by route, summed over the nodes; null when the server does not count them. */
+  routes: Record<string, number> | null
   rss: number
   heapUsed: number
 }
@@ -47,6 +49,7 @@ export class ServerGroup {
       userMicros: sum(all.map((s) => s.userMicros)),
       connections: sum(all.map((s) => s.connections)),
       bytesWritten: all.some((s) => s.bytesWritten === null) ? null : sum(all.map((s) => s.bytesWritten as number)),
+      routes: all.some((s) => s.routes === null) ? null : sumRoutes(all.map((s) => s.routes as Record<string, number>)),
       rss: sum(all.map((s) => s.memory.rss)),
       heapUsed: sum(all.map((s) => s.memory.heapUsed))
     }
@@ -219,6 +222,12 @@ export class LoadPool {
 function utilization (pairs: Array<[number, number]>): { utilizations: number[], maxUtilization: number } {
   const utilizations = pairs.map(([cpu, wallMs]) => cpu / 1000 / Math.max(1, wallMs))
   return { utilizations, maxUtilization: Math.max(...utilizations) }
+}
+
+function sumRoutes (list: Array<Record<string, number>>): Record<string, number> {
+  const total: Record<string, number> = {}
+  for (const routes of list) for (const [route, n] of Object.entries(routes)) total[route] = (total[route] ?? 0) + n
+  return total
 }
 
 function sum (values: number[]): number {

@@ -71,6 +71,11 @@ export async function measureFanout (ctx: ScenarioContext, spec: FanoutSpec): Pr
   if (after.bytesWritten !== null && before.bytesWritten !== null) {
     metrics.wireBytesPerDelivery = round((after.bytesWritten - before.bytesWritten) / deliveries, 1)
   }
+  if (after.routes !== null && before.routes !== null) {
+    // Shows that the true frame-once server really wrote its frames directly (and how often ws's Sender was busy).
+    const taken = Object.entries(after.routes).map(([route, n]) => [route, n - (before.routes?.[route] ?? 0)] as const).filter(([, n]) => n > 0)
+    notes.push(`burst deliveries by route: ${taken.map(([route, n]) => `${route} ${n.toLocaleString('en-US')}`).join(', ')}`)
+  }
 
   // Paced, at the same offered load for every variant.
   let pacedComplete = true

@@ -26,6 +26,8 @@ export interface BenchServer {
   connections: () => number
   /** Bytes written so far to the open client connections' TCP sockets (what went on the wire). */
   bytesWritten?: () => number
+  /** Deliveries so far by the route they took, for servers that choose one per socket (true frame-once). */
+  routes?: () => Record<string, number>
   close: () => Promise<void>
 }
 
@@ -59,6 +61,7 @@ export interface ServerStats {
   userMicros: number
   connections: number
   bytesWritten: number | null
+  routes: Record<string, number> | null
   memory: NodeJS.MemoryUsage
 }
 
@@ -73,6 +76,7 @@ export function runServer (name: string, start: () => Promise<BenchServer>): voi
         userMicros: cpu.user,
         connections: server.connections(),
         bytesWritten: server.bytesWritten?.() ?? null,
+        routes: server.routes?.() ?? null,
         memory: process.memoryUsage()
       }
     }

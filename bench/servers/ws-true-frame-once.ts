@@ -7,12 +7,20 @@
 // With permessage-deflate negotiated (deflate scenario) the publication is
 // compressed once and that one compressed frame goes to every socket: the limit a
 // compress-once server can reach (bench/prototype/deflate-once.ts).
-import { Publication, sendPublication } from '../prototype/deflate-once.js'
+//
+// The route each delivery took is counted (one increment), and the fan-out
+// scenarios print it: proof that the frames did go out directly.
+import { Publication, sendPublication, type DeflateRoute } from '../prototype/deflate-once.js'
 import { runServer } from './harness.js'
 import { BENCH_DEFLATE, BENCH_DEFLATE_ONCE } from './deflate.js'
 import { messageEnvelope, startRawWsServer } from './raw-protocol.js'
 
-runServer('ws-true-frame-once', () => startRawWsServer((subscribers, topic, message) => {
-  const publication = new Publication(JSON.stringify(messageEnvelope(topic, message)), BENCH_DEFLATE_ONCE)
-  for (const socket of subscribers) sendPublication(socket, publication)
-}, { perMessageDeflate: BENCH_DEFLATE }))
+const routes: Record<DeflateRoute, number> = { direct: 0, 'direct-deflated': 0, ws: 0, closed: 0 }
+
+runServer('ws-true-frame-once', async () => {
+  const server = await startRawWsServer((subscribers, topic, message) => {
+    const publication = new Publication(JSON.stringify(messageEnvelope(topic, message)), BENCH_DEFLATE_ONCE)
+    for (const socket of subscribers) routes[sendPublication(socket, publication)]++
+  }, { perMessageDeflate: BENCH_DEFLATE })
+  return { ...server, routes: () => ({ ...routes }) }
+})
