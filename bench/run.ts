@@ -22,8 +22,9 @@ import { cpuMicros } from './lib/clock.js'
 import { Child, killAllChildren, liveChildren } from './lib/control.js'
 import { machineCpu, otherCpuShare } from './lib/machine.js'
 import { LoadPool, ServerGroup } from './lib/pool.js'
-import { percentileOf } from './lib/histogram.js'
-import { formatNumber, ratio, renderTable, type ScenarioResults } from './lib/report.js'
+import { combine } from './lib/combine.js'
+import { headlineRatios } from './lib/headline.js'
+import { renderTable, type ScenarioResults } from './lib/report.js'
 import { renderSvg } from './lib/svg.js'
 import { connect } from './scenarios/connect.js'
 import { deflate } from './scenarios/deflate.js'
@@ -350,87 +351,6 @@ async function main (): Promise<number> {
   console.log(`\nwrote ${path.relative(process.cwd(), path.join(RESULTS, 'latest.json'))} and ${path.relative(process.cwd(), path.join(RESULTS, 'latest.svg'))}`)
   if (cli.cpuProf) console.log(`CPU profiles: ${path.relative(process.cwd(), path.join(RESULTS, 'profiles'))}/<variant>/`)
   return failures === 0 ? 0 : 1
-}
-
-/**
- * Several runs of one scenario against one variant as one result: the median of
- * every figure, the most loaded load generator, and every note once.
- */
-function combine (list: VariantResult[], scenario: Scenario): VariantResult {
-  const ok = list.filter((r) => r.error === undefined)
-  if (ok.length === 0) return list[0]
-  if (list.length === 1) return list[0]
-  const metrics: Record<string, number> = {}
-  const spread: Record<string, [number, number]> = {}
-  for (const key of Object.keys(ok[0].metrics)) {
-    const values = ok.map((r) => r.metrics[key]).filter((v) => Number.isFinite(v))
-    if (values.length === 0) continue
-    metrics[key] = percentileOf(values, 50)
-    spread[key] = [Math.min(...values), Math.max(...values)]
-  }
-  const busiest = ok.reduce((a, b) => Math.max(...(b.loadUtilization ?? [0])) > Math.max(...(a.loadUtilization ?? [0])) ? b : a)
-  const main = scenario.columns[0]
-  const notes = [...new Set(list.flatMap((r) => r.notes))]
-  const range = spread[main.key]
-  if (range !== undefined) notes.unshift(`median of ${ok.length} runs; ${main.label} ranged ${formatNumber(range[0], main.digits)}–${formatNumber(range[1], main.digits)}`)
-  if (ok.length < list.length) notes.push(`${list.length - ok.length} of ${list.length} runs failed: ${list.find((r) => r.error !== undefined)?.error}`)
-  const others = ok.map((r) => r.otherCpuShare).filter((x): x is number => x !== undefined)
-  return {
-    metrics,
-    spread,
-    loadUtilization: busiest.loadUtilization,
-    serverUtilization: percentileOf(ok.map((r) => r.serverUtilization ?? NaN).filter(Number.isFinite), 50) ?? null,
-    loadSaturated: ok.some((r) => r.loadSaturated),
-    complete: ok.length === list.length && ok.every((r) => r.complete),
-    notes,
-    otherCpuShare: others.length === 0 ? undefined : Math.max(...others)
-  }
-}
-
-/** The plugin's figures against the targets of issue 16 (ratios to the true frame-once baseline unless said). */
-function headlineRatios (results: Record<string, ScenarioResults>, variants: Variant[]) {
-  const lines: string[] = []
-  const ratios: Record<string, number | undefined> = {}
-  const get = (scenario: string, key: string, variant: string) => results[scenario]?.[variant]?.metrics[key]
-  const r = (scenario: string, key: string, variant: string, to: string) => ratio(results[scenario] ?? {}, { key } as never, variant, to)
-  const fmt = (v: number | undefined) => (v === undefined ? '—' : `${v.toFixed(2)}×`)
-  if (results.fanout !== undefined) {
-    ratios.fanoutDeliveriesPluginVsWs = r('fanout', 'deliveriesPerSec', 'plugin', BASELINE)
-    ratios.fanoutCpuPerDeliveryPluginVsWs = r('fanout', 'cpuPerDeliveryUs', 'plugin', BASELINE)
-    ratios.fanoutUserCpuPerDeliveryPluginVsWs = r('fanout', 'userCpuPerDeliveryUs', 'plugin', BASELINE)
-    ratios.fanoutPacedP99PluginVsWs = r('fanout', 'pacedP99Ms', 'plugin', BASELINE)
-    lines.push(`fan-out deliveries/s, plugin / ws true frame-once: ${fmt(ratios.fanoutDeliveriesPluginVsWs)} (target ≥ 0.90×)`)
-    lines.push(`fan-out server CPU per delivery, plugin / ws true frame-once: ${fmt(ratios.fanoutCpuPerDeliveryPluginVsWs)} (target ≤ 1.10×)`)
-    lines.push(`fan-out server user-space CPU per delivery, plugin / ws true frame-once: ${fmt(ratios.fanoutUserCpuPerDeliveryPluginVsWs)} (target ≤ 1.40×)`)
-    lines.push(`fan-out paced p99, plugin / ws true frame-once: ${fmt(ratios.fanoutPacedP99PluginVsWs)} (target ≤ 1.05×)`)
-  }
-  if (results.memory !== undefined) {
-    const parts = variants.filter((v) => results.memory[v.id] !== undefined).map((v) => {
-      const rss = get('memory', 'rssPerConnKB', v.id)
-      const heap = get('memory', 'heapPerConnKB', v.id)
-      ratios[`memoryRssPerConn:${v.id}`] = rss
-      ratios[`memoryHeapPerConn:${v.id}`] = heap
-      return `${v.label} ${rss === undefined ? '—' : rss.toFixed(1)}/${heap === undefined ? '—' : heap.toFixed(1)}`
-    })
-    ratios.memoryRssPluginVsWs = r('memory', 'rssPerConnKB', 'plugin', BASELINE)
-    lines.push(`RSS/heap KiB per idle subscribed connection: ${parts.join(', ')} (plugin targets ≤ 7.5/4.5 KiB at 10,000 connections)`)
-  }
-  if (results.connect !== undefined) {
-    ratios.connectPluginVsWs = r('connect', 'connectionsPerSec', 'plugin', BASELINE)
-    ratios.connectPluginVsFastifyWebsocket = r('connect', 'connectionsPerSec', 'plugin', 'fastify-websocket')
-    lines.push(`connections/s, plugin / @fastify/websocket loop: ${fmt(ratios.connectPluginVsFastifyWebsocket)} (target ≥ 1.00×; plugin / ws: ${fmt(ratios.connectPluginVsWs)})`)
-  }
-  if (results.reqres !== undefined) {
-    ratios.reqresPluginVsFastifyWebsocket = r('reqres', 'roundTripsPerSec', 'plugin', 'fastify-websocket')
-    ratios.reqresPluginVsWs = r('reqres', 'roundTripsPerSec', 'plugin', BASELINE)
-    lines.push(`request/response round trips/s, plugin / @fastify/websocket loop: ${fmt(ratios.reqresPluginVsFastifyWebsocket)} (target ≥ 1.00×; plugin / ws: ${fmt(ratios.reqresPluginVsWs)})`)
-  }
-  if (results.deflate !== undefined) {
-    ratios.deflateCpuPluginVsWs = r('deflate', 'cpuPerDeliveryUs', 'plugin', BASELINE)
-    ratios.deflateCpuWsSendVsWs = r('deflate', 'cpuPerDeliveryUs', 'ws-send-once', BASELINE)
-    lines.push(`compressed fan-out server CPU per delivery, / ws compress-once: plugin ${fmt(ratios.deflateCpuPluginVsWs)} (ws per-socket deflate until compress-once lands), ws.send each ${fmt(ratios.deflateCpuWsSendVsWs)}`)
-  }
-  return { lines, ratios }
 }
 
 // Nothing may outlive the run: kill every child on any way out.
