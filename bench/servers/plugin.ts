@@ -3,7 +3,8 @@
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import realtime from '../../lib/index.js'
-import { runServer } from './harness.js'
+import { bytesWrittenBy, runServer } from './harness.js'
+import { BENCH_DEFLATE } from './deflate.js'
 
 runServer('plugin', async () => {
   const app = Fastify()
@@ -15,7 +16,10 @@ runServer('plugin', async () => {
     // load, so they are raised out of the way. Their checks still run.
     rateLimit: { rate: 1e9, burst: 1e9 },
     maxConnectionsPerIp: 1_000_000,
-    maxConnections: 1_000_000
+    maxConnections: 1_000_000,
+    // Accepted only when a client offers it (the deflate scenario): ws then compresses
+    // for each socket. The slot for the plugin's own compress-once option (issue 16).
+    websocket: { perMessageDeflate: BENCH_DEFLATE }
   })
   app.realtime.topic('bench/:name', {
     message: Type.Object({ t: Type.Number(), seq: Type.Integer(), pad: Type.String() })
@@ -39,6 +43,7 @@ runServer('plugin', async () => {
       })
     },
     connections: () => app.realtime.stats().connections.active,
+    bytesWritten: () => bytesWrittenBy(app.websocketServer.clients),
     close: () => app.close()
   }
 })
