@@ -19,6 +19,9 @@ import { Registry } from './registry.js'
 import { Router, type CompiledRoute, type ErrorSchemas, type MessageContext, type RouteDefinition } from './router.js'
 import { Topics, formatTopic, type AuthorizeContext, type CompiledTopic, type PresenceOptions, type TopicAction, type TopicMatch } from './topics.js'
 import type { Broker, BrokerCommand, HistoryOptions, Publication, StreamPosition } from './broker/types.js'
+import type { ApiDescription, AsyncApiOptions } from './asyncapi/description.js'
+import { asyncApiOf } from './asyncapi/serve.js'
+import type { AsyncApiDocument } from './asyncapi/document.js'
 
 /**
  * Frames a connection may send while one of its `auth`, `subscribe` or `unsubscribe`
@@ -193,6 +196,7 @@ export class Realtime<U = unknown> {
     if (this.#events.has(name)) throw new errorCodes.FST_REALTIME_DUPLICATE_EVENT(name)
     if (schema === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `event "${name}"`, 'a schema is required')
     this.#events.set(name, this.#contracts.serializer(schema, 'data', `event "${name}"`))
+    this.#eventSchemas.set(name, schema) // AsyncAPI (issue 15): kept for describe()
     return {
       name,
       send: (connectionId, data) => this.send(connectionId, name, data),
@@ -882,6 +886,35 @@ export class Realtime<U = unknown> {
     await this.#authorize(connection, match, topic, 'presence')
     const members = await this.#hub.broker.members(topic)
     return `{"members":[${members.map((m) => m.data).join(',')}]}`
+  }
+
+  // ---------------------------------------------------------------- AsyncAPI (issue 15)
+
+  readonly #eventSchemas = new Map<string, TSchema>()
+
+  /** The declarations as a plain description, which the AsyncAPI generator reads. */
+  describe (): ApiDescription {
+    return {
+      routes: Array.from(this.#router.list(), (r) => ({ type: r.type, data: r.schema.data, reply: r.schema.reply, errors: r.schema.errors })),
+      topics: this.#topics.list().map(({ pattern, definition: d, clientPublish, volatile }) => ({
+        pattern,
+        params: d.params,
+        message: d.message,
+        presence: d.presence === undefined || d.presence === false ? null : { meta: d.presence === true ? undefined : d.presence.meta },
+        clientPublish,
+        volatile
+      })),
+      events: Array.from(this.#eventSchemas, ([name, schema]) => ({ name, schema })),
+      auth: this.options.authenticate === undefined ? 'none' : 'message',
+      userSchema: this.options.userSchema,
+      path: this.options.path,
+      heartbeat: this.options.heartbeat
+    }
+  }
+
+  /** The AsyncAPI 3.0 document of this server's declarations (options: `info`, `server.url`). */
+  asyncapi (options?: AsyncApiOptions): AsyncApiDocument {
+    return asyncApiOf(this, options)
   }
 }
 

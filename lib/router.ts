@@ -45,6 +45,8 @@ export interface RouteDefinition<D extends TSchema = TSchema, R extends TSchema 
 
 export interface CompiledRoute {
   type: string
+  /** The schemas as declared, for describing the API (AsyncAPI). */
+  schema: RouteSchema
   validate: Validator
   serializeReply: Serializer | null
   errorSerializers: Map<string, Serializer>
@@ -85,6 +87,7 @@ export class Router {
     }
     const compiled: CompiledRoute = {
       type,
+      schema,
       validate: this.#contracts.validator(schema.data, 'data', owner),
       serializeReply: schema.reply === undefined ? null : this.#contracts.serializer(schema.reply, 'reply', owner),
       errorSerializers,
@@ -96,5 +99,10 @@ export class Router {
 
   get (type: string): CompiledRoute | undefined {
     return this.#routes.get(type)
+  }
+
+  /** The declared routes, in declaration order (read-only: for describing the API). */
+  list (): Iterable<Readonly<CompiledRoute>> {
+    return this.#routes.values()
   }
 }

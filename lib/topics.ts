@@ -40,6 +40,8 @@ export interface CompiledPresence {
 
 export interface CompiledTopic {
   pattern: string
+  /** The definition as declared, for describing the API (AsyncAPI). */
+  definition: TopicDefinition
   segments: Array<{ literal: string } | { param: string }>
   validateParams: Validator | null
   validateMessage: Validator
@@ -93,6 +95,7 @@ export class Topics {
     const owner = `topic "${pattern}"`
     const compiled: CompiledTopic = {
       pattern,
+      definition,
       segments,
       validateParams: definition.params === undefined ? null : this.#contracts.paramsValidator(definition.params, owner),
       validateMessage: this.#contracts.validator(definition.message, 'message', owner),
@@ -124,6 +127,11 @@ export class Topics {
       serializeMeta: options.meta === undefined ? null : this.#contracts.serializer(options.meta, 'presence meta', owner),
       maxMetaBytes
     }
+  }
+
+  /** The declared topics, in declaration order (read-only: for describing the API). */
+  list (): readonly CompiledTopic[] {
+    return this.#list
   }
 
   /**

@@ -1,0 +1,71 @@
+// Serves a server's AsyncAPI document when the `asyncapi` option is set: JSON at
+// `<path>.json`, YAML at `<path>.yaml`, and at `<path>` itself the HTML page, or JSON
+// or YAML for a client that asks for them in `Accept`.
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { stringify } from 'yaml'
+import type { ApiDescription, AsyncApiOptions } from './description.js'
+import { buildAsyncApi, type AsyncApiDocument } from './document.js'
+import { renderPage } from './page.js'
+
+/** The resolved plugin option (see options.ts). */
+export interface AsyncApiPluginOptions extends AsyncApiOptions {
+  path: string
+}
+
+/** What the generator needs of `app.realtime`. */
+export interface Describable {
+  describe: () => ApiDescription
+  options: { asyncapi?: AsyncApiPluginOptions }
+}
+
+/** Where each server listens, once it does: the default server URL of its document. */
+const listening = new WeakMap<Describable, string>()
+
+/** `app.realtime.asyncapi(options)`: the call's options over the plugin's, over the listening address. */
+export function asyncApiOf (realtime: Describable, options: AsyncApiOptions = {}): AsyncApiDocument {
+  const plugin = realtime.options.asyncapi
+  const url = options.server?.url ?? plugin?.server?.url ?? listening.get(realtime)
+  return buildAsyncApi(realtime.describe(), {
+    info: { ...plugin?.info, ...options.info },
+    ...(url === undefined ? {} : { server: { url } })
+  })
+}
+
+/** `ws://host:port` of a listening address; a wildcard address is written `localhost`. */
+export function urlOf (address: AddressInfo | string | null): string | undefined {
+  if (address === null || typeof address === 'string') return undefined
+  const wildcard = address.address === '0.0.0.0' || address.address === '::'
+  const host = wildcard ? 'localhost' : address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `ws://${host}:${address.port}`
+}
+
+/** Registers the document's routes (when the option is set) and records the listening address. */
+export function registerAsyncApi (app: FastifyInstance, realtime: Describable): void {
+  app.addHook('onListen', function () {
+    const url = urlOf(app.server.address())
+    if (url !== undefined) listening.set(realtime, url)
+  })
+  const options = realtime.options.asyncapi
+  if (options === undefined) return
+  // The served document names the host the client used to reach it, which is the one
+  // it can connect to, behind a proxy too (unless `server.url` says otherwise).
+  const documentFor = (request: FastifyRequest): AsyncApiDocument => asyncApiOf(realtime, {
+    server: { url: options.server?.url ?? `${request.protocol === 'https' ? 'wss' : 'ws'}://${request.host}` }
+  })
+  const json = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(documentFor(request), null, 2))
+  const yaml = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/yaml; charset=utf-8').send(stringify(documentFor(request), { aliasDuplicateObjects: false }))
+  app.get(`${options.path}.json`, json)
+  app.get(`${options.path}.yaml`, yaml)
+  app.get(`${options.path}.yml`, yaml)
+  app.get(options.path, async (request, reply) => {
+    const accepts = request.headers.accept ?? ''
+    if (/\b(application|text)\/(x-)?yaml\b/.test(accepts)) return yaml(request, reply)
+    if (/\bapplication\/json\b/.test(accepts) && !/\btext\/html\b/.test(accepts)) return json(request, reply)
+    return reply
+      .type('text/html; charset=utf-8')
+      // The page is self-contained: no script, no fetch, only its own inline styles.
+      .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
+      .send(renderPage(documentFor(request), { json: `${options.path}.json`, yaml: `${options.path}.yaml` }))
+  })
+}
