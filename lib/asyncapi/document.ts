@@ -207,17 +207,26 @@ function topicParameters (topic: TopicDescription): Record<string, JsonSchema> {
     if (segment[0] !== ':' && segment[0] !== '*') continue
     const name = segment.slice(1)
     const schema = properties[name] ?? {}
-    const words = [typeof schema.description === 'string' ? schema.description : `The \`${name}\` part of the topic name`]
-    if (segment[0] === '*') words.push('(the rest of the name, slashes included)')
+    const words = [(typeof schema.description === 'string' ? schema.description : `The \`${name}\` part of the topic name`).replace(/([^.!?])$/, '$1.')]
+    if (segment[0] === '*') words.push('It is the rest of the name, slashes included.')
     if (typeof schema.pattern === 'string') words.push(`Matches \`${schema.pattern}\`.`)
     const parameter: JsonSchema = { description: words.join(' ') }
-    const values = Array.isArray(schema.enum) ? schema.enum : schema.const !== undefined ? [schema.const] : undefined
+    const values = allowedValues(schema)
     if (values !== undefined) parameter.enum = values.map(String)
     if (schema.default !== undefined) parameter.default = String(schema.default)
     if (Array.isArray(schema.examples)) parameter.examples = schema.examples.map(String)
     out[name] = parameter
   }
   return out
+}
+
+/** The values a param may take, where its schema lists them: `enum`, `const`, or a union of literals. */
+function allowedValues (schema: JsonSchema): unknown[] | undefined {
+  if (Array.isArray(schema.enum)) return schema.enum
+  if (schema.const !== undefined) return [schema.const]
+  const options = schema.anyOf ?? schema.oneOf
+  if (Array.isArray(options) && options.length > 0 && options.every((o: JsonSchema) => o.const !== undefined)) return options.map((o: JsonSchema) => o.const)
+  return undefined
 }
 
 function object (properties: Record<string, TSchema>, required = Object.keys(properties)): TSchema {
@@ -309,7 +318,7 @@ function write (plan: Plan, description: ApiDescription, options: AsyncApiOption
     info: {
       title: info.title ?? 'Real-time API',
       version: info.version ?? '1.0.0',
-      description: info.description ?? `Frames are JSON objects \`{ type, id?, data }\`. Operations are seen from the server: it \`receive\`s requests and \`send\`s replies, publications and events.`
+      description: info.description ?? 'Frames are JSON objects `{ type, id?, data }`. Operations are seen from the server: it `receive`s requests and `send`s replies, publications and events.'
     },
     defaultContentType: 'application/json',
     servers: { realtime: serverOf(description, options) },
