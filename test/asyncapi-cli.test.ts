@@ -54,7 +54,7 @@ t.test('--format json --output, --auth and --path; a default export works too', 
   const dir = await mkdtemp(join(tmpdir(), 'realtime-asyncapi-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const module = join(dir, 'contract.mjs')
-  await writeFile(module, `export default { routes: { 'x.ping': { data: { type: 'object' } } } }\n`)
+  await writeFile(module, 'export default { routes: { \'x.ping\': { data: { type: \'object\' } } } }\n')
   const out = join(dir, 'doc.json')
   const { code, stdout, stderr } = await run(['asyncapi', module, '--format', 'json', '--output', out, '--auth', '--path', '/rt'])
   t.equal(code, 0, stderr)
