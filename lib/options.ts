@@ -68,7 +68,7 @@ export const OptionsSchema = Type.Object({
   maxDepth: Type.Integer({ minimum: 2, maximum: 1000, default: defaults.maxDepth, description: 'deepest nesting of objects and arrays in a frame; deeper is BAD_REQUEST' }),
   allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' })),
   asyncapi: Type.Optional(Type.Object({
-    path: Type.String({ pattern: '^/', default: defaults.asyncapiPath, description: 'serves the page at path, JSON at path.json, YAML at path.yaml (or by Accept)' }),
+    path: Type.Optional(Type.String({ pattern: '^/', default: defaults.asyncapiPath, description: 'serves the page at path, JSON at path.json, YAML at path.yaml (or by Accept)' })),
     info: Type.Optional(Type.Object({
       title: Type.Optional(Type.String({ description: 'default: "Real-time API"' })),
       version: Type.Optional(Type.String({ description: 'default: "1.0.0"' })),

@@ -84,7 +84,7 @@ t.test('the option is checked at register, naming what is wrong', async (t) => {
     ['yes', 'asyncapi']
   ] as const) {
     const app = Fastify()
-    await t.rejects(app.register(realtime, { asyncapi } as never).ready(), { code: 'FST_REALTIME_INVALID_OPTION', message: new RegExp(`"${name.replace(/\./g, '\\.')}"`) }, JSON.stringify(asyncapi))
+    await t.rejects(async () => { await app.register(realtime, { asyncapi } as never).ready() }, { code: 'FST_REALTIME_INVALID_OPTION', message: new RegExp(`"${name.replace(/\./g, '\\.')}"`) }, JSON.stringify(asyncapi))
     await app.close()
   }
   const app = Fastify()

@@ -67,6 +67,8 @@ class Plan {
   readonly messages: Record<string, MessagePlan> = {}
   readonly channels: Record<string, ChannelPlan> = {}
   readonly operations: Record<string, OperationPlan> = {}
+  /** Names for shared schemas of our own making (a topic's presence member). */
+  readonly hints: Array<[TSchema, string]> = []
 
   /** Adds a message to components (once per `shared` key) and to a channel; returns its key in that channel. */
   message (channel: string, local: string, plan: MessagePlan, shared?: string): string {
@@ -177,6 +179,7 @@ function addTopic (plan: Plan, topic: TopicDescription, user: TSchema, error: st
   const meta = topic.presence?.meta
   if (topic.presence !== null) {
     const memberSchema = wire.member(user, meta)
+    plan.hints.push([memberSchema, `${channel} member`])
     for (const kind of ['join', 'leave'] as const) {
       received.push(plan.message(channel, kind, { name: kind, title: `${address} ${kind}`, summary: `A member ${kind === 'join' ? 'joined' : 'left'} (one per connection).`, payload: wire.presenceEvent(kind, memberSchema) }))
     }
@@ -283,6 +286,7 @@ function write (plan: Plan, description: ApiDescription, options: AsyncApiOption
   const schemas = new SchemaComponents()
   for (const message of Object.values(plan.messages)) schemas.collect(message.payload)
   hintNames(schemas, description)
+  for (const [schema, name] of plan.hints) schemas.hint(schema, name)
   const messages: Record<string, JsonSchema> = {}
   for (const [key, message] of Object.entries(plan.messages)) {
     messages[key] = {

@@ -30,13 +30,22 @@ function resolve (doc: AsyncApiDocument, value: unknown): { target: Obj, name: s
   return { target: (target ?? {}) as Obj, name: parts[parts.length - 1] }
 }
 
+/** The values of an `enum`, or of a union of constants (TypeBox's union of literals). */
+function literalsOf (schema: Obj): unknown[] | undefined {
+  if (Array.isArray(schema.enum)) return schema.enum
+  const options = schema.anyOf ?? schema.oneOf
+  if (Array.isArray(options) && options.length > 0 && options.every((o) => (o as Obj)?.const !== undefined)) return options.map((o) => (o as Obj).const)
+  return undefined
+}
+
 function typeLabel (schema: Obj): string {
   if (typeof schema.$ref === 'string') {
     const name = schema.$ref.split('/').pop() as string
     return schema.$ref.startsWith('#/components/schemas/') ? `<a href="#${anchor('schema', name)}">${escapeHtml(name)}</a>` : escapeHtml(schema.$ref)
   }
   if (schema.const !== undefined) return `<span class="lit">${escapeHtml(JSON.stringify(schema.const))}</span>`
-  if (Array.isArray(schema.enum)) return `one of ${schema.enum.map((v) => `<span class="lit">${escapeHtml(JSON.stringify(v))}</span>`).join(' | ')}`
+  const literals = literalsOf(schema)
+  if (literals !== undefined) return `one of ${literals.map((v) => `<span class="lit">${escapeHtml(JSON.stringify(v))}</span>`).join(' | ')}`
   if (Array.isArray(schema.anyOf) || Array.isArray(schema.oneOf)) return 'one of'
   if (Array.isArray(schema.allOf)) return 'all of'
   if (schema.type === 'array') return 'array of'
@@ -64,7 +73,7 @@ export function renderSchema (schema: unknown, depth = 0): string {
   if (depth > 12) return '<span class="type">…</span>'
   const head = `<span class="type">${typeLabel(s)}</span>${notes(s)}`
   const children: string[] = []
-  if (typeof s.$ref !== 'string') {
+  if (typeof s.$ref !== 'string' && literalsOf(s) === undefined) {
     const required = new Set(Array.isArray(s.required) ? s.required as string[] : [])
     for (const [name, sub] of Object.entries((s.properties ?? {}) as Obj)) {
       children.push(`<li><code class="prop">${escapeHtml(name)}</code>${required.has(name) ? '' : ' <span class="opt">optional</span>'} ${renderSchema(sub, depth + 1)}</li>`)

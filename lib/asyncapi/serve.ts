@@ -7,10 +7,12 @@ import { stringify } from 'yaml'
 import type { ApiDescription, AsyncApiOptions } from './description.js'
 import { buildAsyncApi, type AsyncApiDocument } from './document.js'
 import { renderPage } from './page.js'
+import { defaults } from '../options.js'
 
 /** The resolved plugin option (see options.ts). */
 export interface AsyncApiPluginOptions extends AsyncApiOptions {
-  path: string
+  /** Filled with its default (`/asyncapi`) when the options are resolved. */
+  path?: string
 }
 
 /** What the generator needs of `app.realtime`. */
@@ -48,6 +50,7 @@ export function registerAsyncApi (app: FastifyInstance, realtime: Describable): 
   })
   const options = realtime.options.asyncapi
   if (options === undefined) return
+  const path = options.path ?? defaults.asyncapiPath
   // The served document names the host the client used to reach it, which is the one
   // it can connect to, behind a proxy too (unless `server.url` says otherwise).
   const documentFor = (request: FastifyRequest): AsyncApiDocument => asyncApiOf(realtime, {
@@ -55,10 +58,10 @@ export function registerAsyncApi (app: FastifyInstance, realtime: Describable): 
   })
   const json = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(documentFor(request), null, 2))
   const yaml = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/yaml; charset=utf-8').send(stringify(documentFor(request), { aliasDuplicateObjects: false }))
-  app.get(`${options.path}.json`, json)
-  app.get(`${options.path}.yaml`, yaml)
-  app.get(`${options.path}.yml`, yaml)
-  app.get(options.path, async (request, reply) => {
+  app.get(`${path}.json`, json)
+  app.get(`${path}.yaml`, yaml)
+  app.get(`${path}.yml`, yaml)
+  app.get(path, async (request, reply) => {
     const accepts = request.headers.accept ?? ''
     if (/\b(application|text)\/(x-)?yaml\b/.test(accepts)) return yaml(request, reply)
     if (/\bapplication\/json\b/.test(accepts) && !/\btext\/html\b/.test(accepts)) return json(request, reply)
@@ -66,6 +69,6 @@ export function registerAsyncApi (app: FastifyInstance, realtime: Describable): 
       .type('text/html; charset=utf-8')
       // The page is self-contained: no script, no fetch, only its own inline styles.
       .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
-      .send(renderPage(documentFor(request), { json: `${options.path}.json`, yaml: `${options.path}.yaml` }))
+      .send(renderPage(documentFor(request), { json: `${path}.json`, yaml: `${path}.yaml` }))
   })
 }
