@@ -113,3 +113,22 @@ t.test('examples: the schema\'s own, else a placeholder of the right type', asyn
   const deep = Type.Recursive((self) => Type.Object({ next: self }))
   t.ok(JSON.stringify(example(deep)).length < 200, 'a recursive schema ends')
 })
+
+t.test('a message example is kept only when its schema accepts it', async (t) => {
+  const description: ApiDescription = {
+    routes: [
+      { type: 'a.ok', data: Type.Object({ n: Type.Integer({ minimum: 1 }) }) },
+      { type: 'a.pattern', data: Type.String({ pattern: '^[0-9]+$' }) },
+      { type: 'a.ref', data: Type.Ref('Elsewhere') }
+    ],
+    topics: [],
+    events: [],
+    auth: 'none',
+    path: '/ws'
+  }
+  const { messages } = buildAsyncApi(description).components
+  t.same(messages['a.ok'].examples, [{ name: 'example', payload: { type: 'a.ok', data: { n: 1 } } }])
+  t.notOk(messages['a.pattern'].examples, '"string" does not match the pattern: no example rather than a wrong one')
+  t.notOk(messages['a.ref'].examples, 'a schema that cannot be compiled alone: no example')
+  t.same((messages['a.ref'].payload as any).properties.data, { $ref: 'Elsewhere' }, 'an unknown $ref is left as written')
+})

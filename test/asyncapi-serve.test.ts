@@ -93,6 +93,22 @@ t.test('the option is checked at register, naming what is wrong', async (t) => {
   t.equal((await app.inject('/asyncapi.json')).statusCode, 200, 'path defaults to /asyncapi')
 })
 
+t.test('the served document follows declarations made after it was first asked for; a bad Host does not break it', async (t) => {
+  const app = Fastify()
+  await app.register(realtime, { asyncapi: { path: '/api' } })
+  t.teardown(() => app.close())
+  const first = (await app.inject('/api.json')).json() as AsyncApiDocument
+  t.notOk(first.operations['late.route'])
+  app.realtime.route({ type: 'late.route', schema: { data: Type.Object({}) }, handler: () => undefined })
+  const second = (await app.inject('/api.json')).json() as AsyncApiDocument
+  t.ok(second.operations['late.route'], 'a route declared later is in the next document')
+  const again = (await app.inject({ url: '/api.json', headers: { host: 'other.example.com:81' } })).json() as AsyncApiDocument
+  t.equal(again.servers.realtime.host, 'other.example.com:81', 'each request names its own host')
+  const bad = await app.inject({ url: '/api.json', headers: { host: 'bad host%' } })
+  t.equal(bad.statusCode, 200, 'a Host that is no URL still gets the document')
+  t.equal((bad.json() as AsyncApiDocument).servers.realtime.host, 'localhost', 'naming the default host')
+})
+
 t.test('listening addresses as server URLs', async (t) => {
   t.equal(urlOf({ address: '127.0.0.1', family: 'IPv4', port: 80 }), 'ws://127.0.0.1:80')
   t.equal(urlOf({ address: '::1', family: 'IPv6', port: 81 }), 'ws://[::1]:81')

@@ -253,17 +253,23 @@ function hintNames (schemas: SchemaComponents, description: ApiDescription): voi
   for (const { name, schema } of description.events) schemas.hint(schema, name)
 }
 
-/** A message example built from the schema, kept only when the schema accepts it (a pattern may not). */
-function examplesOf (payload: TSchema): { examples?: Array<{ name: string, payload: unknown }> } {
-  const value = example(payload)
-  try {
-    const ajv = new Ajv({ strict: false, allErrors: false })
-    addFormats.default(ajv)
-    if (ajv.validate(payload, value)) return { examples: [{ name: 'example', payload: value }] }
-  } catch {
-    // A schema Ajv cannot compile alone (a `$ref` to a schema the app gave its own Ajv): no example.
+/**
+ * A message example built from the schema, kept only when the schema accepts it (a
+ * pattern may not). `addUsedSchema: false`: payloads that embed one `$id` are checked
+ * one by one, never registered side by side (which Ajv would refuse).
+ */
+function exampleChecker (): (payload: TSchema) => { examples?: Array<{ name: string, payload: unknown }> } {
+  const ajv = new Ajv({ strict: false, allErrors: false, addUsedSchema: false })
+  addFormats.default(ajv)
+  return (payload) => {
+    const value = example(payload)
+    try {
+      if (ajv.validate(payload, value)) return { examples: [{ name: 'example', payload: value }] }
+    } catch {
+      // A schema Ajv cannot compile alone (a `$ref` to a schema the app gave its own Ajv): no example.
+    }
+    return {}
   }
-  return {}
 }
 
 function serverOf (description: ApiDescription, options: AsyncApiOptions): JsonSchema {
@@ -288,6 +294,7 @@ function write (plan: Plan, description: ApiDescription, options: AsyncApiOption
   hintNames(schemas, description)
   for (const [schema, name] of plan.hints) schemas.hint(schema, name)
   const messages: Record<string, JsonSchema> = {}
+  const examplesOf = exampleChecker()
   for (const [key, message] of Object.entries(plan.messages)) {
     messages[key] = {
       name: message.name,

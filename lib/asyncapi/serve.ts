@@ -42,6 +42,16 @@ export function urlOf (address: AddressInfo | string | null): string | undefined
   return `ws://${host}:${address.port}`
 }
 
+/** A URL, or null for what is not one (a Host header can hold anything). */
+function parseUrl (text: string): URL | null {
+  try {
+    const url = new URL(text)
+    return url.host.length > 0 ? url : null
+  } catch {
+    return null
+  }
+}
+
 /** Registers the document's routes (when the option is set) and records the listening address. */
 export function registerAsyncApi (app: FastifyInstance, realtime: Describable): void {
   app.addHook('onListen', function () {
@@ -51,11 +61,23 @@ export function registerAsyncApi (app: FastifyInstance, realtime: Describable): 
   const options = realtime.options.asyncapi
   if (options === undefined) return
   const path = options.path ?? defaults.asyncapiPath
+  // Built once per set of declarations (they are only ever added, so their count names
+  // the set), not per request: building compiles every payload to check its example.
+  let cached: { key: string, document: AsyncApiDocument } | undefined
+  const baseDocument = (): AsyncApiDocument => {
+    const { routes, topics, events } = realtime.describe()
+    const key = `${routes.length}/${topics.length}/${events.length}`
+    if (cached?.key !== key) cached = { key, document: asyncApiOf(realtime) }
+    return cached.document
+  }
   // The served document names the host the client used to reach it, which is the one
   // it can connect to, behind a proxy too (unless `server.url` says otherwise).
-  const documentFor = (request: FastifyRequest): AsyncApiDocument => asyncApiOf(realtime, {
-    server: { url: options.server?.url ?? `${request.protocol === 'https' ? 'wss' : 'ws'}://${request.host}` }
-  })
+  const documentFor = (request: FastifyRequest): AsyncApiDocument => {
+    const document = baseDocument()
+    const url = parseUrl(options.server?.url ?? `${request.protocol === 'https' ? 'wss' : 'ws'}://${request.host}`)
+    if (url === null) return document
+    return { ...document, servers: { realtime: { ...document.servers.realtime, host: url.host, protocol: url.protocol.replace(/:$/, '') } } }
+  }
   const json = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(documentFor(request), null, 2))
   const yaml = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/yaml; charset=utf-8').send(stringify(documentFor(request), { aliasDuplicateObjects: false }))
   app.get(`${path}.json`, json)
