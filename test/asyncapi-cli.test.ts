@@ -1,6 +1,6 @@
-// `fastify-realtime asyncapi <module>`, spawned as a client team would run it: the
-// CLI example's contract in, a valid AsyncAPI document out; bad input, a clear
-// message and a non-zero exit.
+// `fastify-realtime asyncapi <module>`: spawned as a client team would run it (the
+// CLI example's contract in, a valid AsyncAPI document out; a failure, a message and
+// a non-zero exit), and its options and bad input through runCommand, in process.
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -9,12 +9,22 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import type { AsyncApiDocument } from '../lib/index.js'
+import { runCommand } from '../lib/asyncapi/command.js'
 import { problems } from './fixtures/asyncapi.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const bin = join(root, 'lib/asyncapi/cli.ts')
 const contract = join(root, 'examples/cli/contract.ts')
 
+/** The command in this process, with its output captured. */
+async function command (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const code = await runCommand(args, { stdout: { write: (text: string) => { stdout += text } }, stderr: { write: (text: string) => { stderr += text } } })
+  return { code, stdout, stderr }
+}
+
+/** The bin, spawned. */
 function run (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', bin, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -56,7 +66,7 @@ t.test('--format json --output, --auth and --path; a default export works too', 
   const module = join(dir, 'contract.mjs')
   await writeFile(module, 'export default { routes: { \'x.ping\': { data: { type: \'object\' } } } }\n')
   const out = join(dir, 'doc.json')
-  const { code, stdout, stderr } = await run(['asyncapi', module, '--format', 'json', '--output', out, '--auth', '--path', '/rt'])
+  const { code, stdout, stderr } = await command(['asyncapi', module, '--format', 'json', '--output', out, '--auth', '--path', '/rt'])
   t.equal(code, 0, stderr)
   t.equal(stdout, '', 'nothing on standard output')
   const doc = JSON.parse(await readFile(out, 'utf8')) as AsyncApiDocument
@@ -65,12 +75,22 @@ t.test('--format json --output, --auth and --path; a default export works too', 
   t.ok(doc.operations.auth, '--auth: the auth frame and its security scheme')
   t.equal(doc.servers.realtime.pathname, '/rt')
 
-  const help = await run(['--help'])
+  const help = await command(['--help'])
   t.equal(help.code, 0)
   t.match(help.stdout, /Usage: fastify-realtime asyncapi <module>/)
 })
 
-t.test('bad input: a clear message and a non-zero exit', async (t) => {
+t.test('the bin fails with a message and a non-zero exit', async (t) => {
+  const { code, stdout, stderr } = await run(['asyncapi', 'no/such/contract.js'])
+  t.equal(code, 1)
+  t.match(stderr, /^fastify-realtime: .*no\/such\/contract\.js/)
+  t.equal(stdout, '')
+  const usage = await run(['asyncapi'])
+  t.equal(usage.code, 2, 'bad usage: 2')
+  t.match(usage.stderr, /Usage: fastify-realtime asyncapi <module>/)
+})
+
+t.test('bad input: a clear message and a non-zero exit code', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'realtime-asyncapi-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const empty = join(dir, 'empty.mjs')
@@ -86,7 +106,7 @@ t.test('bad input: a clear message and a non-zero exit', async (t) => {
     [['asyncapi', join(dir, 'missing.mjs')], 1, /Cannot find module|ERR_MODULE_NOT_FOUND|missing\.mjs/]
   ]
   for (const [args, exit, message] of cases) {
-    const { code, stdout, stderr } = await run(args)
+    const { code, stdout, stderr } = await command(args)
     t.equal(code, exit, `${args.join(' ')}: exit ${exit}`)
     t.match(stderr, message)
     t.match(stderr, /^fastify-realtime: /, 'says who speaks')
