@@ -14,7 +14,7 @@ function obj (required: Record<string, TSchema>, optional: Record<string, TSchem
   return { type: 'object', properties: { ...required, ...optional }, required: Object.keys(required), ...extra } as unknown as TSchema
 }
 
-/** Same limit as the server's check of `id` (realtime.ts MAX_ID_LENGTH). */
+/** Same limit as the server's check of `id` (envelope.ts MAX_ID_LENGTH). */
 const MAX_ID_LENGTH = 128
 /** Same limit as PROTOCOL.md's idempotency `key`. */
 const MAX_KEY_LENGTH = 128
