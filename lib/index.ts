@@ -10,6 +10,7 @@ import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
 import { watchSilentSockets } from './http-sockets.js'
+import { registerAsyncApi } from './asyncapi/serve.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -97,6 +98,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     wsHandler: (socket, request) => { realtime.accept(socket, request) }
   })
 
+  registerAsyncApi(app, realtime)
   app.addHook('onReady', async () => { await realtime.start() })
   app.addHook('onClose', async () => {
     await realtime.shutdown()
@@ -124,6 +126,9 @@ export { defaults, OptionsSchema } from './options.js'
 export { errorCodes, RealtimeError, isRealtimeError, ContractError } from './errors.js'
 export { ErrorCode, CloseCode, UnsubscribeCode, SUBPROTOCOL, shouldReconnect } from './protocol.js'
 export { defineContract } from './contract.js'
+export { buildAsyncApi, type AsyncApiDocument } from './asyncapi/document.js'
+export { asyncapiFromContract } from './asyncapi/contract.js'
+export type { ApiDescription, AsyncApiOptions, ContractAsyncApiOptions } from './asyncapi/description.js'
 export type { Contract, RouteContract, TopicContract, RouteName, RouteData, RouteReply, RouteErrorMap, TopicName, TopicNames, TopicMessage, EventName, EventData } from './contract.js'
 export { MemoryBroker } from './broker/memory.js'
 export type { Broker, Publication, StreamPosition, PublicationListener, RecoveryResult, HistoryOptions, PresenceMember, PresenceEvent, PresenceListener, PublishOptions as BrokerPublishOptions, BrokerCommand, CommandListener, ResyncListener } from './broker/types.js'

@@ -32,7 +32,8 @@ export const defaults = {
   maxConnectionsPerIp: 10_000,
   maxConnectionsPerUser: 100,
   maxDepth: 32,
-  validateReplies: true
+  validateReplies: true,
+  asyncapiPath: '/asyncapi'
 } as const
 
 const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: def, description })
@@ -71,7 +72,16 @@ export const OptionsSchema = Type.Object({
   maxConnectionsPerUser: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerUser, description: 'connections per user; past it: HTTP 429 before the upgrade, or 4504' }),
   maxDepth: Type.Integer({ minimum: 2, maximum: 1000, default: defaults.maxDepth, description: 'deepest nesting of objects and arrays in a frame; deeper is BAD_REQUEST' }),
   validateReplies: Type.Boolean({ default: defaults.validateReplies, description: 'check each route reply against its schema before sending it (a mismatch answers INTERNAL and is logged); publications and events are always checked' }),
-  allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' }))
+  allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' })),
+  asyncapi: Type.Optional(Type.Object({
+    path: Type.Optional(Type.String({ pattern: '^/', default: defaults.asyncapiPath, description: 'serves the page at path, JSON at path.json, YAML at path.yaml (or by Accept)' })),
+    info: Type.Optional(Type.Object({
+      title: Type.Optional(Type.String({ description: 'default: "Real-time API"' })),
+      version: Type.Optional(Type.String({ description: 'default: "1.0.0"' })),
+      description: Type.Optional(Type.String())
+    })),
+    server: Type.Optional(Type.Object({ url: Type.String({ pattern: '^wss?://[^/]+$', description: 'ws://host:port or wss://host; default: the host the document was asked from' }) }))
+  }, { description: 'serve the AsyncAPI 3.0 document of the declarations (absent: not served; app.realtime.asyncapi() works regardless)' }))
 }, { additionalProperties: true })
 
 export type JsonOptions = Static<typeof OptionsSchema>

@@ -24,6 +24,9 @@ import { TopicCommands } from './topic-commands.js'
 import { Topics, formatTopic, type AuthorizeContext, type PresenceOptions } from './topics.js'
 import { users } from './users.js'
 import type { Broker, BrokerCommand, HistoryOptions } from './broker/types.js'
+import type { ApiDescription, AsyncApiOptions } from './asyncapi/description.js'
+import { asyncApiOf } from './asyncapi/serve.js'
+import type { AsyncApiDocument } from './asyncapi/document.js'
 
 /** A typed handle on a declared topic pattern. */
 export interface TopicHandle<P, M> {
@@ -150,6 +153,7 @@ export class Realtime<U = unknown> {
     if (schema === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `event "${name}"`, 'a schema is required')
     const owner = `event "${name}"`
     this.#events.set(name, { check: this.#compiler.checker(schema, 'data', owner), serialize: this.#compiler.serializer(schema, 'data', owner) })
+    this.#eventSchemas.set(name, schema) // AsyncAPI (issue 15): kept for describe()
     return {
       name,
       send: (connectionId, data) => this.send(connectionId, name, data),
@@ -308,5 +312,34 @@ export class Realtime<U = unknown> {
     if (command.kind === 'disconnect-user') {
       for (const connection of this.connections.byUser(command.userId)) connection.close(command.code, command.reason)
     }
+  }
+
+  // ---------------------------------------------------------------- AsyncAPI (issue 15)
+
+  readonly #eventSchemas = new Map<string, TSchema>()
+
+  /** The declarations as a plain description, which the AsyncAPI generator reads. */
+  describe (): ApiDescription {
+    return {
+      routes: Array.from(this.#router.list(), (r) => ({ type: r.type, data: r.schema.data, reply: r.schema.reply, errors: r.schema.errors })),
+      topics: this.#topics.list().map(({ pattern, definition: d, clientPublish, volatile }) => ({
+        pattern,
+        params: d.params,
+        message: d.message,
+        presence: d.presence === undefined || d.presence === false ? null : { meta: d.presence === true ? undefined : d.presence.meta },
+        clientPublish,
+        volatile
+      })),
+      events: Array.from(this.#eventSchemas, ([name, schema]) => ({ name, schema })),
+      auth: this.options.authenticate === undefined ? 'none' : 'message',
+      userSchema: this.options.userSchema,
+      path: this.options.path,
+      heartbeat: this.options.heartbeat
+    }
+  }
+
+  /** The AsyncAPI 3.0 document of this server's declarations (options: `info`, `server.url`). */
+  asyncapi (options?: AsyncApiOptions): AsyncApiDocument {
+    return asyncApiOf(this, options)
   }
 }

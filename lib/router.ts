@@ -56,6 +56,8 @@ export type RoutePreHandler<D extends TSchema | undefined = TSchema | undefined,
 
 export interface CompiledRoute {
   type: string
+  /** The schemas as declared, for describing the API (AsyncAPI). */
+  schema: RouteSchema
   validate: Validator
   serializeReply: Serializer | null
   /** Checks a reply before it is serialised; null without a reply schema or with `validateReplies: false`. */
@@ -111,6 +113,7 @@ export class Router {
     }
     const compiled: CompiledRoute = {
       type,
+      schema: schema ?? {},
       validate: schema?.data === undefined ? noData : this.#compiler.validator(schema.data, 'data', owner),
       serializeReply: schema?.reply === undefined ? null : this.#compiler.serializer(schema.reply, 'reply', owner),
       checkReply: schema?.reply === undefined || !this.#checkReplies ? null : this.#compiler.checker(schema.reply, 'reply', owner),
@@ -124,5 +127,10 @@ export class Router {
 
   get (type: string): CompiledRoute | undefined {
     return this.#routes.get(type)
+  }
+
+  /** The declared routes, in declaration order (read-only: for describing the API). */
+  list (): Iterable<Readonly<CompiledRoute>> {
+    return this.#routes.values()
   }
 }

@@ -40,6 +40,8 @@ export interface CompiledPresence {
 
 export interface CompiledTopic {
   pattern: string
+  /** The definition as declared, for describing the API (AsyncAPI). */
+  definition: TopicDefinition
   segments: Array<{ literal: string } | { param: string }>
   validateParams: Validator | null
   validateMessage: Validator
@@ -95,6 +97,7 @@ export class Topics {
     const owner = `topic "${pattern}"`
     const compiled: CompiledTopic = {
       pattern,
+      definition,
       segments,
       validateParams: definition.params === undefined ? null : this.#compiler.paramsValidator(definition.params, owner),
       validateMessage: this.#compiler.validator(definition.message, 'message', owner),
@@ -127,6 +130,11 @@ export class Topics {
       serializeMeta: options.meta === undefined ? null : this.#compiler.serializer(options.meta, 'presence meta', owner),
       maxMetaBytes
     }
+  }
+
+  /** The declared topics, in declaration order (read-only: for describing the API). */
+  list (): readonly CompiledTopic[] {
+    return this.#list
   }
 
   /**
