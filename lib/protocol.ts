@@ -4,6 +4,9 @@
 
 export const SUBPROTOCOL = 'realtime.v1'
 
+/** Longest idempotency `key` an envelope may carry, in characters; longer is BAD_REQUEST. */
+export const MAX_KEY_LENGTH = 128
+
 /** Error codes carried in an `error` frame; the connection stays open. */
 export const ErrorCode = {
   BAD_REQUEST: 'BAD_REQUEST',
@@ -16,6 +19,7 @@ export const ErrorCode = {
   LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   RATE_LIMITED: 'RATE_LIMITED',
   UNRECOVERABLE_POSITION: 'UNRECOVERABLE_POSITION',
+  UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL'
 } as const
 export type ProtocolErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
