@@ -1,0 +1,36 @@
+// Small helpers shared by the client's modules. Nothing here is Node-only.
+import { RealtimeClientError, type AnyRealtimeClientError, type ClientErrorCode } from './errors.js'
+
+export type Timer = ReturnType<typeof setTimeout>
+
+/** Node's timers keep the process alive unless unref'd; browsers' timers are numbers. */
+export function unref (timer: unknown): void {
+  const t = timer as { unref?: () => void } | null
+  if (t !== null && typeof t === 'object' && typeof t.unref === 'function') t.unref()
+}
+
+export function ref (timer: unknown): void {
+  const t = timer as { ref?: () => void } | null
+  if (t !== null && typeof t === 'object' && typeof t.ref === 'function') t.ref()
+}
+
+export function positiveNumber (label: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw new TypeError(`${label} must be a positive number`)
+  }
+  return value
+}
+
+export function resolveUrl (url: unknown): string {
+  if (typeof url !== 'string' || url.length === 0) throw new TypeError('createClient: url is required')
+  const location = (globalThis as { location?: { protocol: string, host: string } }).location
+  if (url.startsWith('/') && location !== undefined) {
+    return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${url}`
+  }
+  return url
+}
+
+export function clientError (code: ClientErrorCode, message: string, extra: { details?: unknown, closeCode?: number } = {}): AnyRealtimeClientError {
+  return new RealtimeClientError(code, message, { ...extra, temporary: code !== 'CLOSED' })
+}
