@@ -51,3 +51,31 @@ export function watchNetwork (targets: NetworkTargets, handlers: NetworkHandlers
     if (isTarget(document)) document.removeEventListener('visibilitychange', onVisibility)
   }
 }
+
+/** Listens while the client is active (not closed), so a closed client holds no listener on `window`. */
+export class NetworkWatch {
+  readonly #targets: NetworkTargets | false
+  readonly #handlers: NetworkHandlers
+  #unwatch: (() => void) | null = null
+  /** False after `offline`, until `online`. */
+  online: boolean
+
+  constructor (targets: NetworkTargets | false, online: boolean, handlers: NetworkHandlers) {
+    this.#targets = targets
+    this.online = online
+    this.#handlers = {
+      offline: () => { this.online = false; handlers.offline() },
+      online: () => { this.online = true; handlers.online() },
+      visible: handlers.visible
+    }
+  }
+
+  active (on: boolean): void {
+    if (!on) {
+      this.#unwatch?.()
+      this.#unwatch = null
+    } else if (this.#unwatch === null && this.#targets !== false) {
+      this.#unwatch = watchNetwork(this.#targets, this.#handlers)
+    }
+  }
+}

@@ -34,3 +34,36 @@ export function resolveUrl (url: unknown): string {
 export function clientError (code: ClientErrorCode, message: string, extra: { details?: unknown, closeCode?: number } = {}): AnyRealtimeClientError {
   return new RealtimeClientError(code, message, { ...extra, temporary: code !== 'CLOSED' })
 }
+
+interface ClosableSocket {
+  onclose: ((event: any) => void) | null
+  onerror: ((event: unknown) => void) | null
+  onmessage: ((event: any) => void) | null
+  onopen: ((event: unknown) => void) | null
+  close: (code?: number, reason?: string) => void
+  terminate?: () => void
+}
+
+/** Closes a socket and resolves when it is closed; a peer that does not answer the close handshake is not waited for long. */
+export function closeSocket (socket: ClosableSocket, code: number, reason: string, later: (fn: () => void, ms: number) => Timer): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = later(() => {
+      socket.terminate?.()
+      resolve()
+    }, 1000)
+    const done = (): void => {
+      clearTimeout(timer)
+      resolve()
+    }
+    socket.onclose = done
+    socket.onerror = () => {}
+    socket.onmessage = null
+    socket.onopen = null
+    try {
+      socket.close(code, reason)
+    } catch {
+      socket.terminate?.()
+      done()
+    }
+  })
+}
