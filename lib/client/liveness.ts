@@ -22,8 +22,6 @@ export class Liveness {
   #probe: Timer | undefined
   #timeout = 10_000
   #lastFrameAt = 0
-  /** Frames seen: a probe is answered by any frame after it. */
-  #frames = 0
   #pinged = false
 
   constructor (host: LivenessHost, option: HeartbeatOption) {
@@ -34,8 +32,10 @@ export class Liveness {
   /** A frame came from the server. */
   seen (): void {
     this.#lastFrameAt = Date.now()
-    this.#frames++
     this.#pinged = false
+    // Any frame answers a probe under way.
+    clearTimeout(this.#probe)
+    this.#probe = undefined
   }
 
   /** The connection is welcomed with the server's heartbeat. */
@@ -64,11 +64,10 @@ export class Liveness {
   /** Sends a `ping` now; no frame within the heartbeat timeout means the connection is dead. */
   probe (): void {
     if (this.#probe !== undefined) return
-    const frames = this.#frames
     this.#host.ping()
     this.#probe = this.#host.later(() => {
       this.#probe = undefined
-      if (this.#frames === frames) this.#host.dead('no answer to a ping')
+      this.#host.dead('no answer to a ping')
     }, this.#timeout)
   }
 
