@@ -22,7 +22,7 @@ const contract = defineContract({
 /** Frames the client wrote, read off a real `ws` socket. */
 function spySocket (sent: Array<Record<string, any>>): ClientOptions['WebSocket'] {
   return class extends WebSocket {
-    send (data: any): void {
+    override send (data: any): void {
       sent.push(JSON.parse(String(data)))
       super.send(data)
     }
@@ -62,12 +62,12 @@ async function serve (t: Test, port = 0): Promise<{ app: FastifyInstance, url: s
 class Target extends EventTarget {
   listeners = 0
   visibilityState = 'visible'
-  addEventListener (type: string, listener: any): void {
+  override addEventListener (type: string, listener: any): void {
     this.listeners++
     super.addEventListener(type, listener)
   }
 
-  removeEventListener (type: string, listener: any): void {
+  override removeEventListener (type: string, listener: any): void {
     this.listeners--
     super.removeEventListener(type, listener)
   }
