@@ -132,6 +132,7 @@ export type { ApiDescription, AsyncApiOptions, ContractAsyncApiOptions } from '.
 export type { Contract, RouteContract, TopicContract, RouteName, RouteData, RouteReply, RouteErrorMap, TopicName, TopicNames, TopicMessage, EventName, EventData } from './contract.js'
 export { MemoryBroker } from './broker/memory.js'
 export type { Broker, Publication, StreamPosition, PublicationListener, RecoveryResult, HistoryOptions, PresenceMember, PresenceEvent, PresenceListener, PublishOptions as BrokerPublishOptions, BrokerCommand, CommandListener, ResyncListener } from './broker/types.js'
+export type { IdempotencyScope, IdempotencyClaim, IdempotencyStore } from './broker/types.js'
 export type { MemoryBrokerOptions } from './broker/memory.js'
 export { RedisBroker, redisErrorCodes } from './broker/redis.js'
 export type { RedisBrokerOptions, RedisBrokerLog } from './broker/redis.js'

@@ -33,7 +33,9 @@ export const defaults = {
   maxConnectionsPerUser: 100,
   maxDepth: 32,
   validateReplies: true,
-  asyncapiPath: '/asyncapi'
+  asyncapiPath: '/asyncapi',
+  idempotencyTtl: 5 * 60_000,
+  idempotencyPendingTimeout: 30_000
 } as const
 
 const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: def, description })
@@ -71,6 +73,10 @@ export const OptionsSchema = Type.Object({
   maxConnectionsPerIp: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerIp, description: 'connections per client IP; past it: HTTP 429 before the upgrade (4504 after)' }),
   maxConnectionsPerUser: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerUser, description: 'connections per user; past it: HTTP 429 before the upgrade, or 4504' }),
   maxDepth: Type.Integer({ minimum: 2, maximum: 1000, default: defaults.maxDepth, description: 'deepest nesting of objects and arrays in a frame; deeper is BAD_REQUEST' }),
+  idempotency: Type.Object({
+    ttl: Ms(defaults.idempotencyTtl, 'ms the answer of an idempotent route is remembered per (user, key)'),
+    pendingTimeout: Ms(defaults.idempotencyPendingTimeout, 'ms a repeat waits for the first run of its key, and a dead node\'s claim on a key lasts')
+  }, { default: {} }),
   validateReplies: Type.Boolean({ default: defaults.validateReplies, description: 'check each route reply against its schema before sending it (a mismatch answers INTERNAL and is logged); publications and events are always checked' }),
   allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' })),
   asyncapi: Type.Optional(Type.Object({

@@ -13,6 +13,7 @@ import { eventFrame } from './frames.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hooks, type HookName, type RealtimeHooks } from './hooks.js'
 import { Hub } from './hub.js'
+import { idempotencyStore } from './idempotency.js'
 import { Lifecycle, type Refusal } from './lifecycle.js'
 import type { ResolvedOptions } from './options.js'
 import { CloseCode } from './protocol.js'
@@ -100,7 +101,7 @@ export class Realtime<U = unknown> {
     const who = users(options, compiler, log)
     this.#commands = new TopicCommands<U>(options, compiler, this.#topics, broker, this.#hooks, who.serialize)
     this.#hub = this.#commands.hub = new Hub(broker, this.#commands.gap)
-    this.#dispatcher = new Dispatcher<U>(options, this.#router, this.#commands, this.#hooks, answers, (topic, data, opts) => this.publish(topic, data, opts))
+    this.#dispatcher = new Dispatcher<U>(options, this.#router, this.#commands, this.#hooks, answers, broker, (topic, data, opts) => this.publish(topic, data, opts))
     const lifecycle = this.#lifecycle = new Lifecycle<U>(options, this.connections, this.#hooks, who, this.#dispatcher, this.#commands, answers, this.#limits)
     if (options.authenticate !== undefined) {
       this.#dispatcher.auth = new MessageAuth<U>(options.authenticate, compiler, answers, who, {
@@ -127,7 +128,9 @@ export class Realtime<U = unknown> {
     definition: RouteDefinition<D, R, E, U>
   ): this {
     this.#declaring(`route "${String(definition?.type)}"`)
-    this.#router.add(definition)
+    const compiled = this.#router.add(definition)
+    // A broker that keeps no idempotency records fails here, naming the route.
+    if (compiled.idempotent) idempotencyStore(this.#broker, compiled.type)
     return this
   }
 
@@ -321,7 +324,7 @@ export class Realtime<U = unknown> {
   /** The declarations as a plain description, which the AsyncAPI generator reads. */
   describe (): ApiDescription {
     return {
-      routes: Array.from(this.#router.list(), (r) => ({ type: r.type, data: r.schema.data, reply: r.schema.reply, errors: r.schema.errors })),
+      routes: Array.from(this.#router.list(), (r) => ({ type: r.type, data: r.schema.data, reply: r.schema.reply, errors: r.schema.errors, idempotent: r.idempotent })),
       topics: this.#topics.list().map(({ pattern, definition: d, clientPublish, volatile }) => ({
         pattern,
         params: d.params,

@@ -13,6 +13,8 @@ export type ErrorSchemas = Record<string, TSchema>
 export interface RouteSchema<D extends TSchema | undefined = TSchema | undefined, R extends TSchema | undefined = TSchema | undefined, E extends ErrorSchemas = ErrorSchemas> {
   /** The message's data. A route without it takes no data: a frame with `data` is refused. */
   data?: D
+  /** As `route({ idempotent })`; set by a contract's route. */
+  idempotent?: boolean
   reply?: R
   errors?: E
 }
@@ -47,6 +49,12 @@ export interface RouteDefinition<D extends TSchema | undefined = TSchema | undef
   /** Optional: a route with no schema takes no data and replies without data. */
   schema?: RouteSchema<D, R, E>
   handler: (data: DataOf<D>, context: MessageContext<R, E, U>) => ReplyOf<R> | Promise<ReplyOf<R>>
+  /**
+   * Remember the first answer per (user, `key`) for `idempotency.ttl`: a request sent
+   * again with the same key (after a lost connection, on any node) gets that answer and
+   * the handler runs once. Also read from `schema.idempotent`, as contracts carry it.
+   */
+  idempotent?: boolean
   /** Runs before this route's handler, after validation and the plugin-wide preHandler hooks. Throw to answer with that error. */
   preHandler?: RoutePreHandler<D, R, E, U> | Array<RoutePreHandler<D, R, E, U>>
 }
@@ -65,6 +73,7 @@ export interface CompiledRoute {
   errorSerializers: Map<string, Serializer>
   handler: (data: any, context: MessageContext<any, any, any>) => unknown
   preHandler: ReadonlyArray<(data: any, context: MessageContext<any, any, any>) => void | Promise<void>>
+  idempotent: boolean
 }
 
 const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
@@ -119,7 +128,8 @@ export class Router {
       checkReply: schema?.reply === undefined || !this.#checkReplies ? null : this.#compiler.checker(schema.reply, 'reply', owner),
       errorSerializers,
       handler,
-      preHandler: preHandlers as CompiledRoute['preHandler']
+      preHandler: preHandlers as CompiledRoute['preHandler'],
+      idempotent: definition.idempotent === true || schema?.idempotent === true
     }
     this.#routes.set(type, compiled)
     return compiled

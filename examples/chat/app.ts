@@ -171,6 +171,8 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
 
   rt.route({
     type: 'chat.send',
+    // A post resent after a lost connection (same key) is posted once.
+    idempotent: true,
     schema: {
       data: Type.Object({
         room: RoomName,

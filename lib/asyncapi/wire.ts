@@ -3,7 +3,7 @@
 // built-in messages. Codes come from lib/protocol.ts, so the document and the server
 // cannot disagree on them.
 import { Type, type TSchema } from '@sinclair/typebox'
-import { ErrorCode, UnsubscribeCode } from '../protocol.js'
+import { ErrorCode, MAX_ID_LENGTH, MAX_KEY_LENGTH, UnsubscribeCode } from '../protocol.js'
 
 /**
  * An object schema written plainly: TypeBox's `Optional` copies the schema it wraps,
@@ -13,11 +13,6 @@ import { ErrorCode, UnsubscribeCode } from '../protocol.js'
 function obj (required: Record<string, TSchema>, optional: Record<string, TSchema> = {}, extra: Record<string, unknown> = {}): TSchema {
   return { type: 'object', properties: { ...required, ...optional }, required: Object.keys(required), ...extra } as unknown as TSchema
 }
-
-/** Same limit as the server's check of `id` (envelope.ts MAX_ID_LENGTH). */
-const MAX_ID_LENGTH = 128
-/** Same limit as PROTOCOL.md's idempotency `key`. */
-const MAX_KEY_LENGTH = 128
 
 export const MessageId = Type.Union([Type.String({ maxLength: MAX_ID_LENGTH }), Type.Integer()], {
   title: 'MessageId',
