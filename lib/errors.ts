@@ -2,8 +2,20 @@
 // (FST_REALTIME_*) thrown at register/ready time and naming what is wrong; wire
 // errors are RealtimeError instances that know their protocol code and, where they
 // end the connection, their close code.
-import createError from '@fastify/error'
+import createFastifyError from '@fastify/error'
+import type { FastifyErrorConstructor } from '@fastify/error'
 import { ErrorCode, type ProtocolErrorCode } from './protocol.js'
+
+export type { FastifyErrorConstructor }
+
+/**
+ * @fastify/error's createError with its return type named: the inferred one refers to the
+ * `createError` namespace through a default import, which consumers resolving with
+ * `moduleResolution: bundler` cannot see (TS2503), or see as `any` under skipLibCheck.
+ */
+export function createError<C extends string, SC extends number> (code: C, message: string, statusCode: SC, Base?: ErrorConstructor): FastifyErrorConstructor<{ code: C, statusCode: SC }> {
+  return createFastifyError(code, message, statusCode, Base)
+}
 
 export const errorCodes = {
   FST_REALTIME_INVALID_OPTION: createError('FST_REALTIME_INVALID_OPTION', 'Invalid fastify-realtime option "%s": %s', 500, TypeError),

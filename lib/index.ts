@@ -121,7 +121,4 @@ export type { Contract, RouteContract, TopicContract, RouteName, RouteData, Rout
 export { MemoryBroker } from './broker/memory.js'
 export type { Broker, Publication, StreamPosition, PublicationListener, RecoveryResult, HistoryOptions, PresenceMember, PresenceEvent, PresenceListener, PublishOptions as BrokerPublishOptions, BrokerCommand, CommandListener, ResyncListener } from './broker/types.js'
 export type { MemoryBrokerOptions } from './broker/memory.js'
-export { RedisBroker, redisErrorCodes } from './broker/redis.js'
-export type { RedisBrokerOptions, RedisBrokerLog } from './broker/redis.js'
-export { createPublisher } from './publisher.js'
-export type { Publisher, PublisherOptions, PublisherTopic, PublisherTopicHandle, PublisherPublishOptions, PublisherResult } from './publisher.js'
+// The Redis broker and the publisher are in fastify-realtime/redis (lib/redis.ts).
