@@ -2,8 +2,7 @@
 // (FST_REALTIME_*) thrown at register/ready time and naming what is wrong; wire
 // errors are RealtimeError instances that know their protocol code and, where they
 // end the connection, their close code.
-import createFastifyError from '@fastify/error'
-import type { FastifyErrorConstructor } from '@fastify/error'
+import { createError as createFastifyError, type FastifyErrorConstructor } from '@fastify/error'
 import { ErrorCode, type ProtocolErrorCode } from './protocol.js'
 
 export type { FastifyErrorConstructor }
