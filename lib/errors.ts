@@ -28,7 +28,8 @@ export const errorCodes = {
   FST_REALTIME_DUPLICATE_EVENT: createError('FST_REALTIME_DUPLICATE_EVENT', 'Event "%s" is already declared', 500),
   FST_REALTIME_UNKNOWN_EVENT: createError('FST_REALTIME_UNKNOWN_EVENT', 'Event "%s" is not declared; declare it with realtime.event()', 500),
   FST_REALTIME_INVALID_DATA: createError('FST_REALTIME_INVALID_DATA', 'Invalid data for %s: %s', 500, TypeError),
-  FST_REALTIME_CLOSED: createError('FST_REALTIME_CLOSED', 'fastify-realtime is closed', 500)
+  FST_REALTIME_CLOSED: createError('FST_REALTIME_CLOSED', 'fastify-realtime is closed', 500),
+  FST_REALTIME_WEBSOCKET_SCOPE: createError('FST_REALTIME_WEBSOCKET_SCOPE', 'fastify-realtime at "%s" cannot share the WebSocket server of the fastify-realtime at "%s", which registered @fastify/websocket in another encapsulated context: register @fastify/websocket once in a common parent (the root) before both', 500)
 }
 
 export interface WireErrorDetail {

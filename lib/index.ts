@@ -4,7 +4,10 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
+import type { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
 import type { WebSocketServer } from 'ws'
+import { errorCodes } from './errors.js'
 import { resolveOptions, type RealtimeOptions } from './options.js'
 import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
@@ -43,6 +46,33 @@ async function checkSubprotocol (request: FastifyRequest, reply: FastifyReply): 
   return true
 }
 
+/**
+ * The HTTP servers on which a fastify-realtime registered @fastify/websocket, with that
+ * instance's path. @fastify/websocket listens to every upgrade of the server once per
+ * registration, so a second one in a sibling context (which cannot see the first's
+ * decorator) would handle each upgrade twice; that instance refuses to register instead.
+ */
+const websocketOwners = new WeakMap<object, string>()
+
+/**
+ * Upgrade sockets that no WebSocket took are destroyed on close. When @fastify/websocket
+ * sits in an encapsulated context, an upgrade to a path outside it (a 404 at the root)
+ * misses its onResponse hook, and the socket, no longer an HTTP connection Node tracks,
+ * would keep `app.close()` waiting for the client forever.
+ */
+function trackUpgrades (server: EventEmitter): () => void {
+  const sockets = new Set<Duplex>()
+  const track = (_request: unknown, socket: Duplex): void => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  }
+  server.on('upgrade', track)
+  return () => {
+    server.removeListener('upgrade', track)
+    for (const socket of sockets) socket.destroy()
+  }
+}
+
 const STATUS_TEXT: Record<number, string> = { 403: 'Forbidden', 429: 'Too Many Requests', 503: 'Service Unavailable' }
 
 const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealtime (app: FastifyInstance, input) {
@@ -53,6 +83,10 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const realtime = new Realtime<RealtimeUser>(options, broker, app.log)
 
   if (!app.hasDecorator('websocketServer')) {
+    const owner = websocketOwners.get(app.server)
+    if (owner !== undefined) throw new errorCodes.FST_REALTIME_WEBSOCKET_SCOPE(options.path, owner)
+    websocketOwners.set(app.server, options.path)
+    const releaseUpgrades = trackUpgrades(app.server)
     await app.register(websocket, {
       // Cast: @fastify/websocket's types load the CommonJS flavour of @types/ws.
       options: { ...options.websocket, maxPayload: options.maxPayload, handleProtocols } as never,
@@ -62,6 +96,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
         await realtime.shutdown()
         const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
         await new Promise<void>((resolve) => wss.close(() => resolve()))
+        releaseUpgrades()
+        websocketOwners.delete(app.server)
       },
       // Protocol errors of a peer (bad UTF-8, too big) are closed by ws itself with
       // the right code; they are the client's fault, not the server's.
@@ -70,6 +106,9 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       }
     })
   } else {
+    // The server is shared (the app's own, or another fastify-realtime's in a parent
+    // context): its options are already set.
+    if (input.websocket !== undefined) throw new errorCodes.FST_REALTIME_INVALID_OPTION('websocket', 'the WebSocket server is already registered (@fastify/websocket); give these options where it is registered')
     const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
     wss.options.handleProtocols ??= handleProtocols
     app.addHook('preClose', async () => { await realtime.shutdown() })
