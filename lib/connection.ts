@@ -6,6 +6,15 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { CloseCode, closeReason } from './protocol.js'
 import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.js'
+import type { Delivery } from './delivery.js'
+import type { DisconnectInfo } from './hooks.js'
+
+/**
+ * The application's own state on a connection (`connection.data`), as Socket.IO's
+ * `socket.data`. Type it by declaration merging:
+ * `declare module 'fastify-realtime' { interface RealtimeConnectionData { room?: string } }`
+ */
+export interface RealtimeConnectionData {}
 
 export type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed'
 
@@ -15,7 +24,7 @@ const TEXT = { binary: false } as const
 export interface Subscription {
   topic: string
   /** Publications held back while the subscribe reply is not yet sent, so none overtakes it. */
-  held: Array<{ offset: number, frame: Buffer }> | null
+  held: Delivery[] | null
   /** Offset of the last publication sent (or skipped on a volatile topic): guards against duplicates and gaps. */
   offset: number
   /** Epoch of the stream that offset belongs to: a publication of another epoch is a gap too. */
@@ -77,7 +86,13 @@ export class Connection<U = unknown> {
   readonly bucket: TokenBucket
   /** Made on the first protocol error: most connections never make one. */
   budget: ErrorBudget | undefined
+  /**
+   * How the connection ends: the code the server closed it with, or else what the
+   * socket reported (what onDisconnect is told). Set on the first close.
+   */
+  closeInfo: DisconnectInfo | undefined
   #log: FastifyBaseLogger | undefined
+  #data: RealtimeConnectionData | undefined
 
   readonly #limits: ConnectionLimits
 
@@ -95,6 +110,21 @@ export class Connection<U = unknown> {
   get log (): FastifyBaseLogger {
     this.#log ??= this.request.log.child({ connectionId: this.id })
     return this.#log
+  }
+
+  /**
+   * The application's state for this connection: set it in onConnect or a handler,
+   * read it anywhere the connection is. Made on first use, so connections that never
+   * use it cost nothing.
+   */
+  get data (): RealtimeConnectionData {
+    // Empty until the app fills it: the app's own declaration says what it will hold.
+    this.#data ??= {} as RealtimeConnectionData
+    return this.#data
+  }
+
+  set data (value: RealtimeConnectionData) {
+    this.#data = value
   }
 
   /** Bytes queued in the socket and not yet written to the network. */
@@ -146,7 +176,10 @@ export class Connection<U = unknown> {
   close (code: number, reason = ''): void {
     if (this.state === 'closing' || this.state === 'closed') return
     this.state = 'closing'
-    this.socket.close(code, closeReason(reason))
+    reason = closeReason(reason)
+    // The server's reason to close, not the 1006 a peer that never answers leaves.
+    this.closeInfo ??= { code, reason }
+    this.socket.close(code, reason)
   }
 
   terminate (): void {

@@ -34,8 +34,22 @@ function isSchema (value: unknown): boolean {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
+/**
+ * A contract written wrong (code FST_REALTIME_INVALID_CONTRACT, listed with the others
+ * in lib/errors.ts). Defined here rather than with @fastify/error: this module goes into
+ * browser bundles, which must not pull in Node's `util`.
+ */
+export class ContractError extends TypeError {
+  readonly code = 'FST_REALTIME_INVALID_CONTRACT'
+
+  constructor (message: string) {
+    super(message)
+    this.name = 'TypeError'
+  }
+}
+
 function fail (where: string, why: string): never {
-  throw new TypeError(`defineContract: ${where} ${why}`)
+  throw new ContractError(`defineContract: ${where} ${why}`)
 }
 
 /**

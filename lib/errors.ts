@@ -1,7 +1,9 @@
 // One catalogue of errors. Configuration mistakes are @fastify/error constructors
 // (FST_REALTIME_*) thrown at register/ready time and naming what is wrong; wire
 // errors are RealtimeError instances that know their protocol code and, where they
-// end the connection, their close code.
+// end the connection, their close code. One more code lives beside the module that
+// throws it because that module is bundled for browsers: FST_REALTIME_INVALID_CONTRACT
+// (`ContractError`, lib/contract.ts), re-exported here.
 import { createError as createFastifyError, type FastifyErrorConstructor } from '@fastify/error'
 import { ErrorCode, type ProtocolErrorCode } from './protocol.js'
 
@@ -29,8 +31,12 @@ export const errorCodes = {
   FST_REALTIME_UNKNOWN_EVENT: createError('FST_REALTIME_UNKNOWN_EVENT', 'Event "%s" is not declared; declare it with realtime.event()', 500),
   FST_REALTIME_INVALID_DATA: createError('FST_REALTIME_INVALID_DATA', 'Invalid data for %s: %s', 500, TypeError),
   FST_REALTIME_CLOSED: createError('FST_REALTIME_CLOSED', 'fastify-realtime is closed', 500),
+  FST_REALTIME_HOOK_INVALID_TYPE: createError('FST_REALTIME_HOOK_INVALID_TYPE', '"%s" is not a fastify-realtime hook (onConnect, onDisconnect, onSubscribe, onUnsubscribe, preHandler, onHandlerError)', 500, TypeError),
+  FST_REALTIME_HOOK_INVALID_HANDLER: createError('FST_REALTIME_HOOK_INVALID_HANDLER', '%s hook should be a function, instead got %s', 500, TypeError),
   FST_REALTIME_WEBSOCKET_SCOPE: createError('FST_REALTIME_WEBSOCKET_SCOPE', 'fastify-realtime at "%s" cannot share the WebSocket server of the fastify-realtime at "%s", which registered @fastify/websocket in another encapsulated context: register @fastify/websocket once in a common parent (the root) before both', 500)
 }
+
+export { ContractError } from './contract.js'
 
 export interface WireErrorDetail {
   path: string

@@ -1,5 +1,6 @@
-// Builds the server's frames as strings. Data parts arrive already serialised (by a
-// schema's serializer), so a frame is a concatenation, never a second stringify.
+// Builds every frame the server sends, as strings. Data parts arrive already
+// serialised (by a schema's serializer), so a frame is a concatenation, never a second
+// stringify. No other module writes frame JSON by hand: the wire format lives here.
 import type { RealtimeError } from './errors.js'
 
 export type MessageId = string | number | undefined
@@ -27,6 +28,11 @@ export function pongFrame (id: MessageId): string {
   return `{"type":"pong"${idPart(id)}}`
 }
 
+/** The first frame of an accepted connection. */
+export function welcomeFrame (connectionId: string, heartbeat: { interval: number, timeout: number }): string {
+  return `{"type":"welcome","data":{"connectionId":${JSON.stringify(connectionId)},"heartbeat":{"interval":${heartbeat.interval},"timeout":${heartbeat.timeout}}}}`
+}
+
 export function messageFrame (topic: string, offset: number, epoch: string, data: string): string {
   return `{"type":"message","topic":${JSON.stringify(topic)},"offset":${offset},"epoch":${JSON.stringify(epoch)},"data":${data}}`
 }
@@ -42,4 +48,30 @@ export function unsubscribedFrame (topic: string, code: number, reason: string):
 
 export function eventFrame (name: string, data: string): string {
   return `{"type":${JSON.stringify(name)},"data":${data}}`
+}
+
+/** `join` or `leave`; `member` is the member's serialised form (see memberData). */
+export function presenceFrame (kind: 'join' | 'leave', topic: string, member: string): string {
+  return `{"type":"${kind}","topic":${JSON.stringify(topic)},"member":${member}}`
+}
+
+/**
+ * A presence member as clients see it, serialised once at join and kept by the broker:
+ * `user` and `meta` are already serialised by their schemas.
+ */
+export function memberData (connectionId: string, user: string | undefined, meta: string | undefined): string {
+  let member = `{"connectionId":${JSON.stringify(connectionId)}`
+  if (user !== undefined) member += `,"user":${user}`
+  if (meta !== undefined) member += `,"meta":${meta}`
+  return member + '}'
+}
+
+/** The data of the `presence` reply: members as the broker keeps them. */
+export function membersData (members: ReadonlyArray<{ data: string }>): string {
+  return `{"members":[${members.map((m) => m.data).join(',')}]}`
+}
+
+/** The data of the `auth` reply. */
+export function authReplyData (user: string): string {
+  return `{"user":${user}}`
 }

@@ -5,7 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { FastifyRequest } from 'fastify'
 import type { ServerOptions } from 'ws'
 import { errorCodes } from './errors.js'
-import type { AjvConfig } from './contracts.js'
+import type { AjvConfig } from './schema-compiler.js'
 import type { Broker } from './broker/types.js'
 
 export const defaults = {

@@ -15,25 +15,41 @@ export const ErrorCode = {
   NOT_SUBSCRIBED: 'NOT_SUBSCRIBED',
   LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   RATE_LIMITED: 'RATE_LIMITED',
+  /** Reserved: the server answers `recovered: false` instead, which the protocol prefers. */
   UNRECOVERABLE_POSITION: 'UNRECOVERABLE_POSITION',
+  /** A service the server depends on (its broker) cannot be reached; temporary. */
+  UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL'
 } as const
 export type ProtocolErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
-/** WebSocket close codes the server uses, with the meaning given by the protocol. */
+/**
+ * WebSocket close codes with the meaning the protocol gives them. Codes marked
+ * "reserved" are in the protocol for clients to understand, but this server never
+ * closes with them itself: ws sends the 100x codes of the WebSocket layer, and an
+ * application may use the others with `disconnect()`.
+ */
 export const CloseCode = {
+  /** Reserved (a normal close by the client, or by the app with `disconnect()`). */
   NORMAL: 1000,
+  /** Reserved (the client's page going away). */
   GOING_AWAY: 1001,
+  /** Reserved (sent by ws on a protocol violation). */
   PROTOCOL_ERROR: 1002,
+  /** Reserved (sent by ws on bad UTF-8). */
   INVALID_PAYLOAD: 1007,
+  /** Reserved. */
   POLICY: 1008,
   TOO_BIG: 1009,
   RESTARTING: 1012,
   TRY_AGAIN_LATER: 1013,
+  /** Reserved. */
   INTERNAL: 4004,
   CREDENTIALS_EXPIRED: 4005,
   SLOW_CONSUMER: 4008,
+  /** Reserved: a gap is told per topic with `unsubscribed` 2500 instead. */
   INSUFFICIENT_STATE: 4010,
+  /** Reserved (for `disconnect()`: ask a client to reconnect, for example to rebalance). */
   RECONNECT: 4011,
   NO_PONG: 4012,
   TOO_MANY_REQUESTS: 4013,
@@ -42,8 +58,11 @@ export const CloseCode = {
   AUTH_TIMEOUT: 4502,
   DISCONNECTED: 4503,
   CONNECTION_LIMIT: 4504,
+  /** Reserved: too many subscriptions is answered LIMIT_EXCEEDED, the connection stays. */
   SUBSCRIPTION_LIMIT: 4505,
+  /** Reserved: an unsupported subprotocol is refused with HTTP 400 before the upgrade. */
   UNSUPPORTED_PROTOCOL: 4506,
+  /** Reserved. */
   FORBIDDEN: 4507
 } as const
 
@@ -51,6 +70,7 @@ export const CloseCode = {
 export const UnsubscribeCode = {
   SERVER: 2000,
   INSUFFICIENT_STATE: 2500,
+  /** Reserved: the server does not yet re-check permissions of live subscriptions. */
   PERMISSION_EXPIRED: 2501
 } as const
 
@@ -63,7 +83,7 @@ export function shouldReconnect (code: number): boolean {
 /** Message types a client may send that the server handles itself. */
 export const CLIENT_BUILTINS = ['auth', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'] as const
 /** Frame types the server sends on its own account; no event may take these names. */
-export const SERVER_BUILTINS = ['reply', 'error', 'message', 'welcome', 'join', 'leave', 'unsubscribed', 'pong'] as const
+const SERVER_BUILTINS = ['reply', 'error', 'message', 'welcome', 'join', 'leave', 'unsubscribed', 'pong'] as const
 
 export const RESERVED_TYPES: ReadonlySet<string> = new Set<string>([...CLIENT_BUILTINS, ...SERVER_BUILTINS])
 

@@ -5,12 +5,13 @@
 // (fast-json-stringify), so what subscribers receive is exactly what a server-side
 // publish would have sent.
 import type { Static, TSchema } from '@sinclair/typebox'
-import { Contracts, type AjvConfig } from './contracts.js'
+import { SchemaCompiler, type AjvConfig } from './schema-compiler.js'
 import { errorCodes } from './errors.js'
+import { publishTo, resolveTopic, type PublishOptions, type PublishResult } from './publish.js'
 import { defaults } from './options.js'
 import { Topics, formatTopic, type CompiledTopic } from './topics.js'
 import { RedisBroker, type RedisBrokerOptions } from './broker/redis.js'
-import type { HistoryOptions, PublishOptions as BrokerPublishOptions } from './broker/types.js'
+import type { HistoryOptions } from './broker/types.js'
 
 export interface PublisherTopic<M extends TSchema = TSchema> {
   /** Schema of a publication; it serialises them (properties it does not name are dropped). */
@@ -30,18 +31,8 @@ export interface PublisherOptions<T extends Record<string, PublisherTopic>> exte
   ajv?: AjvConfig
 }
 
-export interface PublisherPublishOptions {
-  /** Connection ids that must not receive it. */
-  except?: string | string[]
-  /** Outside the stream: no offset, no history, never recovered. */
-  ephemeral?: boolean
-}
-
-export interface PublisherResult {
-  topic: string
-  offset: number
-  epoch: string
-}
+export type PublisherPublishOptions = PublishOptions
+export type PublisherResult = PublishResult
 
 export interface PublisherTopicHandle<M> {
   readonly pattern: string
@@ -65,7 +56,7 @@ export interface Publisher<T extends Record<string, PublisherTopic>> {
  * publishes reject with FST_REALTIME_BROKER_UNAVAILABLE.
  */
 export function createPublisher<T extends Record<string, PublisherTopic>> (options: PublisherOptions<T>): Publisher<T> {
-  const topics = new Topics(new Contracts(options.ajv), {
+  const topics = new Topics(new SchemaCompiler(options.ajv), {
     size: options.history?.size ?? defaults.historySize,
     ttl: options.history?.ttl ?? defaults.historyTtl
   })
@@ -75,26 +66,10 @@ export function createPublisher<T extends Record<string, PublisherTopic>> (optio
   }
   const broker = new RedisBroker({ redis: options.redis, prefix: options.prefix, metaTtl: options.metaTtl, log: options.log })
 
-  async function send (topic: string, compiledTopic: CompiledTopic, data: unknown, opts: PublisherPublishOptions = {}): Promise<PublisherResult> {
-    let payload: string
-    try {
-      payload = compiledTopic.serialize(data)
-    } catch (err) {
-      throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic}"`, (err as Error).message)
-    }
-    const brokerOptions: BrokerPublishOptions = { history: compiledTopic.history }
-    if (opts.except !== undefined) brokerOptions.except = ([] as string[]).concat(opts.except)
-    if (opts.ephemeral === true) brokerOptions.ephemeral = true
-    const position = await broker.publish(topic, payload, brokerOptions)
-    return { topic, offset: opts.ephemeral === true ? 0 : position.offset, epoch: position.epoch }
-  }
-
   async function publish (topic: string, data: unknown, opts?: PublisherPublishOptions): Promise<PublisherResult> {
-    // The same resolution as the server's publish: the first pattern the name matches,
-    // with its params valid for that pattern's schema.
-    const match = typeof topic === 'string' ? topics.match(topic) : null
-    if (match === null) throw new errorCodes.FST_REALTIME_UNKNOWN_TOPIC(String(topic))
-    return send(topic, match.topic, data, opts)
+    // The same resolution and publish path as the server's: the first pattern the name
+    // matches, with its params valid for that pattern's schema.
+    return publishTo(broker, resolveTopic(topics, topic), topic, data, opts)
   }
 
   return {

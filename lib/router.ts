@@ -3,10 +3,10 @@
 import type { Static, TSchema } from '@sinclair/typebox'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { errorCodes, PROTOCOL_ERROR_CODES, type RealtimeError } from './errors.js'
-import type { Contracts, Serializer, Validator } from './contracts.js'
+import type { SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
 import type { Connection } from './connection.js'
 import { RESERVED_TYPES } from './protocol.js'
-import type { PublishResult, PublishOptions } from './hub.js'
+import type { PublishResult, PublishOptions } from './publish.js'
 
 export type ErrorSchemas = Record<string, TSchema>
 
@@ -19,6 +19,8 @@ export interface RouteSchema<D extends TSchema = TSchema, R extends TSchema | un
 export type ReplyOf<R> = R extends TSchema ? Static<R> : void
 
 export interface MessageContext<R extends TSchema | undefined = TSchema | undefined, E extends ErrorSchemas = ErrorSchemas, U = unknown> {
+  /** The route's name (the message's `type`). */
+  type: string
   /** The connection the message came on. */
   connection: Connection<U>
   /** The user of the connection, if authenticated. */
@@ -41,7 +43,12 @@ export interface RouteDefinition<D extends TSchema = TSchema, R extends TSchema 
   type: string
   schema: RouteSchema<D, R, E>
   handler: (data: Static<D>, context: MessageContext<R, E, U>) => ReplyOf<R> | Promise<ReplyOf<R>>
+  /** Runs before this route's handler, after validation and the plugin-wide preHandler hooks. Throw to answer with that error. */
+  preHandler?: RoutePreHandler<D, R, E, U> | Array<RoutePreHandler<D, R, E, U>>
 }
+
+export type RoutePreHandler<D extends TSchema = TSchema, R extends TSchema | undefined = TSchema | undefined, E extends ErrorSchemas = ErrorSchemas, U = unknown> =
+  (data: Static<D>, context: MessageContext<R, E, U>) => void | Promise<void>
 
 export interface CompiledRoute {
   type: string
@@ -49,6 +56,7 @@ export interface CompiledRoute {
   serializeReply: Serializer | null
   errorSerializers: Map<string, Serializer>
   handler: (data: any, context: MessageContext<any, any, any>) => unknown
+  preHandler: ReadonlyArray<(data: any, context: MessageContext<any, any, any>) => void | Promise<void>>
 }
 
 const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
@@ -64,31 +72,36 @@ export function checkTypeName (what: 'route' | 'event', name: unknown): asserts 
 
 export class Router {
   readonly #routes = new Map<string, CompiledRoute>()
-  readonly #contracts: Contracts
+  readonly #compiler: SchemaCompiler
 
-  constructor (contracts: Contracts) {
-    this.#contracts = contracts
+  constructor (compiler: SchemaCompiler) {
+    this.#compiler = compiler
   }
 
   add (definition: RouteDefinition<any, any, any, any>): CompiledRoute {
-    const { type, schema, handler } = definition ?? {}
+    const { type, schema, handler, preHandler } = definition ?? {}
     checkTypeName('route', type)
     if (this.#routes.has(type)) throw new errorCodes.FST_REALTIME_DUPLICATE_ROUTE(type)
     if (typeof handler !== 'function') throw new errorCodes.FST_REALTIME_INVALID_NAME('route', type, 'handler must be a function')
     if (schema?.data === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `route "${type}"`, 'schema.data is required')
+    const preHandlers = preHandler === undefined ? [] : ([] as unknown[]).concat(preHandler)
+    for (const fn of preHandlers) {
+      if (typeof fn !== 'function') throw new errorCodes.FST_REALTIME_HOOK_INVALID_HANDLER(`route "${type}" preHandler`, Object.prototype.toString.call(fn))
+    }
     const owner = `route "${type}"`
     const errorSerializers = new Map<string, Serializer>()
     for (const [code, detailSchema] of Object.entries(schema.errors ?? {})) {
       if (!ERROR_CODE.test(code)) throw new errorCodes.FST_REALTIME_INVALID_NAME('error code', code, 'upper case letters, digits and _')
       if (PROTOCOL_ERROR_CODES.has(code)) throw new errorCodes.FST_REALTIME_RESERVED_TYPE(code)
-      errorSerializers.set(code, this.#contracts.serializer(detailSchema as TSchema, `error ${code}`, owner))
+      errorSerializers.set(code, this.#compiler.serializer(detailSchema as TSchema, `error ${code}`, owner))
     }
     const compiled: CompiledRoute = {
       type,
-      validate: this.#contracts.validator(schema.data, 'data', owner),
-      serializeReply: schema.reply === undefined ? null : this.#contracts.serializer(schema.reply, 'reply', owner),
+      validate: this.#compiler.validator(schema.data, 'data', owner),
+      serializeReply: schema.reply === undefined ? null : this.#compiler.serializer(schema.reply, 'reply', owner),
       errorSerializers,
-      handler
+      handler,
+      preHandler: preHandlers as CompiledRoute['preHandler']
     }
     this.#routes.set(type, compiled)
     return compiled

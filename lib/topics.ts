@@ -1,7 +1,7 @@
 // Topic patterns (`room/:name`), their typed params, message schemas and authorization.
 import type { TSchema } from '@sinclair/typebox'
 import { errorCodes } from './errors.js'
-import type { Contracts, Serializer, Validator } from './contracts.js'
+import type { SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
 import type { Connection } from './connection.js'
 import type { HistoryOptions } from './broker/types.js'
 
@@ -62,12 +62,12 @@ const FORBIDDEN_PARAMS = new Set(['__proto__', 'constructor', 'prototype'])
 export class Topics {
   readonly #list: CompiledTopic[] = []
   readonly #byPattern = new Map<string, CompiledTopic>()
-  readonly #contracts: Contracts
+  readonly #compiler: SchemaCompiler
 
   readonly #history: HistoryOptions
 
-  constructor (contracts: Contracts, history: HistoryOptions) {
-    this.#contracts = contracts
+  constructor (compiler: SchemaCompiler, history: HistoryOptions) {
+    this.#compiler = compiler
     this.#history = history
   }
 
@@ -94,9 +94,9 @@ export class Topics {
     const compiled: CompiledTopic = {
       pattern,
       segments,
-      validateParams: definition.params === undefined ? null : this.#contracts.paramsValidator(definition.params, owner),
-      validateMessage: this.#contracts.validator(definition.message, 'message', owner),
-      serialize: this.#contracts.serializer(definition.message, 'message', owner),
+      validateParams: definition.params === undefined ? null : this.#compiler.paramsValidator(definition.params, owner),
+      validateMessage: this.#compiler.validator(definition.message, 'message', owner),
+      serialize: this.#compiler.serializer(definition.message, 'message', owner),
       authorize: definition.authorize,
       clientPublish: definition.clientPublish === true,
       history: { ...this.#history, ...definition.history },
@@ -120,8 +120,8 @@ export class Topics {
       throw new errorCodes.FST_REALTIME_INVALID_PATTERN(owner, 'presence.maxMetaBytes must be a whole number >= 1')
     }
     return {
-      validateMeta: options.meta === undefined ? null : this.#contracts.validator(options.meta, 'presence meta', owner),
-      serializeMeta: options.meta === undefined ? null : this.#contracts.serializer(options.meta, 'presence meta', owner),
+      validateMeta: options.meta === undefined ? null : this.#compiler.validator(options.meta, 'presence meta', owner),
+      serializeMeta: options.meta === undefined ? null : this.#compiler.serializer(options.meta, 'presence meta', owner),
       maxMetaBytes
     }
   }

@@ -15,6 +15,7 @@ import type { FastifyInstance } from 'fastify'
 import type { BrowserContext, Page } from 'playwright-core'
 import { MemoryBroker } from '../lib/index.js'
 import { buildChat } from '../examples/chat/app.js'
+import { until } from './fixtures/helpers.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ARGS = [
@@ -188,5 +189,48 @@ if (!existsSync(CHROMIUM)) {
     await presence(bob, ['alice', 'bob'])
     t.pass('presence is right after the restart')
     t.same(problems, [], 'no page errors')
+  })
+
+  t.test('the chat page in Chromium: one user in two tabs is online until the last tab closes', { timeout: 60_000 }, async (t) => {
+    const { chromium } = await import('playwright-core')
+    const chat = await startChat(t, new MemoryBroker())
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 })
+    t.teardown(() => browser.close())
+    const annTabs = await browser.newContext()
+    const bobTabs = await browser.newContext()
+    const signIn = async (context: BrowserContext, name: string): Promise<Page> => {
+      const page = await context.newPage()
+      page.setDefaultTimeout(10_000)
+      await page.goto(`http://127.0.0.1:${chat.port}/`)
+      await page.fill('#name', name)
+      await page.click('#signin')
+      await page.waitForSelector('#state[data-state="online"]')
+      await page.waitForFunction(() => document.getElementById('room-title')?.textContent === '#general')
+      return page
+    }
+    const online = (page: Page, names: string[]): Promise<unknown> => page.waitForFunction((want) => {
+      const got = Array.from(document.querySelectorAll('#online li'), (li) => li.textContent)
+      return JSON.stringify(got) === JSON.stringify(want)
+    }, names)
+    const connectionsOf = (user: string): number => chat.app.realtime.connections.byUser(user).length
+
+    const bob = await signIn(bobTabs, 'bob')
+    const ann1 = await signIn(annTabs, 'ann')
+    const ann2 = await signIn(annTabs, 'ann')
+    await online(bob, ['ann', 'bob'])
+    await online(ann2, ['ann', 'bob'])
+    await bob.locator('#messages li', { hasText: 'ann joined #general' }).waitFor()
+    t.equal(await bob.locator('#messages li', { hasText: 'ann joined #general' }).count(), 1, 'bob is told once that ann joined, though she has two tabs')
+
+    await ann1.close()
+    await until(() => connectionsOf('ann') === 1)
+    // The server has seen the first tab go: ann is still online and still in the room.
+    await online(bob, ['ann', 'bob'])
+    t.equal(await bob.locator('#messages li', { hasText: 'ann left' }).count(), 0, 'closing one tab is not leaving')
+
+    await ann2.close()
+    await online(bob, ['bob'])
+    await bob.locator('#messages li', { hasText: 'ann left #general' }).waitFor()
+    t.pass('when her last tab closes, ann goes offline and leaves the room')
   })
 }

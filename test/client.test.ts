@@ -144,7 +144,7 @@ t.test('defineContract returns its argument and checks its shape', async (t) => 
     [{ events: { 'no way': {} } }, /event "no way" is not a valid name/],
     [{ events: { e: true } }, /event "e" is not a schema/]
   ]
-  for (const [value, message] of bad) t.throws(() => defineContract(value as Contract), { name: 'TypeError', message })
+  for (const [value, message] of bad) t.throws(() => defineContract(value as Contract), { name: 'TypeError', code: 'FST_REALTIME_INVALID_CONTRACT', message })
 })
 
 t.test('createClient checks its options', async (t) => {

@@ -35,6 +35,11 @@ async function join (t: Test, client: TestClient, room: string): Promise<void> {
   t.equal(reply.data.topic, `room/${room}`)
 }
 
+/** A room message other than a "joined"/"left" notice (those are tested on their own below). */
+function isPost (f: { type: string, data?: { kind?: string } }): boolean {
+  return f.type === 'message' && f.data?.kind !== 'notice'
+}
+
 /** Closes a client and waits for the close handshake, so every test ends on its own. */
 async function bye (...clients: TestClient[]): Promise<void> {
   await Promise.all(clients.map(async (client) => {
@@ -78,12 +83,12 @@ t.test('a chat post reaches the room and the sender gets { id, at }', async (t) 
     text: 'hello <b>world</b>',
     at: reply.data.at
   }
-  const received = await bob.client.nextOfType('message')
+  const received = await bob.client.next(isPost)
   t.equal(received.topic, 'room/general')
   t.type(received.offset, 'number')
   t.same(received.data, expected, 'Bob receives the post as it was sent')
 
-  const echoed = await alice.client.nextOfType('message')
+  const echoed = await alice.client.next(isPost)
   t.same(echoed.data, expected, 'the sender, being in the room, sees its own post too')
   t.equal(echoed.offset, received.offset)
 
@@ -100,25 +105,25 @@ t.test('typing reaches the others in the room, not the typer', async (t) => {
   const typingReply = await alice.client.request('chat.typing', { room: 'general', typing: true })
   t.same(typingReply, { type: 'reply', id: typingReply.id }, 'chat.typing has no reply data')
 
-  const notice = await bob.client.nextOfType('message')
+  const notice = await bob.client.next(isPost)
   t.equal(notice.topic, 'room/general')
   t.same(notice.data, { kind: 'typing', user: { id: 'alice', name: 'alice' }, typing: true })
 
   // Publications on a topic arrive in offset order. Alice posts after typing; if the
   // first publication she receives is that post, the typing notice was never sent to her.
   const sent = await alice.client.request('chat.send', { room: 'general', text: 'done typing' })
-  const first = await alice.client.nextOfType('message')
+  const first = await alice.client.next(isPost)
   t.equal(first.data.kind, 'chat', 'the typer received no typing notice of its own')
   t.equal(first.data.id, sent.data.id)
   t.equal(notice.ephemeral, true, 'typing is ephemeral')
   t.notOk('offset' in notice, 'it takes no offset in the room\'s stream')
 
-  const post = await bob.client.nextOfType('message')
+  const post = await bob.client.next(isPost)
   t.equal(post.data.id, sent.data.id, 'Bob gets the post after the typing notice')
 
   // Stopping is published the same way.
   bob.client.send({ type: 'chat.typing', data: { room: 'general', typing: false } })
-  const stopped = await alice.client.nextOfType('message')
+  const stopped = await alice.client.next(isPost)
   t.same(stopped.data, { kind: 'typing', user: { id: 'bob', name: 'bob' }, typing: false })
 
   await bye(alice.client, bob.client)
@@ -223,4 +228,34 @@ t.test('presence and history on join', async (t) => {
   await bye(bob.client)
   t.equal(((await alice.client.nextOfType('leave')).member as any).user.name, 'bob', 'alice sees bob leave')
   await bye(alice.client)
+})
+
+t.test('hooks: "joined"/"left" once per user, and a user is online while any tab is open', async (t) => {
+  const { url } = await start(t)
+  const bob = await signIn(t, url, 'bob')
+  t.same((await bob.client.request('subscribe', { topic: 'online' })).type, 'reply')
+  await join(t, bob.client, 'general')
+  t.same((await bob.client.request('people.online', {})).data, { users: [{ id: 'bob', name: 'bob' }] })
+
+  const ann1 = await signIn(t, url, 'ann')
+  t.same((await bob.client.next((f) => f.topic === 'online')).data, { user: { id: 'ann', name: 'ann' }, online: true }, 'ann comes online')
+  const ann2 = await signIn(t, url, 'ann')
+  await join(t, ann1.client, 'general')
+  const aboutAnn = (f: { type: string, data?: { kind?: string, user?: { id: string } } }): boolean => f.type === 'message' && f.data?.kind === 'notice' && f.data.user?.id === 'ann'
+  const joined = await bob.client.next(aboutAnn)
+  t.same({ ...joined.data, at: 0 }, { kind: 'notice', user: { id: 'ann', name: 'ann' }, event: 'joined', at: 0 })
+  await join(t, ann2.client, 'general')
+  t.same((await bob.client.request('people.online', {})).data.users.map((u: { id: string }) => u.id).sort(), ['ann', 'bob'])
+
+  // The first tab goes: ann is still online and still in the room.
+  await bye(ann1.client)
+  t.same((await bob.client.request('people.online', {})).data.users.map((u: { id: string }) => u.id).sort(), ['ann', 'bob'])
+  // The second goes too: one "left", one "offline", each once.
+  await bye(ann2.client)
+  const left = await bob.client.next(aboutAnn)
+  t.equal(left.data.event, 'left')
+  t.same((await bob.client.next((f) => f.topic === 'online')).data, { user: { id: 'ann', name: 'ann' }, online: false })
+  t.same((await bob.client.request('people.online', {})).data, { users: [{ id: 'bob', name: 'bob' }] })
+  t.equal(bob.client.frames.filter((f) => f.topic === 'online' || aboutAnn(f)).length, 0, 'nothing told twice')
+  await bye(bob.client)
 })

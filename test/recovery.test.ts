@@ -4,7 +4,7 @@ import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import { MemoryBroker, type StreamPosition } from '../lib/index.js'
 import { build, connect, until, type Frame } from './fixtures/helpers.js'
-import { Contracts } from '../lib/contracts.js'
+import { SchemaCompiler } from '../lib/schema-compiler.js'
 
 const Message = Type.Object({ n: Type.Integer() })
 
@@ -119,13 +119,13 @@ t.test('a live subscriber that would miss publications is told with unsubscribed
 t.test('a publication is serialised once and framed once for 1,000 subscribers', async (t) => {
   // Count calls of the serializer compiled for the topic's message schema.
   let serialised = 0
-  const compile = Contracts.prototype.serializer
-  Contracts.prototype.serializer = function (this: Contracts, schema, what, owner) {
+  const compile = SchemaCompiler.prototype.serializer
+  SchemaCompiler.prototype.serializer = function (this: SchemaCompiler, schema, what, owner) {
     const serialize = compile.call(this, schema, what, owner)
     if (owner !== 'topic "wide"') return serialize
     return (data: unknown) => { serialised++; return serialize(data) }
   }
-  t.teardown(() => { Contracts.prototype.serializer = compile })
+  t.teardown(() => { SchemaCompiler.prototype.serializer = compile })
   const { app, url } = await build(t, {}, (app) => {
     app.realtime.topic('wide', { message: Message })
   })

@@ -3,8 +3,9 @@
 // What it shows: authentication by first message, a parameterised topic
 // (`room/:name`) with a union message schema, presence and history, message routes
 // that publish to it (one with a typed reply, one ephemeral that skips its sender),
-// recent history on join, a declared application error, and a plain Fastify route
-// serving the browser page.
+// recent history on join, a declared application error, lifecycle hooks ("ann
+// joined" notices, and who is online while any of their tabs is open), and a plain
+// Fastify route serving the browser page.
 //
 // `buildChat()` returns the app without listening, so tests can start it on any port;
 // server.ts is the runnable entry (`npm start`).
@@ -39,8 +40,20 @@ export const TypingNoticeSchema = Type.Object({
 })
 export type TypingNotice = Static<typeof TypingNoticeSchema>
 
-/** Everything published on a room: a chat post or a typing notice, told apart by `kind`. */
-export const RoomMessageSchema = Type.Union([ChatPostSchema, TypingNoticeSchema])
+/** "ann joined" / "ann left": told when a user's first tab joins a room and when their last one leaves. */
+export const RoomNoticeSchema = Type.Object({
+  kind: Type.Literal('notice'),
+  user: ChatUserSchema,
+  event: Type.Union([Type.Literal('joined'), Type.Literal('left')]),
+  at: Type.Integer()
+})
+export type RoomNotice = Static<typeof RoomNoticeSchema>
+
+/** Everything published on a room: a post, a typing notice or a join/leave notice, told apart by `kind`. */
+export const RoomMessageSchema = Type.Union([ChatPostSchema, TypingNoticeSchema, RoomNoticeSchema])
+
+/** Published on `online` when a user's first connection opens and when their last one closes. */
+export const OnlineChangeSchema = Type.Object({ user: ChatUserSchema, online: Type.Boolean() })
 
 const NotInRoom = Type.Object({ room: Type.String() })
 
@@ -103,6 +116,43 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
     history: { size: 100, ttl: 60 * 60_000 }
   })
 
+  rt.topic('online', { message: OnlineChangeSchema, history: { size: 0 } })
+
+  // Who is online, and who is in which room, counted per user: a user with two tabs is
+  // online (and in a room) until the last of them goes. The counts live in this
+  // process; a deployment of several nodes would keep them in its shared store.
+  const tabs = new Counts()
+  const inRoom = new Counts()
+  const announce = (topic: string, data: unknown): void => {
+    // During shutdown publishing is closed: nobody is left to tell.
+    rt.publish(topic, data).catch((err) => { if (err.code !== 'FST_REALTIME_CLOSED') app.log.error({ err }, 'announcement failed') })
+  }
+
+  rt.addHook('onConnect', (connection) => {
+    const user = userOf(connection.user)
+    if (tabs.add(user.id, user) === 1) announce('online', { user, online: true })
+  })
+  rt.addHook('onDisconnect', (connection) => {
+    const user = userOf(connection.user)
+    if (tabs.remove(user.id) === 0) announce('online', { user, online: false })
+  })
+  rt.addHook('onSubscribe', (connection, { topic }) => {
+    if (!topic.startsWith('room/')) return
+    const user = userOf(connection.user)
+    if (inRoom.add(`${topic}\n${user.id}`, user) === 1) announce(topic, { kind: 'notice', user, event: 'joined', at: Date.now() })
+  })
+  rt.addHook('onUnsubscribe', (connection, { topic }) => {
+    if (!topic.startsWith('room/')) return
+    const user = userOf(connection.user)
+    if (inRoom.remove(`${topic}\n${user.id}`) === 0) announce(topic, { kind: 'notice', user, event: 'left', at: Date.now() })
+  })
+
+  rt.route({
+    type: 'people.online',
+    schema: { data: Type.Unknown(), reply: Type.Object({ users: Type.Array(ChatUserSchema) }) },
+    handler: () => ({ users: tabs.values() })
+  })
+
   rt.route({
     type: 'chat.history',
     schema: {
@@ -113,7 +163,7 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
     handler: async ({ room, limit }, ctx) => {
       const topic = joinedRoom(ctx, room)
       const { publications } = await rt.history(topic, { limit: limit ?? 50 })
-      return { posts: publications.map((p) => p.data as ChatPost) }
+      return { posts: publications.map((p) => p.data as ChatPost).filter((p) => p.kind === 'chat') }
     }
   })
 
@@ -175,4 +225,29 @@ function joinedRoom (
 function userOf (user: unknown): ChatUser {
   const { id, name } = user as ChatUser
   return { id, name }
+}
+
+/** How many of something each key has (tabs of a user, tabs of a user in a room), with the user it is for. */
+class Counts {
+  readonly #entries = new Map<string, { count: number, user: ChatUser }>()
+
+  /** Counts one more; returns the new count. */
+  add (key: string, user: ChatUser): number {
+    const entry = this.#entries.get(key) ?? { count: 0, user }
+    entry.count++
+    this.#entries.set(key, entry)
+    return entry.count
+  }
+
+  /** Counts one less; returns the new count (0: gone). */
+  remove (key: string): number {
+    const entry = this.#entries.get(key)
+    if (entry === undefined) return 0
+    if (--entry.count === 0) this.#entries.delete(key)
+    return entry.count
+  }
+
+  values (): ChatUser[] {
+    return [...this.#entries.values()].map((e) => e.user)
+  }
 }

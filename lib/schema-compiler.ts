@@ -16,7 +16,7 @@ export interface AjvConfig {
   plugins?: Array<Plugin<unknown> | [Plugin<unknown>, unknown]>
 }
 
-export class Contracts {
+export class SchemaCompiler {
   /** Validates message data as sent: JSON already has its types, so nothing is coerced. */
   readonly #data: Ajv
   /** Validates topic params, which arrive as strings and are coerced to their declared types. */
@@ -74,7 +74,7 @@ function compileValidator (ajv: Ajv, schema: TSchema, what: string, owner: strin
 }
 
 /** Ajv errors as the protocol's `details`: a JSON pointer to the offending value and a message. */
-export function toDetails (errors: ErrorObject[] | null | undefined): WireErrorDetail[] {
+function toDetails (errors: ErrorObject[] | null | undefined): WireErrorDetail[] {
   return (errors ?? []).map((e) => {
     const missing = e.keyword === 'required' ? (e.params as { missingProperty?: string }).missingProperty : undefined
     const path = missing === undefined ? e.instancePath : `${e.instancePath}/${escapePointer(missing)}`

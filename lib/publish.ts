@@ -1,0 +1,39 @@
+// The one publish path, shared by the plugin (`publish`, topic handles, `ctx.publish`,
+// client publications) and by `createPublisher` in processes that serve no clients:
+// the topic's schema serialises the data once, then the broker assigns the offset,
+// keeps history and fans it out to every node.
+import type { Broker, PublishOptions as BrokerPublishOptions, StreamPosition } from './broker/types.js'
+import { errorCodes } from './errors.js'
+import type { CompiledTopic, Topics } from './topics.js'
+
+export interface PublishOptions {
+  /** Connection ids that must not receive this publication (the sender, typically). */
+  except?: string | string[]
+  /** Not part of the topic's stream: no offset, no history, never recovered (typing indicators). */
+  ephemeral?: boolean
+}
+
+export interface PublishResult extends StreamPosition {
+  topic: string
+}
+
+/** The declared pattern a topic name belongs to; an undeclared name is a programming error. */
+export function resolveTopic (topics: Topics, topic: string): CompiledTopic {
+  const match = typeof topic === 'string' ? topics.match(topic) : null
+  if (match === null) throw new errorCodes.FST_REALTIME_UNKNOWN_TOPIC(String(topic))
+  return match.topic
+}
+
+export async function publishTo (broker: Broker, compiled: CompiledTopic, topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+  let payload: string
+  try {
+    payload = compiled.serialize(data)
+  } catch (err) {
+    throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic}"`, (err as Error).message)
+  }
+  const brokerOptions: BrokerPublishOptions = { history: compiled.history }
+  if (options.except !== undefined) brokerOptions.except = ([] as string[]).concat(options.except)
+  if (options.ephemeral === true) brokerOptions.ephemeral = true
+  const position = await broker.publish(topic, payload, brokerOptions)
+  return { topic, offset: options.ephemeral === true ? 0 : position.offset, epoch: position.epoch }
+}

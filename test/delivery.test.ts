@@ -1,0 +1,105 @@
+// The one delivery rule (lib/delivery.ts), applied alike to live fan-out and to the
+// publications held while a subscribe was pending: a held publication of another
+// epoch is a gap, told with 2500; a held one on a volatile topic that a full queue
+// cannot take is dropped and counted, never a reason to close.
+import t from 'tap'
+import { Type } from '@sinclair/typebox'
+import { MemoryBroker, type PublicationListener, type StreamPosition } from '../lib/index.js'
+import { build, connect, until } from './fixtures/helpers.js'
+
+/** A memory broker whose position() waits for the test, and which can hand this node any publication. */
+class HeldBroker extends MemoryBroker {
+  #listener!: PublicationListener
+  gate: Promise<void> | null = null
+  entered: (() => void) | null = null
+
+  override start (listener: PublicationListener, ...rest: unknown[]) {
+    this.#listener = listener
+    return (super.start as (...args: unknown[]) => void)(listener, ...rest)
+  }
+
+  override async position (topic: string): Promise<StreamPosition> {
+    const position = await super.position(topic)
+    if (this.gate !== null) {
+      this.entered?.()
+      await this.gate
+    }
+    return position
+  }
+
+  /** What a node receives from a store that was reset behind its back. */
+  inject (topic: string, offset: number, epoch: string, data: string): void {
+    this.#listener({ topic, offset, epoch, data })
+  }
+}
+
+function hold (broker: HeldBroker): { entered: Promise<void>, release: () => void } {
+  let release!: () => void
+  broker.gate = new Promise((resolve) => { release = resolve })
+  const entered = new Promise<void>((resolve) => { broker.entered = resolve })
+  return { entered, release: () => { broker.gate = null; release() } }
+}
+
+t.test('a publication of another epoch held during the subscribe is a gap: 2500, not a silent jump', async (t) => {
+  const broker = new HeldBroker()
+  const { app, url } = await build(t, { broker }, (app) => {
+    app.realtime.topic('feed', { message: Type.Object({ n: Type.Integer() }) })
+  })
+  await app.realtime.publish('feed', { n: 1 })
+  const c = await connect(t, url)
+  const gate = hold(broker)
+  c.send({ type: 'subscribe', id: 1, data: { topic: 'feed' } })
+  await gate.entered
+  broker.inject('feed', 2, 'another-epoch', '{"n":2}')
+  gate.release()
+  const reply = await c.next()
+  t.equal(reply.type, 'reply')
+  t.equal(reply.data.offset, 1)
+  t.same(await c.next(), { type: 'unsubscribed', topic: 'feed', code: 2500, reason: 'insufficient state: resubscribe with since' })
+  t.same(app.realtime.stats().topics, {}, 'the subscription ended')
+  t.equal(c.frames.filter((f) => f.type === 'message').length, 0, 'nothing of the other epoch was sent')
+})
+
+t.test('a held publication on a volatile topic that the queue cannot take is dropped and counted, not closed', async (t) => {
+  const broker = new HeldBroker()
+  const { app, url } = await build(t, { broker, maxQueue: 1024 }, (app) => {
+    app.realtime.topic('ticks', { message: Type.Object({ n: Type.Integer(), pad: Type.String() }), volatile: true })
+  })
+  const c = await connect(t, url)
+  const gate = hold(broker)
+  c.send({ type: 'subscribe', id: 1, data: { topic: 'ticks' } })
+  await gate.entered
+  // Larger than maxQueue: no queue can take it.
+  await app.realtime.publish('ticks', { n: 1, pad: 'x'.repeat(2000) })
+  gate.release()
+  t.equal((await c.next()).type, 'reply')
+  await until(() => app.realtime.stats().messages.dropped === 1)
+  await app.realtime.publish('ticks', { n: 2, pad: '' })
+  const next = await c.nextOfType('message')
+  t.equal(next.offset, 2, 'the next one arrives: a volatile topic skips what was dropped')
+  t.equal(app.realtime.stats().connections.active, 1, 'still connected')
+  c.send({ type: 'ping', id: 'p' })
+  t.equal((await c.nextOfType('pong')).id, 'p')
+})
+
+t.test('held presence and ephemeral frames keep their own rules after the reply', async (t) => {
+  const broker = new HeldBroker()
+  const { app, url } = await build(t, { broker, maxQueue: 1024 }, (app) => {
+    app.realtime.topic('room', { message: Type.Object({ text: Type.String() }), presence: true })
+  })
+  const other = await connect(t, url)
+  await other.request('subscribe', { topic: 'room' })
+  const c = await connect(t, url)
+  const gate = hold(broker)
+  c.send({ type: 'subscribe', id: 1, data: { topic: 'room' } })
+  await gate.entered
+  // An ephemeral publication (typing) too large for the queue is dropped while held...
+  await app.realtime.publish('room', { text: 'x'.repeat(2000) }, { ephemeral: true })
+  await app.realtime.publish('room', { text: 'typing' }, { ephemeral: true })
+  gate.release()
+  t.equal((await c.next()).type, 'reply')
+  const typing = await c.next()
+  t.same(typing, { type: 'message', topic: 'room', ephemeral: true, data: { text: 'typing' } }, '...and the next one still arrives')
+  t.equal(app.realtime.stats().messages.dropped, 2, 'dropped and counted for each subscriber, the held one included')
+  t.equal((await other.nextOfType('join')).topic, 'room', 'the other member hears the join')
+})
