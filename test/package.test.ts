@@ -5,6 +5,8 @@
 // bundler resolution); the other runs the oldest versions our peer ranges admit, as a
 // CommonJS project, without ioredis installed at all, which proves the main entry never
 // loads it. Installs prefer the local npm cache, so only a first run downloads anything.
+// `npm test` runs this file alone after the rest (test:package): its tsc runs would starve
+// the timing-sensitive tests of CPU on a 2-core machine.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
