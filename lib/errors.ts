@@ -4,8 +4,19 @@
 // end the connection, their close code. One more code lives beside the module that
 // throws it because that module is bundled for browsers: FST_REALTIME_INVALID_CONTRACT
 // (`ContractError`, lib/contract.ts), re-exported here.
-import createError from '@fastify/error'
+import { createError as createFastifyError, type FastifyErrorConstructor } from '@fastify/error'
 import { ErrorCode, type ProtocolErrorCode } from './protocol.js'
+
+export type { FastifyErrorConstructor }
+
+/**
+ * @fastify/error's createError with its return type named: the inferred one refers to the
+ * `createError` namespace through a default import, which consumers resolving with
+ * `moduleResolution: bundler` cannot see (TS2503), or see as `any` under skipLibCheck.
+ */
+export function createError<C extends string, SC extends number> (code: C, message: string, statusCode: SC, Base?: ErrorConstructor): FastifyErrorConstructor<{ code: C, statusCode: SC }> {
+  return createFastifyError(code, message, statusCode, Base)
+}
 
 export const errorCodes = {
   FST_REALTIME_INVALID_OPTION: createError('FST_REALTIME_INVALID_OPTION', 'Invalid fastify-realtime option "%s": %s', 500, TypeError),
@@ -23,7 +34,8 @@ export const errorCodes = {
   FST_REALTIME_DECLARED_AFTER_CLOSE: createError('FST_REALTIME_DECLARED_AFTER_CLOSE', 'Cannot declare %s: fastify-realtime is closed', 500),
   FST_REALTIME_HOOK_INVALID_TYPE: createError('FST_REALTIME_HOOK_INVALID_TYPE', '"%s" is not a fastify-realtime hook (onConnect, onDisconnect, onSubscribe, onUnsubscribe, preHandler, onHandlerError)', 500, TypeError),
   FST_REALTIME_HOOK_INVALID_HANDLER: createError('FST_REALTIME_HOOK_INVALID_HANDLER', '%s hook should be a function, instead got %s', 500, TypeError),
-  FST_REALTIME_NO_IDEMPOTENCY: createError('FST_REALTIME_NO_IDEMPOTENCY', 'Route "%s" is idempotent but the broker keeps no idempotency records (it lacks claimIdempotent/settleIdempotent)', 500)
+  FST_REALTIME_NO_IDEMPOTENCY: createError('FST_REALTIME_NO_IDEMPOTENCY', 'Route "%s" is idempotent but the broker keeps no idempotency records (it lacks claimIdempotent/settleIdempotent)', 500),
+  FST_REALTIME_WEBSOCKET_SCOPE: createError('FST_REALTIME_WEBSOCKET_SCOPE', 'fastify-realtime at "%s" cannot share the WebSocket server of the fastify-realtime at "%s", which registered @fastify/websocket in another encapsulated context: register @fastify/websocket once in a common parent (the root) before both', 500)
 }
 
 export { ContractError } from './contract.js'

@@ -4,7 +4,10 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
+import type { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
 import type { WebSocketServer } from 'ws'
+import { errorCodes } from './errors.js'
 import { resolveOptions, type RealtimeOptions } from './options.js'
 import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
@@ -45,6 +48,33 @@ async function checkSubprotocol (request: FastifyRequest, reply: FastifyReply): 
   return true
 }
 
+/**
+ * The HTTP servers on which a fastify-realtime registered @fastify/websocket, with that
+ * instance's path. @fastify/websocket listens to every upgrade of the server once per
+ * registration, so a second one in a sibling context (which cannot see the first's
+ * decorator) would handle each upgrade twice; that instance refuses to register instead.
+ */
+const websocketOwners = new WeakMap<object, string>()
+
+/**
+ * Upgrade sockets that no WebSocket took are destroyed on close. When @fastify/websocket
+ * sits in an encapsulated context, an upgrade to a path outside it (a 404 at the root)
+ * misses its onResponse hook, and the socket, no longer an HTTP connection Node tracks,
+ * would keep `app.close()` waiting for the client forever.
+ */
+function trackUpgrades (server: EventEmitter): () => void {
+  const sockets = new Set<Duplex>()
+  const track = (_request: unknown, socket: Duplex): void => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  }
+  server.on('upgrade', track)
+  return () => {
+    server.removeListener('upgrade', track)
+    for (const socket of sockets) socket.destroy()
+  }
+}
+
 const STATUS_TEXT: Record<number, string> = { 403: 'Forbidden', 429: 'Too Many Requests', 503: 'Service Unavailable' }
 
 const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealtime (app: FastifyInstance, input) {
@@ -56,6 +86,10 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const silent = watchSilentSockets(app.server)
 
   if (!app.hasDecorator('websocketServer')) {
+    const owner = websocketOwners.get(app.server)
+    if (owner !== undefined) throw new errorCodes.FST_REALTIME_WEBSOCKET_SCOPE(options.path, owner)
+    websocketOwners.set(app.server, options.path)
+    const releaseUpgrades = trackUpgrades(app.server)
     await app.register(websocket, {
       // Cast: @fastify/websocket's types load the CommonJS flavour of @types/ws.
       options: { ...options.websocket, maxPayload: options.maxPayload, handleProtocols } as never,
@@ -66,6 +100,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
         silent.release()
         const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
         await new Promise<void>((resolve) => wss.close(() => resolve()))
+        releaseUpgrades()
+        websocketOwners.delete(app.server)
       },
       // Protocol errors of a peer (bad UTF-8, too big) are closed by ws itself with
       // the right code; they are the client's fault, not the server's.
@@ -74,6 +110,9 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       }
     })
   } else {
+    // The server is shared (the app's own, or another fastify-realtime's in a parent
+    // context): its options are already set.
+    if (input.websocket !== undefined) throw new errorCodes.FST_REALTIME_INVALID_OPTION('websocket', 'the WebSocket server is already registered (@fastify/websocket); give these options where it is registered')
     const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
     wss.options.handleProtocols ??= handleProtocols
     app.addHook('preClose', async () => {
@@ -134,7 +173,4 @@ export { MemoryBroker } from './broker/memory.js'
 export type { Broker, Publication, StreamPosition, PublicationListener, RecoveryResult, HistoryOptions, PresenceMember, PresenceEvent, PresenceListener, PublishOptions as BrokerPublishOptions, BrokerCommand, CommandListener, ResyncListener } from './broker/types.js'
 export type { IdempotencyScope, IdempotencyClaim, IdempotencyStore } from './broker/types.js'
 export type { MemoryBrokerOptions } from './broker/memory.js'
-export { RedisBroker, redisErrorCodes } from './broker/redis.js'
-export type { RedisBrokerOptions, RedisBrokerLog } from './broker/redis.js'
-export { createPublisher } from './publisher.js'
-export type { Publisher, PublisherOptions, PublisherTopic, PublisherTopicHandle, PublisherPublishOptions, PublisherResult } from './publisher.js'
+// The Redis broker and the publisher are in fastify-realtime/redis (lib/redis.ts).

@@ -3,7 +3,7 @@
 // posting through the publisher.
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { RedisBroker } from '../lib/index.js'
+import { RedisBroker } from '../lib/redis.js'
 import { buildChat } from '../examples/chat/app.js'
 import { announce, chatPublisher } from '../examples/cluster/worker.js'
 import { connect, type TestClient, type TestContext } from './fixtures/helpers.js'

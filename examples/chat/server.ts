@@ -1,7 +1,7 @@
 // Runs the chat example: `npm start` (HOST and PORT may be set in the environment).
 // With REDIS_URL set (`REDIS_URL=redis://127.0.0.1:6379 npm start`) the chat keeps its
 // rooms in Redis, so several processes can serve it together (see examples/cluster).
-import { RedisBroker } from '../../lib/index.js'
+import { RedisBroker } from '../../lib/redis.js'
 import { buildChat } from './app.js'
 
 const host = process.env.HOST ?? '127.0.0.1'

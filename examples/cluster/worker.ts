@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { Type } from '@sinclair/typebox'
-import { createPublisher } from '../../lib/index.js'
+import { createPublisher } from '../../lib/redis.js'
 import { RoomMessageSchema, type ChatPost } from '../chat/app.js'
 
 /** A publisher for the chat's topics, declared as the chat server declares them (examples/chat/app.ts). */

@@ -15,7 +15,7 @@
 //   presenceTtl / 3, and live nodes sweep the members of a node that stopped beating,
 //   announcing each leave exactly once.
 import { randomBytes } from 'node:crypto'
-import createError from '@fastify/error'
+import { createError } from '../errors.js'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Broker, BrokerCommand, CommandListener, IdempotencyClaim, IdempotencyScope, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
 import { BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP, type LuaScript } from './redis-scripts.js'

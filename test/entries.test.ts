@@ -1,0 +1,32 @@
+// What each entry loads: an app that never scales out must not pay for ioredis (an
+// optional peer it may not even have installed). Each import runs in a fresh process, as
+// an app's first import of the package would.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+/** The CommonJS modules under node_modules/<name>/ that importing `entry` loaded. */
+function loadedModules (entry: string, name: string): Promise<number> {
+  const script = `
+    import { createRequire } from 'node:module'
+    await import(${JSON.stringify(entry)})
+    const cache = Object.keys(createRequire(import.meta.url).cache)
+    console.log(cache.filter((file) => file.includes('/node_modules/${name}/')).length)`
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root }, (err, stdout, stderr) => {
+      if (err !== null) reject(new Error(`${entry}: ${stderr}`, { cause: err }))
+      else resolve(Number(stdout.trim()))
+    })
+  })
+}
+
+t.test('the main entry loads no ioredis', async (t) => {
+  t.equal(await loadedModules('./lib/index.ts', 'ioredis'), 0)
+  t.equal(await loadedModules('./lib/client/index.ts', 'ioredis'), 0, 'nor does the client entry')
+})
+
+t.test('fastify-realtime/redis loads it', async (t) => {
+  t.ok(await loadedModules('./lib/redis.ts', 'ioredis') > 0, 'the check above would see it')
+})
