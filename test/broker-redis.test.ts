@@ -175,9 +175,9 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
 
     await probe.set(`${own}{t/3}:meta`, 'not a hash')
     await t.rejects(broker.publish('t/3', '{}'), { name: 'ReplyError', message: /WRONGTYPE/ }, 'errors from Redis itself pass through')
-    await probe.set(`${own}nodes`, 'not a zset')
+    await probe.set(`${own}{nodes}`, 'not a zset')
     await until(() => logged.includes('presence upkeep failed'))
-    await probe.del(`${own}nodes`)
+    await probe.del(`${own}{nodes}`)
 
     const quiet = new RedisBroker({ redis: REDIS_URL, prefix: own, log })
     t.teardown(() => quiet.close())

@@ -11,23 +11,24 @@
 //   and fills what it missed from the history; where that is impossible (history
 //   trimmed, Redis flushed or restarted empty: another epoch) it calls the resync
 //   listener so the plugin can tell the topic's local subscribers. Never a silent gap.
-// - Presence members are stored with the node that added them; each node beats every
-//   presenceTtl / 3, and live nodes sweep the members of a node that stopped beating,
-//   announcing each leave exactly once.
+// - Within an epoch a topic's offsets rise by one, so a node that sees one skipped on
+//   the live channel has missed something (a shard's subscriber was replaced) and
+//   fills the gap from the history before delivering on.
+// - On Redis Cluster every topic lives on one shard (redis-keys.ts) and its channel is
+//   sharded; when a shard fails over, the node resyncs its topics against the promoted
+//   replica, whose stream may lack the last publications: then the topic starts a new
+//   epoch and its subscribers are told (redis-scripts.ts, REWIND).
+// - Presence is redis-presence.ts.
 import { randomBytes } from 'node:crypto'
-import createError from '@fastify/error'
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import type { Broker, BrokerCommand, CommandListener, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
-import { BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP, type LuaScript } from './redis-scripts.js'
+import { decodeMessage, publicationOf } from './redis-messages.js'
+import { PUBLISH, READ, REWIND, type LuaScript } from './redis-scripts.js'
+import { commandConnection, connect, end, isCluster, loadScripts, loadScriptsOn, redisErrorCodes, runScript, subscriberFor, wrapError, type RedisClient } from './redis-connection.js'
+import { RedisKeys } from './redis-keys.js'
+import { RedisPresence } from './redis-presence.js'
 
-const SCRIPTS = [BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP]
-
-export const redisErrorCodes = {
-  /** Redis cannot be reached (or the connection dropped mid-command). Temporary: the same call may succeed later. */
-  FST_REALTIME_BROKER_UNAVAILABLE: createError('FST_REALTIME_BROKER_UNAVAILABLE', 'Redis is unavailable: %s', 503),
-  /** The broker was closed. */
-  FST_REALTIME_BROKER_CLOSED: createError('FST_REALTIME_BROKER_CLOSED', 'The Redis broker is closed', 500)
-}
+export { redisErrorCodes }
 
 /** Any pino-like logger (`app.log`). */
 export interface RedisBrokerLog {
@@ -37,12 +38,23 @@ export interface RedisBrokerLog {
 
 export interface RedisBrokerOptions {
   /**
-   * A `redis://` URL, ioredis options, or an ioredis client. A client you pass stays
-   * yours: close() does not close it. Default `redis://127.0.0.1:6379`.
+   * A `redis://` URL, ioredis options, or an ioredis client (standalone or Sentinel; an
+   * ioredis Cluster client works too). A client you pass stays yours: close() does not
+   * close it. Default `redis://127.0.0.1:6379`.
    */
-  redis?: string | RedisOptions | Redis
-  /** An ioredis client for subscribing. Default: a duplicate of the command connection, owned by the broker. */
-  subscriber?: Redis
+  redis?: string | RedisOptions | Redis | Cluster
+  /**
+   * Redis Cluster (7.0 or newer): its nodes (`"host:port"` or `{ host, port }`, a few
+   * suffice: the rest are discovered) or an ioredis Cluster client. Excludes `redis`.
+   */
+  cluster?: ClusterNode[] | Cluster
+  /** ioredis Cluster options for the clients the broker makes from `cluster`'s nodes. */
+  clusterOptions?: ClusterOptions
+  /**
+   * An ioredis client for subscribing. Default: a duplicate of the command connection
+   * (on a cluster, with one sharded subscriber per master), owned by the broker.
+   */
+  subscriber?: RedisClient
   /** Prefix of every key and channel (default `rt:`); nodes sharing topics share it. */
   prefix?: string
   /** Milliseconds a node's presence members outlive its last heartbeat (default 30000); it beats every third of that. */
@@ -76,11 +88,6 @@ interface Waiter {
   done: () => void
 }
 
-interface LocalMember {
-  topic: string
-  member: PresenceMember
-}
-
 const DEFAULT_PREFIX = 'rt:'
 const DEFAULT_PRESENCE_TTL = 30_000
 const DEFAULT_META_TTL = 24 * 60 * 60_000
@@ -89,26 +96,7 @@ const DEFAULT_RESYNC_LIMIT = 1000
 const ECHO_TIMEOUT = 2000
 const RESYNC_ATTEMPTS = 10
 const RESYNC_DELAY = 200
-const REAP_BATCH = 500
 const SUBSCRIBE_BATCH = 1000
-
-/**
- * Defaults for the connections the broker creates: fail fast while Redis is away
- * (no offline queue, no silent resend of a script that may have run), and reconnect
- * within about a second of Redis coming back.
- */
-const CONNECTION_DEFAULTS: RedisOptions = {
-  lazyConnect: true,
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 0,
-  autoResendUnfulfilledCommands: false,
-  retryStrategy: (times: number) => Math.min(50 * 2 ** times, 1000) + Math.floor(Math.random() * 100)
-}
-
-/** A client rather than options (duck-typed: the app may load another copy of ioredis). */
-function isClient (value: unknown): value is Redis {
-  return typeof (value as Redis).evalsha === 'function'
-}
 
 function count (limit: number): string {
   return Number.isFinite(limit) ? String(Math.max(0, Math.floor(limit))) : '1000000000'
@@ -118,8 +106,10 @@ export class RedisBroker implements Broker {
   /** This node's id: presence members and publications are tagged with it. */
   readonly id = randomBytes(8).toString('hex')
   readonly prefix: string
-  readonly #redis: Redis
-  #sub: Redis | null
+  /** Where everything is kept (and whether on a cluster). */
+  readonly keys: RedisKeys
+  readonly #redis: RedisClient
+  #sub: RedisClient | null
   readonly #ownRedis: boolean
   readonly #ownSub: boolean
   readonly #presenceTtl: number
@@ -127,10 +117,7 @@ export class RedisBroker implements Broker {
   readonly #resyncLimit: number
   readonly #now: (() => number) | undefined
   readonly #log: RedisBrokerLog | undefined
-  readonly #control: string
-  readonly #channels: string
-  readonly #nodes: string
-  readonly #nodeSet: string
+  readonly #presence: RedisPresence
 
   #listener: PublicationListener | null = null
   #presenceListener: PresenceListener | null = null
@@ -139,12 +126,8 @@ export class RedisBroker implements Broker {
 
   readonly #topics = new Map<string, TopicState>()
   readonly #waiters = new Map<string, Waiter>()
-  /** Members this node added, to add again if Redis forgot them (flush, restart, long outage). */
-  readonly #members = new Map<string, LocalMember>()
-  /** Leaves that could not reach Redis, retried on the next heartbeat. */
-  readonly #leaves = new Map<string, { topic: string, connectionId: string }>()
-  readonly #handlers: Array<[Redis, string, (...args: any[]) => void]> = []
-  readonly #connecting = new Map<Redis, Promise<void>>()
+  readonly #handlers: Array<[RedisClient, string, (...args: any[]) => void]> = []
+  readonly #connecting = new Map<RedisClient, Promise<void>>()
   #seq = 0
   #generation = 0
   #timer: NodeJS.Timeout | null = null
@@ -155,7 +138,6 @@ export class RedisBroker implements Broker {
   readonly #localWhileDown: boolean
 
   constructor (options: RedisBrokerOptions = {}) {
-    const { redis = 'redis://127.0.0.1:6379' } = options
     this.prefix = options.prefix ?? DEFAULT_PREFIX
     this.#presenceTtl = positive('presenceTtl', options.presenceTtl, DEFAULT_PRESENCE_TTL)
     this.#metaTtl = options.metaTtl === 0 ? 0 : positive('metaTtl', options.metaTtl, DEFAULT_META_TTL)
@@ -163,25 +145,31 @@ export class RedisBroker implements Broker {
     this.#localWhileDown = options.localWhileDown ?? true
     this.#now = options.now
     this.#log = options.log
-    this.#control = `${this.prefix}control`
-    this.#channels = `${this.prefix}ch:`
-    this.#nodes = `${this.prefix}nodes`
-    this.#nodeSet = `${this.prefix}node:${this.id}`
-    if (isClient(redis)) {
-      this.#redis = redis
-      this.#ownRedis = false
-    } else {
-      this.#redis = typeof redis === 'string' ? new Redis(redis, CONNECTION_DEFAULTS) : new Redis({ ...CONNECTION_DEFAULTS, ...redis })
-      this.#ownRedis = true
-    }
+    const { client, own } = commandConnection(options.redis, options.cluster, options.clusterOptions)
+    this.#redis = client
+    this.#ownRedis = own
+    this.keys = new RedisKeys(this.prefix, isCluster(client))
     this.#sub = options.subscriber ?? null
     this.#ownSub = options.subscriber === undefined
+    if (this.#sub !== null && isCluster(this.#sub) !== this.keys.cluster) {
+      throw new TypeError('RedisBroker option "subscriber" must be a cluster client exactly when the command connection is one')
+    }
+    this.#presence = new RedisPresence({
+      id: this.id,
+      keys: this.keys,
+      eval: (script, keys, args, closing) => this.#eval(script, keys, args, closing),
+      client: async (closing) => closing === true ? this.#redis : await this.#client(),
+      clock: () => this.#clock(),
+      warn: (err, msg) => this.#warn(err, msg)
+    }, this.#presenceTtl)
     this.#on(this.#redis, 'error', (err: Error) => this.#warn(err, 'redis command connection error'))
     this.#on(this.#redis, 'ready', () => {
       this.#loadScripts()
       this.#everReady = true
       if (this.#started) this.#background(this.#tick())
     })
+    // A master that joins (a promoted replica, a new shard) gets the scripts before use.
+    if (this.keys.cluster) this.#on(this.#redis, '+node', (node: Redis) => loadScriptsOn(node, (err) => this.#warn(err, 'redis script load failed')))
   }
 
   /** True while the command connection is up. */
@@ -202,15 +190,23 @@ export class RedisBroker implements Broker {
     await this.#connect(this.#redis)
     // A client handed over already connected missed our 'ready': load the scripts now.
     this.#loadScripts()
-    const sub = this.#sub ??= this.#redis.duplicate({ lazyConnect: true, autoResubscribe: false, enableOfflineQueue: false })
+    const sub = this.#sub ??= subscriberFor(this.#redis)
     this.#on(sub, 'message', (channel: string, message: string) => this.#onMessage(channel, message))
+    this.#on(sub, 'smessage', (channel: string, message: string) => this.#onMessage(channel, message))
     this.#on(sub, 'close', () => this.#onSubscriberLost())
     this.#on(sub, 'error', (err: Error) => this.#warn(err, 'redis subscriber connection error'))
     await this.#connect(sub)
-    await this.#guard(sub.subscribe(this.#control))
-    // From now on every reconnection subscribes again and closes the gaps.
-    this.#on(sub, 'ready', () => this.#background(this.#resubscribe()))
-    await this.#beat()
+    await this.#guard(sub.subscribe(this.keys.control))
+    if (this.keys.cluster) {
+      // A shard's subscriber went away (its master failed, or slots moved): until the
+      // replacement is subscribed, this node's topics may miss publications.
+      this.#on(sub, '-node', () => this.#onSubscriberLost())
+      this.#on(sub, 'subscribersReady', () => this.#background(this.#resubscribe()))
+    } else {
+      // From now on every reconnection subscribes again and closes the gaps.
+      this.#on(sub, 'ready', () => this.#background(this.#resubscribe()))
+    }
+    await this.#presence.beat()
     this.#timer = setInterval(() => this.#background(this.#tick()), Math.max(10, Math.floor(this.#presenceTtl / 3)))
     this.#timer.unref()
   }
@@ -225,16 +221,11 @@ export class RedisBroker implements Broker {
     const redis = this.#redis
     if (this.#started && redis.status === 'ready') {
       try {
-        await this.#flushLeaves(true)
-        // Whatever members this node still has leave now, each announced once.
-        for (let i = 0; i < 10_000; i++) {
-          if (await this.#eval(REAP, [this.#nodes], [this.prefix, this.#clock(), REAP_BATCH, this.id], true) !== 2) break
-        }
+        await this.#presence.close()
       } catch (err) {
         this.#warn(err, 'could not remove this node\'s presence members on close')
       }
     }
-    this.#members.clear()
     this.#topics.clear()
     for (const [emitter, event, fn] of this.#handlers) {
       // Connections we own keep an error listener: a late socket error must not be "unhandled".
@@ -282,9 +273,9 @@ export class RedisBroker implements Broker {
     const streamExpire = ttl > 0 && this.#now === undefined ? (this.#metaTtl > 0 ? Math.min(ttl, this.#metaTtl) : ttl) : this.#metaTtl
     let result: [number, string]
     try {
-      result = await this.#eval(PUBLISH, [this.#meta(topic), this.#stream(topic)], [
+      result = await this.#eval(PUBLISH, [this.keys.meta(topic), this.keys.stream(topic)], [
         newEpoch(), this.#clock(), ephemeral ? '1' : '0', size, ttl, this.#metaTtl, streamExpire,
-        this.#channels + topic, origin, except, data
+        this.keys.channel(topic), origin, except, data, this.keys.publish
       ]) as [number, string]
     } catch (err) {
       if (origin !== '') this.#waiters.get(origin)?.done()
@@ -325,7 +316,7 @@ export class RedisBroker implements Broker {
   }
 
   async #read (topic: string, mode: 'p' | 'r' | 'h', sinceOffset: number, sinceEpoch: string, limit: number): Promise<unknown[]> {
-    return await this.#eval(READ, [this.#meta(topic), this.#stream(topic)], [
+    return await this.#eval(READ, [this.keys.meta(topic), this.keys.stream(topic)], [
       newEpoch(), this.#clock(), this.#metaTtl, mode, sinceOffset, sinceEpoch, count(limit)
     ]) as unknown[]
   }
@@ -351,7 +342,7 @@ export class RedisBroker implements Broker {
     // Kept even when this fails: the plugin unsubscribes after a failed subscribe, and
     // until then a reconnection subscribes it with the others.
     if (sub.status !== 'ready') throw new redisErrorCodes.FST_REALTIME_BROKER_UNAVAILABLE(`subscriber connection is ${sub.status}`)
-    await this.#guard(sub.subscribe(this.#channels + topic))
+    await this.#guard(this.#listen(sub, [topic]))
     if (this.#topics.get(topic) !== state) return
     if (state.syncing === null) state.live = true
     // Every local subscriber reads its own position after this resolves, so none of
@@ -367,46 +358,43 @@ export class RedisBroker implements Broker {
     const sub = this.#sub
     if (sub === null || sub.status !== 'ready') return
     // Should the connection go away meanwhile, a reconnection only subscribes the topics still held.
-    await sub.unsubscribe(this.#channels + topic).catch((err: unknown) => this.#warn(err, 'redis unsubscribe failed'))
+    const channel = this.keys.channel(topic)
+    const done = this.keys.cluster ? sub.sunsubscribe(channel) : sub.unsubscribe(channel)
+    await done.catch((err: unknown) => this.#warn(err, 'redis unsubscribe failed'))
+  }
+
+  /** Subscribes topics' channels: sharded on a cluster (one call per topic: each has its own slot). */
+  async #listen (sub: RedisClient, topics: string[]): Promise<void> {
+    if (this.keys.cluster) {
+      await Promise.all(topics.map((topic) => sub.ssubscribe(this.keys.channel(topic))))
+      return
+    }
+    const channels = topics.map((topic) => this.keys.channel(topic))
+    for (let i = 0; i < channels.length; i += SUBSCRIBE_BATCH) await sub.subscribe(...channels.slice(i, i + SUBSCRIBE_BATCH))
   }
 
   #onMessage (channel: string, message: string): void {
     try {
-      if (channel === this.#control) {
+      if (channel === this.keys.control) {
         this.#commandListener?.(JSON.parse(message) as BrokerCommand)
         return
       }
-      if (!channel.startsWith(this.#channels)) return
-      const topic = channel.slice(this.#channels.length)
+      const topic = this.keys.topicOf(channel)
+      if (topic === null) return
       const state = this.#topics.get(topic)
       if (state === undefined) return
-      const kind = message[0]
-      if (kind === 'j' || kind === 'l') {
-        const nl = message.indexOf('\n', 2)
-        this.#presenceListener?.({
-          topic,
-          kind: kind === 'j' ? 'join' : 'leave',
-          member: { connectionId: message.slice(2, nl), data: message.slice(nl + 1) }
-        })
+      const decoded = decodeMessage(topic, message)
+      if (decoded.kind === 'presence') {
+        this.#presenceListener?.(decoded.event)
         return
       }
-      let at = 2
-      let offset = 0
-      if (kind === 'm') {
-        const nl = message.indexOf('\n', at)
-        offset = Number(message.slice(at, nl))
-        at = nl + 1
-      }
-      const a = message.indexOf('\n', at)
-      const b = message.indexOf('\n', a + 1)
-      const c = message.indexOf('\n', b + 1)
-      const publication = publicationOf(topic, offset, message.slice(at, a), message.slice(c + 1), message.slice(b + 1, c))
+      const { publication, origin } = decoded
       if (state.syncing !== null) state.syncing.push(publication)
       else this.#accept(topic, state, publication)
-      if (b > a + 1) {
-        const waiter = this.#waiters.get(message.slice(a + 1, b))
+      if (origin !== '') {
+        const waiter = this.#waiters.get(origin)
         if (waiter !== undefined) {
-          this.#waiters.delete(message.slice(a + 1, b))
+          this.#waiters.delete(origin)
           waiter.done()
         }
       }
@@ -415,7 +403,7 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** Delivers a live publication, watching the topic's epoch. */
+  /** Delivers a live publication, watching the topic's epoch and offsets. */
   #accept (topic: string, state: TopicState, publication: Publication): void {
     if (publication.offset > 0) {
       const last = state.last
@@ -424,6 +412,13 @@ export class RedisBroker implements Broker {
         // holding the old epoch must resubscribe; they cannot recover across epochs.
         state.last = { offset: publication.offset, epoch: publication.epoch }
         this.#lost(topic)
+      } else if (last !== null && publication.offset > last.offset + 1) {
+        // Offsets skipped: this node missed publications (its shard subscriber was
+        // replaced). Fill the gap from the history, then deliver this one.
+        state.syncing = [publication]
+        state.live = false
+        this.#background(this.#resync(topic, state, this.#generation))
+        return
       } else if (last === null || publication.offset > last.offset) {
         state.last = { offset: publication.offset, epoch: publication.epoch }
       }
@@ -465,9 +460,9 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** The subscriber connection is back: subscribe again, then close each topic's gap. */
+  /** The subscriber connection is back (a shard's subscriber replaced): subscribe again, then close each topic's gap. */
   async #resubscribe (): Promise<void> {
-    const sub = this.#sub as Redis
+    const sub = this.#sub as RedisClient
     const generation = ++this.#generation
     const entries = [...this.#topics]
     for (const [, state] of entries) {
@@ -475,8 +470,10 @@ export class RedisBroker implements Broker {
       state.syncing ??= []
     }
     try {
-      const channels = [this.#control, ...entries.map(([topic]) => this.#channels + topic)]
-      for (let i = 0; i < channels.length; i += SUBSCRIBE_BATCH) await sub.subscribe(...channels.slice(i, i + SUBSCRIBE_BATCH))
+      // On a cluster the client subscribed again already; asking once more returns
+      // once that is in force, so nothing published after the resync's read is missed.
+      if (!this.keys.cluster) await sub.subscribe(this.keys.control)
+      await this.#listen(sub, entries.map(([topic]) => topic))
     } catch (err) {
       this.#warn(err, 'resubscribing failed; trying again on the next reconnection')
       return
@@ -491,12 +488,14 @@ export class RedisBroker implements Broker {
         if (state.last === null) {
           state.last = await this.position(topic)
         } else {
-          const r = await this.recover(topic, state.last, this.#resyncLimit)
+          const last: StreamPosition = state.last
+          const r = await this.recover(topic, last, this.#resyncLimit)
           if (!current()) return
-          state.last = r.position
           if (r.recovered) {
+            state.last = r.position
             for (const publication of r.publications) this.#deliver(publication)
           } else {
+            state.last = await this.#rewound(topic, last, r.position)
             this.#lost(topic)
           }
         }
@@ -521,69 +520,30 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /**
+   * The stream is behind what this node delivered in the same epoch: a promoted replica
+   * lacks the last publications. Those offsets must not be handed out again under the
+   * same epoch, so the topic gets a new one. Returns the position to go on from.
+   */
+  async #rewound (topic: string, last: StreamPosition, now: StreamPosition): Promise<StreamPosition> {
+    if (now.epoch !== last.epoch || now.offset >= last.offset) return now
+    this.#log?.warn({ topic, delivered: last.offset, stored: now.offset }, 'a topic\'s stream lost publications (failover): starting a new epoch')
+    const epoch = await this.#eval(REWIND, [this.keys.meta(topic), this.keys.stream(topic)], [last.epoch, last.offset, newEpoch()])
+    return { offset: now.offset, epoch: String(epoch) }
+  }
+
   // ------------------------------------------------------------------ presence
 
   async join (topic: string, member: PresenceMember): Promise<void> {
-    if (member.connectionId.includes('\n')) throw new TypeError('A presence member\'s connection id cannot contain a line break')
-    const key = `${member.connectionId}\n${topic}`
-    this.#members.set(key, { topic, member })
-    this.#leaves.delete(key)
-    let alive: unknown
-    try {
-      alive = await this.#join(topic, member, false)
-    } catch (err) {
-      this.#members.delete(key)
-      throw err
-    }
-    if (alive === 0) this.#background(this.#rejoin())
-  }
-
-  #join (topic: string, member: PresenceMember, onlyIfAbsent: boolean): Promise<unknown> {
-    return this.#eval(JOIN, [this.#nodes, this.#nodeSet, this.#presence(topic)], [
-      this.id, this.#clock(), this.#presenceTtl, member.connectionId, member.data, this.#channels + topic, onlyIfAbsent ? '1' : '0', topic
-    ])
+    await this.#presence.join(topic, member)
   }
 
   async leave (topic: string, connectionId: string): Promise<void> {
-    const key = `${connectionId}\n${topic}`
-    this.#members.delete(key)
-    try {
-      await this.#leave(topic, connectionId)
-    } catch (err) {
-      // Retried with the next heartbeat: a member must not outlive its connection.
-      this.#leaves.set(key, { topic, connectionId })
-      throw err
-    }
-  }
-
-  #leave (topic: string, connectionId: string, closing = false): Promise<unknown> {
-    return this.#eval(LEAVE, [this.#presence(topic)], [this.prefix, connectionId, topic, this.#channels + topic], closing)
+    await this.#presence.leave(topic, connectionId)
   }
 
   async members (topic: string): Promise<PresenceMember[]> {
-    const flat = await this.#eval(MEMBERS, [this.#presence(topic), this.#nodes], [this.#clock()]) as string[]
-    const members: PresenceMember[] = []
-    for (let i = 0; i < flat.length; i += 2) members.push({ connectionId: flat[i], data: flat[i + 1] })
-    return members
-  }
-
-  /** Redis forgot some of this node's members: add back those still missing (each heard as a join). */
-  async #rejoin (): Promise<void> {
-    const members = [...this.#members.values()]
-    const results = await Promise.allSettled(members.map(({ topic, member }) => this.#join(topic, member, true)))
-    for (const r of results) if (r.status === 'rejected') this.#warn(r.reason, 'could not add a presence member back')
-  }
-
-  async #beat (): Promise<void> {
-    const alive = await this.#eval(BEAT, [this.#nodes], [this.id, this.#clock(), this.#presenceTtl])
-    if (alive === 0 && this.#members.size > 0) await this.#rejoin()
-  }
-
-  async #flushLeaves (closing = false): Promise<void> {
-    for (const [key, { topic, connectionId }] of this.#leaves) {
-      await this.#leave(topic, connectionId, closing)
-      this.#leaves.delete(key)
-    }
+    return await this.#presence.members(topic)
   }
 
   /** Heartbeat, pending leaves, then the sweep of members whose node stopped beating. */
@@ -591,11 +551,7 @@ export class RedisBroker implements Broker {
     if (this.#ticking || this.#closed || this.#redis.status !== 'ready') return
     this.#ticking = true
     try {
-      await this.#beat()
-      await this.#flushLeaves()
-      for (let i = 0; i < 100; i++) {
-        if (await this.#eval(REAP, [this.#nodes], [this.prefix, this.#clock(), REAP_BATCH, '']) === 0) break
-      }
+      await this.#presence.upkeep()
     } catch (err) {
       this.#warn(err, 'presence upkeep failed')
     } finally {
@@ -607,33 +563,21 @@ export class RedisBroker implements Broker {
 
   async command (command: BrokerCommand): Promise<void> {
     const redis = await this.#client()
-    await this.#guard(redis.publish(this.#control, JSON.stringify(command)))
+    await this.#guard(redis.publish(this.keys.control, JSON.stringify(command)))
   }
 
   // ------------------------------------------------------------------ plumbing
-
-  #meta (topic: string): string {
-    return `${this.prefix}{${topic}}:meta`
-  }
-
-  #stream (topic: string): string {
-    return `${this.prefix}{${topic}}:stream`
-  }
-
-  #presence (topic: string): string {
-    return `${this.prefix}{${topic}}:presence`
-  }
 
   #clock (): number {
     return this.#now === undefined ? -1 : this.#now()
   }
 
-  #on (emitter: Redis, event: string, fn: (...args: any[]) => void): void {
+  #on (emitter: RedisClient, event: string, fn: (...args: any[]) => void): void {
     emitter.on(event, fn)
     this.#handlers.push([emitter, event, fn])
   }
 
-  async #client (): Promise<Redis> {
+  async #client (): Promise<RedisClient> {
     const redis = this.#redis
     if (this.#closed) throw new redisErrorCodes.FST_REALTIME_BROKER_CLOSED()
     if (redis.status === 'ready') return redis
@@ -646,70 +590,26 @@ export class RedisBroker implements Broker {
     throw new redisErrorCodes.FST_REALTIME_BROKER_UNAVAILABLE(`connection is ${redis.status}`)
   }
 
-  #connect (connection: Redis): Promise<void> {
-    if (connection.status === 'ready') return Promise.resolve()
-    if (connection.status === 'end') return Promise.reject(new redisErrorCodes.FST_REALTIME_BROKER_UNAVAILABLE('connection ended'))
-    let pending = this.#connecting.get(connection)
-    if (pending !== undefined) return pending
-    pending = new Promise<void>((resolve, reject) => {
-      const done = (err?: Error): void => {
-        connection.off('ready', onReady)
-        connection.off('error', onError)
-        connection.off('end', onEnd)
-        this.#connecting.delete(connection)
-        if (err === undefined) resolve()
-        else reject(new redisErrorCodes.FST_REALTIME_BROKER_UNAVAILABLE(err.message, { cause: err }))
-      }
-      const onReady = (): void => done()
-      const onError = (err: Error): void => done(err)
-      const onEnd = (): void => done(new Error('connection ended'))
-      connection.on('ready', onReady)
-      connection.on('error', onError)
-      connection.on('end', onEnd)
-      // A failed first attempt is reported through 'error' as well.
-      if (connection.status === 'wait') connection.connect().catch(() => {})
-    })
-    this.#connecting.set(connection, pending)
-    return pending
+  #connect (connection: RedisClient): Promise<void> {
+    return connect(connection, this.#connecting)
   }
 
-  /**
-   * Loads every script as soon as the connection is ready, ahead of any command on it.
-   * Without this the first EVALSHA of each script fails with NOSCRIPT and is sent again
-   * as EVAL, and concurrent publications overtake the ones being resent: their order
-   * (and so one node's publication order) would be lost.
-   */
   #loadScripts (): void {
-    for (const script of SCRIPTS) {
-      this.#redis.script('LOAD', script.lua).catch((err: unknown) => this.#warn(err as Error, 'redis script load failed'))
-    }
+    loadScripts(this.#redis, (err) => this.#warn(err, 'redis script load failed'))
   }
 
   /** Runs a script; `closing` lets close() still use the connection for its last cleanup. */
   async #eval (script: LuaScript, keys: string[], args: Array<string | number>, closing = false): Promise<unknown> {
     const redis = closing ? this.#redis : await this.#client()
-    try {
-      return await redis.evalsha(script.sha, script.keys, ...keys, ...args)
-    } catch (err) {
-      if (!String((err as Error).message).startsWith('NOSCRIPT')) throw this.#wrap(err)
-    }
-    // Redis restarted or its script cache was flushed: EVAL loads it again.
-    return await this.#guard(redis.eval(script.lua, script.keys, ...keys, ...args))
+    return await runScript(redis, script, keys, args)
   }
 
   async #guard<T> (work: Promise<T>): Promise<T> {
     try {
       return await work
     } catch (err) {
-      throw this.#wrap(err)
+      throw wrapError(err)
     }
-  }
-
-  /** Connection failures become FST_REALTIME_BROKER_UNAVAILABLE; errors from Redis itself stay as they are. */
-  #wrap (err: unknown): Error {
-    const e = err as Error
-    if (e.name === 'ReplyError') return e
-    return new redisErrorCodes.FST_REALTIME_BROKER_UNAVAILABLE(e.message, { cause: e })
   }
 
   /** Runs upkeep nobody awaits; it handles its own errors, this is the last guard. */
@@ -734,20 +634,4 @@ function positive (name: string, value: number | undefined, fallback: number): n
 
 function newEpoch (): string {
   return randomBytes(9).toString('base64url')
-}
-
-function publicationOf (topic: string, offset: number, epoch: string, data: string, except: string): Publication {
-  const publication: Publication = { topic, offset, epoch, data }
-  if (except !== '') publication.except = JSON.parse(except) as string[]
-  return publication
-}
-
-async function end (connection: Redis): Promise<void> {
-  if (connection.status === 'ready') {
-    try {
-      await connection.quit()
-      return
-    } catch {}
-  }
-  connection.disconnect()
 }
