@@ -119,6 +119,51 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     t.equal(await probe.zscore(a.broker.keys.nodes, doomed.id), null, 'and the dead node is forgotten')
   })
 
+  t.test('a shard\'s subscriber connection cut: the node subscribes again and fills the gap from the history', async (t) => {
+    const a = await node(t)
+    const b = await node(t)
+    const topic = 'cut/1'
+    await a.broker.subscribe(topic)
+    const history = { size: 100, ttl: 0 }
+    for (let i = 0; i < 3; i++) await b.broker.publish(topic, `{"i":${i}}`, { history })
+    await until(() => a.delivered.length === 3)
+    const owner = cluster.masterOf(a.broker.keys.meta(topic))
+    const probe = clusterProbe(t, cluster)
+    await probe.connect()
+    const master = probe.nodes('master').find((n) => n.options.port === owner)
+    await master?.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    // Published while node a has no subscription on that shard.
+    for (let i = 3; i < 20; i++) await b.broker.publish(topic, `{"i":${i}}`, { history })
+    await until(() => a.delivered.length >= 20, 10_000)
+    await sleep(100)
+    t.same(a.delivered.map((p) => p.offset), Array.from({ length: 20 }, (_, i) => i + 1), 'every publication once, in order')
+    t.same(a.resyncs, [], 'filled by the node itself: its subscribers need not be told')
+  })
+
+  t.test('a promoted replica behind what was delivered: the topic starts a new epoch and its subscribers are told', async (t) => {
+    const a = await node(t)
+    const topic = 'rewind/1'
+    await a.broker.subscribe(topic)
+    const history = { size: 100, ttl: 0 }
+    for (let i = 0; i < 5; i++) await a.broker.publish(topic, `{"i":${i}}`, { history })
+    const seen = await a.broker.position(topic)
+    // What a replica that missed the last two publications holds once promoted.
+    const probe = clusterProbe(t, cluster)
+    await probe.connect()
+    await probe.hset(a.broker.keys.meta(topic), 'offset', 3)
+    await probe.xtrim(a.broker.keys.stream(topic), 'MAXLEN', 3)
+    const owner = cluster.masterOf(a.broker.keys.meta(topic))
+    await probe.nodes('master').find((n) => n.options.port === owner)?.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await until(() => a.resyncs.includes(topic), 10_000)
+    const now = await a.broker.position(topic)
+    t.not(now.epoch, seen.epoch, 'a new epoch')
+    t.equal(now.offset, 3, 'going on from what the replica has')
+    const r = await a.broker.recover(topic, seen, 100)
+    t.equal(r.recovered, false, 'a client at offset 5 of the old epoch cannot recover: offsets 4 and 5 will mean other publications')
+    const next = await a.broker.publish(topic, '{"i":"new"}', { history })
+    t.same(next, { offset: 4, epoch: now.epoch })
+  })
+
   t.test('the mode comes from the options', async (t) => {
     t.throws(() => new RedisBroker({ cluster: cluster.nodes, redis: 'redis://127.0.0.1:6379' }), /exclude each other/)
     t.throws(() => new RedisBroker({ cluster: [] }), /non-empty list/)

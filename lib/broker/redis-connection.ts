@@ -31,12 +31,13 @@ export const CONNECTION_DEFAULTS: RedisOptions = {
 /**
  * The same for a cluster. Each node connection fails fast as above; the cluster itself
  * retries a command only on the answers that say it did not run (MOVED, ASK, TRYAGAIN,
- * CLUSTERDOWN), so a script is never run twice.
+ * CLUSTERDOWN), never after a connection closed under it (retryDelayOnFailover 0): the
+ * script may have run, and running it again would publish twice.
  */
 export const CLUSTER_DEFAULTS: ClusterOptions = {
   lazyConnect: true,
   enableOfflineQueue: false,
-  retryDelayOnFailover: 100,
+  retryDelayOnFailover: 0,
   retryDelayOnClusterDown: 100,
   retryDelayOnTryAgain: 100,
   maxRedirections: 16,
