@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { Cluster } from 'ioredis'
 import { connect, until, type TestClient } from './fixtures/helpers.js'
 import { FeedClient, hasRedisServer, requireOrSkip, startNode, uniquePrefix, type Node } from './fixtures/redis.js'
-import { hasRedisCli, startRedisCluster, type RedisClusterServer } from './fixtures/redis-cluster.js'
+import { clusterProbe, hasRedisCli, startRedisCluster, type RedisClusterServer } from './fixtures/redis-cluster.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -110,6 +110,33 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     t.same([...bea.frames, ...cal.frames].filter((f) => f.type === 'leave'), [], 'never twice')
     const members = await bea.request('presence', { topic: 'room/x' })
     t.same(members.data.members.map((m: { user: { id: string } }) => m.user.id), ['bea'], 'presence no longer lists them')
+  })
+
+  t.test('a promoted replica that lacks delivered publications: subscribers told 2500, a new epoch, no silent reuse of offsets', async (t) => {
+    const list = await nodes(t, cluster, 2)
+    const [a] = list
+    const topic = 'feed/rewind'
+    const clients = await feeds(t, list, 1, topic, true)
+    for (let n = 0; n < 5; n++) await a.app.realtime.publish(topic, { n, from: 'a' })
+    await until(() => clients.every((c) => c.position?.offset === 5))
+    const old = clients[0].position as { offset: number, epoch: string }
+    // What a replica that had not yet received publications 4 and 5 holds once promoted;
+    // then the nodes' subscriptions on that shard drop, as they do in a failover.
+    const probe = clusterProbe(t, cluster)
+    await probe.connect()
+    await probe.hset(a.broker.keys.meta(topic), 'offset', 3)
+    await probe.xtrim(a.broker.keys.stream(topic), 'MAXLEN', 3)
+    const owner = cluster.masterOf(a.broker.keys.meta(topic))
+    await probe.nodes('master').find((n) => n.options.port === owner)?.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await until(() => clients.every((c) => c.told.includes('unsubscribed 2500') && c.settled), 10_000)
+    const next = await a.app.realtime.publish(topic, { n: 5, from: 'a' })
+    t.not(next.epoch, old.epoch, 'the topic went on in a new epoch')
+    await until(() => clients.every((c) => c.position?.epoch === next.epoch && c.position.offset === next.offset))
+    for (const [i, client] of clients.entries()) {
+      t.same(client.violations, [], `subscriber ${i}: never a silent gap, never an offset twice`)
+      t.same(client.subscribes.at(-1), { recovered: false, offset: 3, epoch: next.epoch }, `subscriber ${i}: resubscribed with since, recovered: false`)
+    }
+    t.same(list.map((n) => n.resyncs.includes(topic)), [true, true], 'each node told its subscribers')
   })
 
   // Last: it leaves the cluster with a master fewer.
