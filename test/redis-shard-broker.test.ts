@@ -178,6 +178,20 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     t.equal((await lent.publish('mode/1', '{}')).offset, 1)
     await lent.close()
     t.equal(client.status, 'ready', 'a client you lend stays yours')
+    // One node given as "host:port": the rest are discovered, and the first calls, on
+    // nodes just discovered, do not fail.
+    const byStrings = new RedisBroker({ cluster: [`127.0.0.1:${cluster.ports[0]}`], prefix })
+    t.teardown(() => byStrings.close())
+    const offsets = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map(async (name) => (await byStrings.publish(`mode/${name}`, '{}')).offset))
+    t.same(offsets, [1, 1, 1, 1, 1, 1], 'a publisher connects through one node')
+    const listener = new RedisBroker({ cluster: [`127.0.0.1:${cluster.ports[1]}`], prefix })
+    t.teardown(() => listener.close())
+    const heard: Publication[] = []
+    await listener.start((p) => heard.push(p))
+    await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((name) => listener.subscribe(`mode/${name}`)))
+    await byStrings.publish('mode/f', '{}')
+    await until(() => heard.length === 1)
+    t.equal(heard[0].offset, 2, 'and so does a node')
     t.equal(new RedisBroker({ redis: 'redis://127.0.0.1:1', prefix }).keys.channel('x'), `${prefix}ch:x`, 'standalone channels keep their names')
   })
 }

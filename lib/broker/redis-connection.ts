@@ -36,7 +36,11 @@ export const CONNECTION_DEFAULTS: RedisOptions = {
  */
 export const CLUSTER_DEFAULTS: ClusterOptions = {
   lazyConnect: true,
-  enableOfflineQueue: false,
+  // Unlike a single connection, the cluster client needs its queue: a command for a
+  // node it has just discovered waits there while that node's connection opens (without
+  // it, the first commands after connecting through one node fail). Nothing waits there
+  // while the cluster is away: the broker checks the client is ready before each call.
+  enableOfflineQueue: true,
   retryDelayOnFailover: 0,
   retryDelayOnClusterDown: 100,
   retryDelayOnTryAgain: 100,
@@ -89,7 +93,7 @@ export function commandConnection (
  * subscriber per master (it follows failovers and slot moves).
  */
 export function subscriberFor (client: RedisClient): RedisClient {
-  if (isCluster(client)) return client.duplicate([], { lazyConnect: true, enableOfflineQueue: false, shardedSubscribers: true })
+  if (isCluster(client)) return client.duplicate([], { lazyConnect: true, shardedSubscribers: true })
   return client.duplicate({ lazyConnect: true, autoResubscribe: false, enableOfflineQueue: false })
 }
 
