@@ -55,7 +55,7 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     const publisher = chatPublisher({ cluster: cluster.nodes })
     t.teardown(() => publisher.close())
     const { offset } = await announce(publisher, 'general', 'It is noon')
-    t.equal(offset, mine.offset + 1, 'the worker continues the room\'s offsets, through the cluster')
+    t.equal(offset, (mine.offset as number) + 1, 'the worker continues the room\'s offsets, through the cluster')
     const post = await ann.next((f) => f.type === 'message' && f.data.user?.id === 'clock-bot')
     t.same([post.offset, post.data.text], [offset, 'It is noon'])
     const history = await ann.request('chat.history', { room: 'general' })
