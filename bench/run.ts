@@ -9,6 +9,7 @@
 //   npm run bench -- --set fanoutPublications=500
 //   npm run bench -- --workers 1   load-generator processes (1 or 2)
 //   npm run bench -- --cpu-prof    write V8 CPU profiles of the servers to bench/results/profiles/
+//   npm run bench -- --multinode   only the multi-node scenario on Redis and Redis Cluster (bench/multinode)
 //
 // See bench/README.md for what each figure means.
 
@@ -87,6 +88,7 @@ function parseCli () {
       repeat: { type: 'string', default: '1' },
       set: { type: 'string', multiple: true, default: [] },
       'cpu-prof': { type: 'boolean', default: false },
+      multinode: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     },
     allowPositionals: false
@@ -100,7 +102,8 @@ function parseCli () {
       '  --workers n          load-generator processes, 1 or 2 (default 2)',
       '  --repeat n           run every scenario n times (order rotated) and report medians (default 1)',
       '  --set key=value      override one count, e.g. --set fanoutPublications=500 (repeatable; keys: see QUICK in bench/run.ts)',
-      '  --cpu-prof           write CPU profiles of the server processes to bench/results/profiles/'
+      '  --cpu-prof           write CPU profiles of the server processes to bench/results/profiles/',
+      '  --multinode          instead: 2 and 3 nodes on Redis and Redis Cluster beside Socket.IO\'s sharded adapter (needs redis-server, redis-cli)'
     ].join('\n'))
     process.exit(0)
   }
@@ -123,7 +126,8 @@ function parseCli () {
     workers,
     repeat,
     overrides: values.set ?? [],
-    cpuProf: values['cpu-prof']
+    cpuProf: values['cpu-prof'],
+    multinode: values.multinode
   }
 }
 
@@ -168,6 +172,11 @@ async function ownCpu (server: ServerGroup, load: LoadPool): Promise<number | nu
 
 async function main (): Promise<number> {
   const cli = parseCli()
+  if (cli.multinode) {
+    const { runMultinode, MULTINODE_QUICK, MULTINODE_FULL } = await import('./multinode/run.js')
+    await runMultinode(cli.mode === 'full' ? MULTINODE_FULL : MULTINODE_QUICK, path.join(RESULTS, 'multinode.json'))
+    return 0
+  }
   const startedAt = Date.now()
   const counts: Counts = { ...(cli.mode === 'full' ? FULL : QUICK) }
   for (const override of cli.overrides) {

@@ -22,7 +22,7 @@ export interface PublisherTopic<M extends TSchema = TSchema> {
   history?: Partial<HistoryOptions>
 }
 
-export interface PublisherOptions<T extends Record<string, PublisherTopic>> extends Pick<RedisBrokerOptions, 'redis' | 'prefix' | 'metaTtl' | 'log'> {
+export interface PublisherOptions<T extends Record<string, PublisherTopic>> extends Pick<RedisBrokerOptions, 'redis' | 'cluster' | 'clusterOptions' | 'prefix' | 'metaTtl' | 'log'> {
   /** Topic patterns (`room/:name`) and their schemas, as the server declares them. */
   topics: T
   /** History defaults for every topic, as the server's `history` option (default 100 publications, 5 minutes). */
@@ -64,7 +64,7 @@ export function createPublisher<T extends Record<string, PublisherTopic>> (optio
   for (const [pattern, definition] of Object.entries(options.topics)) {
     compiled.set(pattern, topics.add(pattern, { message: definition.message, params: definition.params, history: definition.history }))
   }
-  const broker = new RedisBroker({ redis: options.redis, prefix: options.prefix, metaTtl: options.metaTtl, log: options.log })
+  const broker = new RedisBroker({ redis: options.redis, cluster: options.cluster, clusterOptions: options.clusterOptions, prefix: options.prefix, metaTtl: options.metaTtl, log: options.log })
 
   async function publish (topic: string, data: unknown, opts?: PublisherPublishOptions): Promise<PublisherResult> {
     // The same resolution and publish path as the server's: the first pattern the name

@@ -114,7 +114,7 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     await t.rejects(a.broker.subscribe('p/1'), { code: 'FST_REALTIME_BROKER_CLOSED' })
     await t.rejects(a.broker.start(() => {}), { code: 'FST_REALTIME_BROKER_CLOSED' })
     await a.broker.close()
-    await t.rejects(b.broker.join('p/1', { connectionId: 'x\ny', data: '{}' }), TypeError)
+    await t.rejects(b.broker.join('p/1', { connectionId: 'x\ny', data: '{}' }), { code: 'FST_REALTIME_INVALID_DATA', message: /line break/ })
   })
 
   t.test('commands reach every node', async (t) => {
@@ -182,9 +182,9 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
 
     await probe.set(`${own}{t/3}:meta`, 'not a hash')
     await t.rejects(broker.publish('t/3', '{}'), { name: 'ReplyError', message: /WRONGTYPE/ }, 'errors from Redis itself pass through')
-    await probe.set(`${own}nodes`, 'not a zset')
+    await probe.set(`${own}{nodes}`, 'not a zset')
     await until(() => logged.includes('presence upkeep failed'))
-    await probe.del(`${own}nodes`)
+    await probe.del(`${own}{nodes}`)
 
     const quiet = new RedisBroker({ redis: REDIS_URL, prefix: own, log })
     t.teardown(() => quiet.close())
@@ -306,9 +306,9 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     t.teardown(() => broker.close())
     const [x, y] = await Promise.all([broker.publish('w/1', '{}'), broker.publish('w/1', '{}')])
     t.same([x.offset, y.offset].sort(), [1, 2])
-    await t.rejects(broker.subscribe('w/1'), /start\(\) must be called/)
-    t.throws(() => new RedisBroker({ presenceTtl: 0 }), TypeError)
-    t.throws(() => new RedisBroker({ metaTtl: 1.5 }), TypeError)
+    await t.rejects(broker.subscribe('w/1'), { code: 'FST_REALTIME_BROKER_NOT_STARTED', message: /start\(\) comes before subscribe\(\)/ })
+    t.throws(() => new RedisBroker({ presenceTtl: 0 }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION', message: /"presenceTtl"/ })
+    t.throws(() => new RedisBroker({ metaTtl: 1.5 }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION', message: /"metaTtl"/ })
   })
 
   t.test('Redis unreachable: calls fail with FST_REALTIME_BROKER_UNAVAILABLE, publications stay local', async (t) => {

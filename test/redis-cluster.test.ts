@@ -226,6 +226,8 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
     const alice1 = await enter(a, 'alice')
     const bob = await enter(b, 'bob')
     const alice2 = await enter(c, 'alice')
+    // A subscribe is answered before its presence join is stored: wait for the three.
+    for (const started = Date.now(); (await a.broker.members('room/lobby')).length < 3 && Date.now() - started < 5000;) await sleep(5)
     const list = await bob.request('presence', { topic: 'room/lobby' })
     t.same(list.data.members.map((m: { user: { id: string } }) => m.user.id).sort(), ['alice', 'alice', 'bob'], 'members of three nodes')
     t.same(list.data.members.map((m: { connectionId: string }) => m.connectionId).sort(), [

@@ -1,19 +1,22 @@
 // Runs the chat example: `npm start` (HOST and PORT may be set in the environment).
 // With REDIS_URL set (`REDIS_URL=redis://127.0.0.1:6379 npm start`) the chat keeps its
-// rooms in Redis, so several processes can serve it together (see examples/cluster).
+// rooms in Redis, so several processes can serve it together (see examples/cluster);
+// with REDIS_CLUSTER_NODES (`REDIS_CLUSTER_NODES=127.0.0.1:7000,127.0.0.1:7001 npm start`)
+// in a Redis Cluster.
 import { RedisBroker } from '../../lib/redis.js'
+import { redisFromEnv } from '../cluster/redis-env.js'
 import { buildChat } from './app.js'
 
 const host = process.env.HOST ?? '127.0.0.1'
 const port = Number(process.env.PORT ?? 3000)
-const redisUrl = process.env.REDIS_URL
+const redis = redisFromEnv()
 
 // Redis trouble is reported through the app's logger (called only once the app exists).
 const log = {
   warn: (obj: object, msg?: string) => app.log.warn(obj, msg),
   error: (obj: object, msg?: string) => app.log.error(obj, msg)
 }
-const broker = redisUrl === undefined || redisUrl === '' ? undefined : new RedisBroker({ redis: redisUrl, log })
+const broker = redis === undefined ? undefined : new RedisBroker({ ...redis.connection, log })
 
 const app = await buildChat({ logger: true, broker })
 
@@ -28,7 +31,7 @@ try {
 const address = app.server.address()
 const actualPort = typeof address === 'object' && address !== null ? address.port : port
 const shownHost = host.includes(':') ? `[${host}]` : host
-console.log(`Chat example running at http://${shownHost}:${actualPort}/${broker === undefined ? '' : ` (broker: Redis at ${redisUrl})`}`)
+console.log(`Chat example running at http://${shownHost}:${actualPort}/${broker === undefined ? '' : ` (broker: ${redis?.label ?? ''})`}`)
 
 // Graceful shutdown: app.close() tells every client "server restarting" (1012) and
 // waits for them to go. A second signal while that is under way exits at once.

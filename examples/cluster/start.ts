@@ -1,11 +1,14 @@
 // Starts the two-node example in one terminal: two chat servers on ports 3001 and 3002
-// sharing one Redis, and the worker posting into room/general. Ctrl-C stops all three.
+// sharing one Redis (or one Redis Cluster), and the worker posting into room/general.
+// Ctrl-C stops all three.
 //
 //   REDIS_URL=redis://127.0.0.1:6379 node --import tsx examples/cluster/start.ts
+//   REDIS_CLUSTER_NODES=127.0.0.1:7000,127.0.0.1:7001 node --import tsx examples/cluster/start.ts
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
+// A cluster when REDIS_CLUSTER_NODES is set (passed on as it is), else one Redis.
 const redis = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 function run (name: string, script: string, env: Record<string, string>): ChildProcess {

@@ -3,6 +3,7 @@
 // same offsets and history as posts sent by people.
 //
 //   REDIS_URL=redis://127.0.0.1:6379 node --import tsx examples/cluster/worker.ts
+//   REDIS_CLUSTER_NODES=127.0.0.1:7000,127.0.0.1:7001 node --import tsx examples/cluster/worker.ts
 //
 // ROOM (default `general`) and INTERVAL_MS (default 30000) may be set; Ctrl-C stops it.
 import { randomUUID } from 'node:crypto'
@@ -10,11 +11,12 @@ import { fileURLToPath } from 'node:url'
 import { Type } from '@sinclair/typebox'
 import { createPublisher } from '../../lib/redis.js'
 import { RoomMessageSchema, type ChatPost } from '../chat/app.js'
+import { redisFromEnv, type RedisConnection } from './redis-env.js'
 
 /** A publisher for the chat's topics, declared as the chat server declares them (examples/chat/app.ts). */
-export function chatPublisher (redis: string, prefix?: string) {
+export function chatPublisher (redis: string | RedisConnection, prefix?: string) {
   return createPublisher({
-    redis,
+    ...(typeof redis === 'string' ? { redis } : redis),
     prefix,
     topics: {
       'room/:name': {
@@ -36,7 +38,7 @@ export async function announce (publisher: ChatPublisher, room: string, text: st
 }
 
 async function main (): Promise<void> {
-  const redis = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+  const redis = redisFromEnv()?.connection ?? 'redis://127.0.0.1:6379'
   const room = process.env.ROOM ?? 'general'
   const interval = Number(process.env.INTERVAL_MS ?? 30_000)
   const publisher = chatPublisher(redis)

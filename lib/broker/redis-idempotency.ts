@@ -20,7 +20,7 @@ function script (lua: string): IdempotencyScript {
  * KEYS[1] the record; ARGV[1] token, ARGV[2] pending ms.
  * Claims a free key (or renews one's own claim); otherwise tells what holds it.
  */
-export const CLAIM = script(`
+export const IDEMPOTENCY_CLAIM = script(`
 local v = redis.call('GET', KEYS[1])
 if not v or v == 'p' .. ARGV[1] then
   redis.call('SET', KEYS[1], 'p' .. ARGV[1], 'PX', ARGV[2])
@@ -34,7 +34,7 @@ return {'done', string.sub(v, 2)}
  * KEYS[1] the record; ARGV[1] token, ARGV[2] '1' to store an answer or '0' to drop the
  * claim, ARGV[3] the answer, ARGV[4] ttl ms. Only the claim's holder may settle it.
  */
-export const SETTLE = script(`
+export const IDEMPOTENCY_SETTLE = script(`
 if redis.call('GET', KEYS[1]) ~= 'p' .. ARGV[1] then return 0 end
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[1], 'a' .. ARGV[3], 'PX', ARGV[4])

@@ -2,17 +2,16 @@
 // what makes a topic's offsets safe with many publishing nodes: reading the offset,
 // appending to the history and PUBLISHing to every node happen as one step.
 //
-// Key layout (P is the broker's prefix, T a topic name):
-//   P{T}:meta      hash  epoch, offset (last assigned), ttl (history ttl of the last publication)
-//   P{T}:stream    stream  history; entry id `<offset>-0`, fields d (data), t (ms), x (except JSON)
-//   P{T}:presence  hash  connection id -> "<node id>\n<member data>"
-//   Pnodes         zset  node id -> ms at which the node counts as dead unless it beats again
-//   Pnode:<id>     set   "<connection id>\n<topic>" for every member the node added
-// Channels: Pch:T (publications and presence events of T), Pcontrol (commands).
+// Every key a script touches is one of its KEYS, and the KEYS of one call share a hash
+// slot, so the scripts run unchanged on Redis Cluster (the key layout is redis-keys.ts).
+// Scripts that announce something take the channel and the publish command as
+// arguments: PUBLISH on a standalone Redis, SPUBLISH (sharded, kept on the shard that
+// owns the topic) on a cluster.
 //
 // Time is Redis server time (TIME), so every node judges expiry by one clock; tests may
 // pass their own clock as a number, in which case it is used instead (-1: server time).
 import { createHash } from 'node:crypto'
+import { IDEMPOTENCY_CLAIM, IDEMPOTENCY_SETTLE } from './redis-idempotency.js'
 
 export interface LuaScript {
   readonly lua: string
@@ -66,12 +65,25 @@ local function touch (nodes, node, now, ttl)
   if s and tonumber(s) > now then return 1 end
   return 0
 end
+
+-- Removes a presence member and announces its leave, when it is there and (with an
+-- owner given) belongs to that node. Returns the owner's node id, or false.
+local function remove_member (hash, conn, owner, cmd, channel)
+  local v = redis.call('HGET', hash, conn)
+  if not v then return false end
+  local nl = string.find(v, '\\n', 1, true)
+  local node = string.sub(v, 1, nl - 1)
+  if owner ~= '' and node ~= owner then return false end
+  redis.call('HDEL', hash, conn)
+  redis.call(cmd, channel, 'l\\n' .. conn .. '\\n' .. string.sub(v, nl + 1))
+  return node
+end
 `
 
 /**
  * KEYS meta, stream. ARGV 1 epoch candidate, 2 now, 3 ephemeral '1'|'0', 4 history
  * size, 5 history ttl, 6 meta ttl, 7 stream expiry (ms, 0 none), 8 channel, 9 origin,
- * 10 except JSON or '', 11 data. Returns { offset, epoch }.
+ * 10 except JSON or '', 11 data, 12 publish command. Returns { offset, epoch }.
  *
  * Messages on the channel: `m\n<offset>\n<epoch>\n<origin>\n<except>\n<data>`, or
  * `e\n<epoch>\n<origin>\n<except>\n<data>` for an ephemeral publication.
@@ -80,7 +92,7 @@ export const PUBLISH = script(2, `
 local metaTtl = tonumber(ARGV[6])
 local epoch, offset = meta_of(KEYS[1], KEYS[2], ARGV[1], metaTtl)
 if ARGV[3] == '1' then
-  redis.call('PUBLISH', ARGV[8], 'e\\n' .. epoch .. '\\n' .. ARGV[9] .. '\\n' .. ARGV[10] .. '\\n' .. ARGV[11])
+  redis.call(ARGV[12], ARGV[8], 'e\\n' .. epoch .. '\\n' .. ARGV[9] .. '\\n' .. ARGV[10] .. '\\n' .. ARGV[11])
   return { offset, epoch }
 end
 offset = offset + 1
@@ -100,7 +112,7 @@ else
   redis.call('HSET', KEYS[1], 'offset', int(offset))
 end
 if metaTtl > 0 then redis.call('PEXPIRE', KEYS[1], metaTtl) end
-redis.call('PUBLISH', ARGV[8], 'm\\n' .. int(offset) .. '\\n' .. epoch .. '\\n' .. ARGV[9] .. '\\n' .. ARGV[10] .. '\\n' .. ARGV[11])
+redis.call(ARGV[12], ARGV[8], 'm\\n' .. int(offset) .. '\\n' .. epoch .. '\\n' .. ARGV[9] .. '\\n' .. ARGV[10] .. '\\n' .. ARGV[11])
 return { offset, epoch }
 `)
 
@@ -157,33 +169,52 @@ return { offset, epoch, 1, out }
 `)
 
 /**
- * KEYS nodes, node set, presence hash. ARGV 1 node id, 2 now, 3 presence ttl,
- * 4 connection id, 5 member data, 6 channel, 7 only-if-absent '1'|'0', 8 topic.
- * Adds the member and announces `j\n<connection id>\n<data>`. Returns whether the node
- * was alive before (see touch).
+ * KEYS meta, stream. ARGV 1 the epoch a node saw, 2 the offset it saw, 3 a new epoch.
+ * After a failover the promoted replica may lack the last publications its master
+ * acknowledged: the stream is behind what subscribers saw. Its offsets would be handed
+ * out again for other publications, so the stream starts a new epoch (clients recover
+ * nothing across it and are told to start afresh). Returns the epoch now in force.
  */
-export const JOIN = script(3, `
+export const REWIND = script(2, `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
+if m[1] == ARGV[1] and tonumber(m[2]) < tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[3])
+  return ARGV[3]
+end
+return m[1] or ''
+`)
+
+/**
+ * KEYS nodes, node set. ARGV 1 node id, 2 now, 3 presence ttl, 4 "<connection id>\n<topic>".
+ * The first half of a join: the member is recorded with its node (so a sweep finds it)
+ * before it is added to the topic. Returns whether the node was alive before (see touch).
+ */
+export const CLAIM = script(2, `
 local alive = touch(KEYS[1], ARGV[1], clock(ARGV[2]), tonumber(ARGV[3]))
-if ARGV[7] == '1' and redis.call('HEXISTS', KEYS[3], ARGV[4]) == 1 then return alive end
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[1] .. '\\n' .. ARGV[5])
-redis.call('SADD', KEYS[2], ARGV[4] .. '\\n' .. ARGV[8])
-redis.call('PUBLISH', ARGV[6], 'j\\n' .. ARGV[4] .. '\\n' .. ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[4])
 return alive
 `)
 
 /**
- * KEYS presence hash. ARGV 1 prefix, 2 connection id, 3 topic, 4 channel.
- * Removes the member and announces `l\n<connection id>\n<data>`, once: 0 when it was
- * not there (already left, or swept).
+ * KEYS presence hash. ARGV 1 node id, 2 connection id, 3 member data, 4 only-if-absent
+ * '1'|'0', 5 publish command, 6 channel. Adds the member and announces
+ * `j\n<connection id>\n<data>`; 0 when only-if-absent found it there already.
+ */
+export const JOIN = script(1, `
+if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[1] .. '\\n' .. ARGV[3])
+redis.call(ARGV[5], ARGV[6], 'j\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
+return 1
+`)
+
+/**
+ * KEYS presence hash. ARGV 1 connection id, 2 owner node id ('' any), 3 publish command,
+ * 4 channel. Removes the member and announces `l\n<connection id>\n<data>`, once: the
+ * id of the node that held it, or nil when it was not there (already left, or swept).
  */
 export const LEAVE = script(1, `
-local v = redis.call('HGET', KEYS[1], ARGV[2])
-if not v then return 0 end
-local nl = string.find(v, '\\n', 1, true)
-redis.call('HDEL', KEYS[1], ARGV[2])
-redis.call('SREM', ARGV[1] .. 'node:' .. string.sub(v, 1, nl - 1), ARGV[2] .. '\\n' .. ARGV[3])
-redis.call('PUBLISH', ARGV[4], 'l\\n' .. ARGV[2] .. '\\n' .. string.sub(v, nl + 1))
-return 1
+return remove_member(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 `)
 
 /**
@@ -194,61 +225,42 @@ export const BEAT = script(1, `
 return touch(KEYS[1], ARGV[1], clock(ARGV[2]), tonumber(ARGV[3]))
 `)
 
+/** KEYS nodes. ARGV 1 now. The id of a node that stopped beating, or nil. */
+export const DEAD = script(1, `
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(clock(ARGV[1])), 'LIMIT', 0, 1)
+return dead[1]
+`)
+
 /**
- * KEYS nodes. ARGV 1 prefix, 2 now, 3 batch size, 4 node id ('' for the first dead one).
- * Removes up to `batch` members of that node, announcing a leave for each; SPOP hands
- * each member to exactly one caller, so concurrent sweepers never announce one twice.
- * Returns 0 when there was no dead node, 1 when the node is done (and forgotten), 2 when
- * it has members left.
+ * KEYS nodes, node set. ARGV 1 node id, 2 now, 3 '1' when the node itself is closing,
+ * then the set entries just swept. Drops them from the set, unless the node beat again
+ * meanwhile (it is adding its members back: the entries are its own again). Returns
+ * 1 when the node is done with (and forgotten), 2 when it has entries left, 3 when it
+ * is alive again.
  */
-export const REAP = script(1, `
-local node = ARGV[4]
-if node == '' then
-  local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(clock(ARGV[2])), 'LIMIT', 0, 1)
-  if #dead == 0 then return 0 end
-  node = dead[1]
-end
-local set = ARGV[1] .. 'node:' .. node
-local owned = node .. '\\n'
-for _, e in ipairs(redis.call('SPOP', set, tonumber(ARGV[3]))) do
-  local nl = string.find(e, '\\n', 1, true)
-  local conn = string.sub(e, 1, nl - 1)
-  local topic = string.sub(e, nl + 1)
-  local hash = ARGV[1] .. '{' .. topic .. '}:presence'
-  local v = redis.call('HGET', hash, conn)
-  if v and string.sub(v, 1, #owned) == owned then
-    redis.call('HDEL', hash, conn)
-    redis.call('PUBLISH', ARGV[1] .. 'ch:' .. topic, 'l\\n' .. conn .. '\\n' .. string.sub(v, #owned + 1))
-  end
-end
-if redis.call('SCARD', set) == 0 then
-  redis.call('ZREM', KEYS[1], node)
+export const FORGET = script(2, `
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if ARGV[3] ~= '1' and s and tonumber(s) > clock(ARGV[2]) then return 3 end
+if #ARGV > 3 then redis.call('SREM', KEYS[2], unpack(ARGV, 4)) end
+if redis.call('SCARD', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
   return 1
 end
 return 2
 `)
 
 /**
- * KEYS presence hash, nodes. ARGV 1 now. The members whose node is alive, as a flat
- * list { connection id, data, … }; members of a dead node not swept yet are left out.
+ * KEYS nodes. ARGV 1 now, then node ids. For each, 1 when it is alive, 0 when not (so
+ * its members, not swept yet, are left out of a presence list).
  */
-export const MEMBERS = script(2, `
+export const ALIVE = script(1, `
 local now = clock(ARGV[1])
-local all = redis.call('HGETALL', KEYS[1])
-local alive = {}
 local out = {}
-for i = 1, #all, 2 do
-  local v = all[i + 1]
-  local nl = string.find(v, '\\n', 1, true)
-  local node = string.sub(v, 1, nl - 1)
-  if alive[node] == nil then
-    local s = redis.call('ZSCORE', KEYS[2], node)
-    alive[node] = (s and tonumber(s) > now) or false
-  end
-  if alive[node] then
-    out[#out + 1] = all[i]
-    out[#out + 1] = string.sub(v, nl + 1)
-  end
+for i = 2, #ARGV do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  out[#out + 1] = (s and tonumber(s) > now) and 1 or 0
 end
 return out
 `)
+
+export const SCRIPTS = [ALIVE, BEAT, CLAIM, DEAD, FORGET, JOIN, LEAVE, PUBLISH, READ, REWIND, IDEMPOTENCY_CLAIM, IDEMPOTENCY_SETTLE]

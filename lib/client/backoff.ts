@@ -2,6 +2,7 @@
 // first retry) waits a uniformly random time between `minDelay` and
 // min(maxDelay, initialDelay * factor^n). Full jitter is what spreads a crowd of
 // clients that all lost their server at the same instant.
+import { ClientUsageError } from './errors.js'
 
 export interface BackoffOptions {
   /** No retry sooner than this many ms. Default 0 (full jitter). */
@@ -28,7 +29,7 @@ export const backoffDefaults: Readonly<Omit<ResolvedBackoff, 'random'>> = Object
 function nonNegative (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TypeError(`createClient: backoff.${name} must be a finite number >= 0`)
+    throw new ClientUsageError(`createClient: backoff.${name} must be a finite number >= 0`)
   }
   return value
 }
@@ -38,9 +39,9 @@ export function resolveBackoff (options: BackoffOptions = {}): ResolvedBackoff {
   const maxDelay = nonNegative('maxDelay', options.maxDelay, Math.max(backoffDefaults.maxDelay, minDelay))
   const initialDelay = nonNegative('initialDelay', options.initialDelay, Math.min(backoffDefaults.initialDelay, maxDelay))
   const factor = nonNegative('factor', options.factor, backoffDefaults.factor)
-  if (factor < 1) throw new TypeError('createClient: backoff.factor must be >= 1')
-  if (maxDelay < minDelay) throw new TypeError('createClient: backoff.maxDelay must be >= backoff.minDelay')
-  if (options.random !== undefined && typeof options.random !== 'function') throw new TypeError('createClient: backoff.random must be a function')
+  if (factor < 1) throw new ClientUsageError('createClient: backoff.factor must be >= 1')
+  if (maxDelay < minDelay) throw new ClientUsageError('createClient: backoff.maxDelay must be >= backoff.minDelay')
+  if (options.random !== undefined && typeof options.random !== 'function') throw new ClientUsageError('createClient: backoff.random must be a function')
   return { minDelay, initialDelay, maxDelay, factor, random: options.random ?? Math.random }
 }
 

@@ -2,6 +2,7 @@
 // makes, typed by its contract, over the connection of core.ts.
 //
 // Nothing here imports a Node module: the same file is bundled for browsers.
+import { ClientUsageError } from './errors.js'
 import type {
   Contract, EventData, EventName, RouteData, RouteName, RouteReply, TopicMessage, TopicNames
 } from '../contract.js'
@@ -48,7 +49,7 @@ export class RealtimeClient<C extends Contract = Contract> extends ConnectionCor
    */
   request<K extends RouteName<C>> (type: K, data: RouteData<C, K>, options: RequestOptions = {}): Promise<RouteReply<C, K>> {
     if (typeof type !== 'string' || CLIENT_BUILTINS.has(type)) {
-      return Promise.reject(new TypeError(`request: "${String(type)}" is not a route name; use subscribe(), publish() or presence() for built-ins`))
+      return Promise.reject(new ClientUsageError(`request: "${String(type)}" is not a route name; use subscribe(), publish() or presence() for built-ins`))
     }
     const idempotent = this.contract?.routes?.[type]?.idempotent === true
     return this.#request(type, data, options, idempotent) as Promise<RouteReply<C, K>>
@@ -59,7 +60,7 @@ export class RealtimeClient<C extends Contract = Contract> extends ConnectionCor
    * when not connected: such messages are not queued. A failure comes as an `error` event.
    */
   send<K extends RouteName<C>> (type: K, data: RouteData<C, K>): boolean {
-    if (typeof type !== 'string' || CLIENT_BUILTINS.has(type)) throw new TypeError(`send: "${String(type)}" is not a route name`)
+    if (typeof type !== 'string' || CLIENT_BUILTINS.has(type)) throw new ClientUsageError(`send: "${String(type)}" is not a route name`)
     if (!this.welcomed) return false
     return this.write(data === undefined ? { type } : { type, data })
   }

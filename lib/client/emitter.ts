@@ -1,6 +1,8 @@
 // A minimal typed event emitter that runs in browsers and Node alike. A listener
 // that throws does not stop the others; its error is handed to `onListenerError`.
 
+import { ClientUsageError } from './errors.js'
+
 type Listener = (...args: any[]) => void
 
 export class Emitter {
@@ -12,7 +14,7 @@ export class Emitter {
   }
 
   on (event: string, listener: Listener): () => void {
-    if (typeof listener !== 'function') throw new TypeError('a listener must be a function')
+    if (typeof listener !== 'function') throw new ClientUsageError('a listener must be a function')
     let set = this.#listeners.get(event)
     if (set === undefined) this.#listeners.set(event, set = new Set())
     // Wrapped so that the same function added twice is two listeners, each removable once.

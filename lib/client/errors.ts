@@ -75,3 +75,16 @@ export function fromWire (error: unknown): AnyRealtimeClientError {
   if (typeof e.retryAfterMs === 'number') options.retryAfterMs = e.retryAfterMs
   return new RealtimeClientError(code, message, options)
 }
+
+/**
+ * A client API used wrongly (a missing url, a bad option, a listener that is not a
+ * function): a programming mistake, thrown at once. A TypeError, with a code to match on.
+ */
+export class ClientUsageError extends TypeError {
+  readonly code = 'ERR_REALTIME_CLIENT_USAGE'
+
+  constructor (message: string) {
+    super(message)
+    this.name = 'TypeError'
+  }
+}

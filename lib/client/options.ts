@@ -1,5 +1,6 @@
 // The client's options, checked once when it is created; a wrong one throws a TypeError
 // naming it.
+import { ClientUsageError } from './errors.js'
 import type { Contract } from '../contract.js'
 import { resolveBackoff, type ResolvedBackoff } from './backoff.js'
 import type { HeartbeatOption } from './liveness.js'
@@ -26,16 +27,16 @@ export interface ResolvedClientOptions {
 }
 
 export function resolveClientOptions (options: ClientOptions<any>): ResolvedClientOptions {
-  if (options === null || typeof options !== 'object') throw new TypeError('createClient: options are required')
+  if (options === null || typeof options !== 'object') throw new ClientUsageError('createClient: options are required')
   const url = resolveUrl(options.url)
   const WebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
   if (typeof WebSocket !== 'function') {
-    throw new TypeError('createClient: no WebSocket available; pass the `WebSocket` option (in Node 20: `import { WebSocket } from \'ws\'`)')
+    throw new ClientUsageError('createClient: no WebSocket available; pass the `WebSocket` option (in Node 20: `import { WebSocket } from \'ws\'`)')
   }
-  if (options.getToken !== undefined && typeof options.getToken !== 'function') throw new TypeError('createClient: getToken must be a function')
+  if (options.getToken !== undefined && typeof options.getToken !== 'function') throw new ClientUsageError('createClient: getToken must be a function')
   const network = options.network
   if (network !== undefined && network !== false && (network === null || typeof network !== 'object')) {
-    throw new TypeError('createClient: network must be false or an object of event targets')
+    throw new ClientUsageError('createClient: network must be false or an object of event targets')
   }
   return {
     url,

@@ -4,6 +4,7 @@
 // offline never makes it fail. When the connection drops before the answer, an
 // idempotent request goes back to the queue, keeping its key and its place, and is sent
 // again after the reconnection; any other fails with DISCONNECTED, since it may have run.
+import { ClientUsageError } from './errors.js'
 import { fromWire } from './errors.js'
 import { MAX_KEY_LENGTH } from './protocol.js'
 import type { RequestOptions, ServerFrame } from './types.js'
@@ -66,7 +67,7 @@ export class Requests {
     let key: string | undefined
     if (options?.key !== undefined) {
       if (typeof options.key !== 'string' || options.key.length === 0 || options.key.length > MAX_KEY_LENGTH) {
-        return Promise.reject(new TypeError(`request: key must be a string of 1 to ${MAX_KEY_LENGTH} characters`))
+        return Promise.reject(new ClientUsageError(`request: key must be a string of 1 to ${MAX_KEY_LENGTH} characters`))
       }
       key = options.key
     } else if (options?.idempotent ?? idempotent) {

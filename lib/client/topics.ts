@@ -1,6 +1,7 @@
 // The client's subscriptions: each topic's listeners and the last position seen, which
 // a reconnection resubscribes from (`since`), so that every publication reaches the
 // listeners once and in offset order across connections.
+import { ClientUsageError } from './errors.js'
 import { RealtimeClientError } from './errors.js'
 import { UnsubscribeCode } from './protocol.js'
 import type { MessageMeta, ServerFrame, SubscribeInfo, SubscribeOptions, Subscription } from './types.js'
@@ -52,8 +53,8 @@ export class Topics {
   }
 
   subscribe (topic: string, listener: Listener, options: SubscribeOptions = {}): Subscription {
-    if (typeof topic !== 'string' || topic.length === 0) throw new TypeError('subscribe: topic must be a non-empty string')
-    if (typeof listener !== 'function') throw new TypeError('subscribe: listener must be a function')
+    if (typeof topic !== 'string' || topic.length === 0) throw new ClientUsageError('subscribe: topic must be a non-empty string')
+    if (typeof listener !== 'function') throw new ClientUsageError('subscribe: listener must be a function')
     let sub = this.#subs.get(topic)
     if (sub === undefined) {
       let settle: Sub['settle'] = null

@@ -1,5 +1,5 @@
 // Small helpers shared by the client's modules. Nothing here is Node-only.
-import { RealtimeClientError, type AnyRealtimeClientError, type ClientErrorCode } from './errors.js'
+import { ClientUsageError, RealtimeClientError, type AnyRealtimeClientError, type ClientErrorCode } from './errors.js'
 
 export type Timer = ReturnType<typeof setTimeout>
 
@@ -17,13 +17,13 @@ export function ref (timer: unknown): void {
 export function positiveNumber (label: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
-    throw new TypeError(`${label} must be a positive number`)
+    throw new ClientUsageError(`${label} must be a positive number`)
   }
   return value
 }
 
 export function resolveUrl (url: unknown): string {
-  if (typeof url !== 'string' || url.length === 0) throw new TypeError('createClient: url is required')
+  if (typeof url !== 'string' || url.length === 0) throw new ClientUsageError('createClient: url is required')
   const location = (globalThis as { location?: { protocol: string, host: string } }).location
   if (url.startsWith('/') && location !== undefined) {
     return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${url}`

@@ -4,6 +4,7 @@
 // an unmounted tree leaves no socket, timer or window listener behind.
 import { createContext, createElement, useContext, useEffect, useState, type ReactNode } from 'react'
 import { createClient, type ClientOptions, type Contract, type RealtimeClient } from '../client/index.js'
+import { ClientUsageError } from '../client/errors.js'
 
 export const RealtimeContext = createContext<RealtimeClient<any> | null>(null)
 
@@ -28,6 +29,6 @@ export function RealtimeProvider<C extends Contract = Contract> (props: Realtime
 /** The client of the nearest provider; throws when there is none. */
 export function useRealtimeClient<C extends Contract = Contract> (): RealtimeClient<C> {
   const client = useContext(RealtimeContext)
-  if (client === null) throw new Error('fastify-realtime/react: no <RealtimeProvider> above this component')
+  if (client === null) throw new ClientUsageError('fastify-realtime/react: no <RealtimeProvider> above this component')
   return client as RealtimeClient<C>
 }
