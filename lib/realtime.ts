@@ -23,6 +23,7 @@ import { SchemaCompiler, type Serializer } from './schema-compiler.js'
 import { TopicCommands } from './topic-commands.js'
 import { Topics, formatTopic, type AuthorizeContext, type PresenceOptions } from './topics.js'
 import { users } from './users.js'
+import type { TopicParams } from './contract.js'
 import type { Broker, BrokerCommand, HistoryOptions } from './broker/types.js'
 
 /** A typed handle on a declared topic pattern. */
@@ -45,13 +46,13 @@ export interface BroadcastOptions {
   except?: string | string[]
 }
 
-export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, U = unknown> {
+export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, U = unknown, N extends string = string> {
   /** Schema of the pattern's params; they arrive as strings and are coerced to it. */
   params?: P
   /** Schema of a publication; it validates client publications and serialises all of them. */
   message: M
   /** Decides subscribe, publish and presence. A topic without it is open to every accepted connection. */
-  authorize?: (context: AuthorizeContext<P extends TSchema ? Static<P> : Record<string, string>, U>) => boolean | Promise<boolean>
+  authorize?: (context: AuthorizeContext<P extends TSchema ? Static<P> : { [K in keyof TopicParams<N>]: string }, U>) => boolean | Promise<boolean>
   /** Whether clients may publish with the `publish` message (after authorize). Default false. */
   clientPublish?: boolean
   /** Presence: subscribers hear `join`/`leave`, and `presence` lists members. `{ meta, maxMetaBytes }` accepts member meta. */
@@ -91,7 +92,7 @@ export class Realtime<U = unknown> {
     this.#broker = broker
     const compiler = this.#compiler = new SchemaCompiler(options.ajv)
     this.#router = new Router(compiler)
-    this.#topics = new Topics(compiler, options.history)
+    this.#topics = new Topics(compiler, options.history, options.maxTopicLength)
     this.#limits = { maxQueue: options.maxQueue, rateLimit: options.rateLimit, dropped: 0, sent: 0 }
     const answers = new Answers(options.errorBudget)
     const who = users(options, compiler, log)
@@ -128,10 +129,10 @@ export class Realtime<U = unknown> {
   }
 
   /** Declares a topic pattern such as `room/:name`. Subscribing to a name that matches no pattern is FORBIDDEN. */
-  topic<M extends TSchema, P extends TSchema | undefined = undefined>(
-    pattern: string,
-    options: TopicOptions<P, M, U>
-  ): TopicHandle<P extends TSchema ? Static<P> : Record<string, string | number>, Static<M>> {
+  topic<M extends TSchema, P extends TSchema | undefined = undefined, const N extends string = string>(
+    pattern: N,
+    options: TopicOptions<P, M, U, N>
+  ): TopicHandle<P extends TSchema ? Static<P> : TopicParams<N>, Static<M>> {
     const compiled = this.#topics.add(pattern, options as never)
     return {
       pattern,
