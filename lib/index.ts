@@ -119,6 +119,8 @@ export { errorCodes, RealtimeError, isRealtimeError, ContractError } from './err
 export { ErrorCode, CloseCode, UnsubscribeCode, SUBPROTOCOL, shouldReconnect } from './protocol.js'
 export { defineContract } from './contract.js'
 export type { Contract, RouteContract, TopicContract, RouteName, RouteData, RouteReply, RouteErrorMap, TopicName, TopicNames, TopicMessage, EventName, EventData } from './contract.js'
+export type { TopicsOf, EventsOf, TopicParams, TopicParamNames } from './contract.js'
+export type { RealtimeTopics, RealtimeEvents, TopicData, EventPayload, DeclaredData, DeclaredPatternOf, NameMatches, PublishFunction } from './typed.js'
 export { MemoryBroker } from './broker/memory.js'
 export type { Broker, Publication, StreamPosition, PublicationListener, RecoveryResult, HistoryOptions, PresenceMember, PresenceEvent, PresenceListener, PublishOptions as BrokerPublishOptions, BrokerCommand, CommandListener, ResyncListener } from './broker/types.js'
 export type { MemoryBrokerOptions } from './broker/memory.js'

@@ -24,6 +24,7 @@ import { TopicCommands } from './topic-commands.js'
 import { Topics, formatTopic, type AuthorizeContext, type PresenceOptions } from './topics.js'
 import { users } from './users.js'
 import type { TopicParams } from './contract.js'
+import type { EventPayload, TopicData } from './typed.js'
 import type { Broker, BrokerCommand, HistoryOptions } from './broker/types.js'
 
 /** A typed handle on a declared topic pattern. */
@@ -163,7 +164,7 @@ export class Realtime<U = unknown> {
   // ---------------------------------------------------------------- server-side API
 
   /** Publishes to a topic from anywhere in the process. The data is serialised by the topic's message schema. */
-  publish (topic: string, data: unknown, options?: PublishOptions): Promise<PublishResult> {
+  publish<T extends string>(topic: T, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult> {
     if (this.#lifecycle.closing) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
     try {
       return publishTo(this.#broker, resolveTopic(this.#topics, topic), topic, data, options)
@@ -187,7 +188,7 @@ export class Realtime<U = unknown> {
   }
 
   /** Sends a declared event to one connection. False when that connection is not open here. */
-  send (connectionId: string, event: string, data: unknown): boolean {
+  send<E extends string>(connectionId: string, event: E, data: NoInfer<EventPayload<E>>): boolean {
     const frame = this.#eventFrame(event, data)
     const connection = this.connections.get(connectionId)
     if (connection === undefined) return false
@@ -195,7 +196,7 @@ export class Realtime<U = unknown> {
   }
 
   /** Sends a declared event to every accepted connection. Returns how many it was sent to. */
-  broadcast (event: string, data: unknown, options: BroadcastOptions = {}): number {
+  broadcast<E extends string>(event: E, data: NoInfer<EventPayload<E>>, options: BroadcastOptions = {}): number {
     const frame = Buffer.from(this.#eventFrame(event, data))
     const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
     let sent = 0
