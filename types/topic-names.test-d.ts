@@ -45,7 +45,7 @@ files.name({ org: 'acme' })
 await files.publish({ org: 1, path: 'a/b' }, { size: 1 })
 
 // The typed client takes wildcard names.
-const contract = defineContract({ topics: { 'ticker/*symbol': { message: Type.Object({ price: Type.Number() }) } } })
+export const contract = defineContract({ topics: { 'ticker/*symbol': { message: Type.Object({ price: Type.Number() }) } } })
 const client = createClient<typeof contract>({ url: 'ws://localhost/ws' })
 client.subscribe('ticker/BTC/USDT', (message) => { expectType<number>(message.price) })
 // @ts-expect-error: no pattern for this name

@@ -9,7 +9,7 @@ type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B 
 function assertEqual<T extends true> (_proof?: T): void {}
 
 // Topics and events from a contract (schemas)…
-const contract = defineContract({
+export const contract = defineContract({
   topics: {
     'ticker/*symbol': { params: Type.Object({ symbol: Type.String() }), message: Type.Object({ price: Type.Number() }) },
     'org/:org/team/:team': { message: Type.Object({ text: Type.String() }) }
