@@ -2,8 +2,10 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { build, connect } from './fixtures/helpers.js'
+import { WebSocket } from 'ws'
+import { build, connect, until } from './fixtures/helpers.js'
 import realtime, { defineContract } from '../lib/index.js'
+import { createClient } from '../lib/client/index.js'
 
 const Price = Type.Object({ price: Type.Number() })
 
@@ -53,6 +55,21 @@ t.test('a wildcard last segment takes the rest of the name, slashes included', a
   }
   t.equal(seen.length, 3, 'authorize never saw a name that fails the params schema or the name rules')
   await t.rejects(app.realtime.publish('ticker/BTC//USDT', { price: 1 }), { code: 'FST_REALTIME_UNKNOWN_TOPIC' })
+})
+
+t.test('the client subscribes to a wildcard name and gets its publications', async (t) => {
+  const contract = defineContract({ topics: { 'ticker/*symbol': { message: Price } } })
+  const { app, url } = await build(t, {}, (app) => { app.realtime.topic('ticker/*symbol', contract.topics['ticker/*symbol']) })
+  const client = createClient<typeof contract>({ url, WebSocket })
+  t.teardown(() => client.close())
+  const prices: number[] = []
+  const sub = client.subscribe('ticker/BTC/USDT', (message) => { prices.push(message.price) })
+  await sub.ready
+  await app.realtime.publish('ticker/BTC/USDT', { price: 5 })
+  await app.realtime.publish('ticker/BTC/EUR', { price: 4 })
+  await app.realtime.publish('ticker/BTC/USDT', { price: 6 })
+  await until(() => prices.length === 2)
+  t.same(prices, [5, 6], 'only its own name, slashes and all')
 })
 
 t.test('a :param never holds "/", and "%" is not decoded', async (t) => {
