@@ -146,3 +146,14 @@ t.test('patterns: a wildcard only last, params well named, segments non-empty', 
   }
   t.doesNotThrow(() => defineContract({ topics: { 'ticker/*symbol': { message: Price }, 'a/:x/*y': { message: Price } } }))
 })
+
+t.test('a coerced param whose canonical spelling is over maxTopicLength matches nothing', async (t) => {
+  const { app, url } = await build(t, { maxTopicLength: 6 }, (app) => {
+    app.realtime.topic('n/:id', { params: Type.Object({ id: Type.Integer() }), message: Price })
+  })
+  const c = await connect(t, url)
+  // 1e21 is the integer 1e21, whose canonical spelling `n/1e+21` is 7 characters.
+  t.equal((await c.request('subscribe', { topic: 'n/1e21' })).error?.code, 'FORBIDDEN', 'refused like any other spelling, not INTERNAL')
+  t.equal((await c.request('subscribe', { topic: 'n/1' })).type, 'reply')
+  await t.rejects(app.realtime.publish('n/1e21', { price: 1 }), { code: 'FST_REALTIME_UNKNOWN_TOPIC' })
+})
