@@ -4,8 +4,9 @@
 // (`fastify-realtime/client`) takes its types from the very same objects. Nothing is
 // generated or copied, so the two sides cannot drift apart.
 //
-// This module has no runtime import: it is safe in a browser bundle.
+// Its one runtime import, topic-names.ts, has none: this module is safe in a browser bundle.
 import type { Static, TSchema } from '@sinclair/typebox'
+import { parsePattern } from './topic-names.js'
 
 /** A message route: the schema of its data, and optionally of its reply and its own error codes. */
 export interface RouteContract {
@@ -33,7 +34,6 @@ export interface Contract {
 }
 
 const ROUTE_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/
-const PATTERN_PARAM = /^:[A-Za-z_][A-Za-z0-9_]*$/
 
 function isSchema (value: unknown): boolean {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -64,7 +64,10 @@ function fail (where: string, why: string): never {
  *
  * The shape is checked at once, so a typo fails where the contract is written rather
  * than at the first message: every route has a `data` schema, every topic a `message`
- * schema, every event a schema, and names have the form the server accepts.
+ * schema, every event a schema, and names have the form the server accepts. Topic
+ * patterns follow the server's rules (lib/topic-names.ts): non-empty segments with no
+ * control character; `:param` segments (a value without `/`); a `*param` wildcard only as
+ * the last segment (the rest of the name, slashes included); `%` is an ordinary character.
  */
 export function defineContract<const C extends Contract> (contract: C): C {
   if (!isSchema(contract)) fail('the contract', 'must be an object')
@@ -85,10 +88,8 @@ export function defineContract<const C extends Contract> (contract: C): C {
     }
   }
   for (const [pattern, topic] of Object.entries(topics ?? {})) {
-    const segments = pattern.split('/')
-    if (segments.some((s) => s.length === 0 || (s[0] === ':' && !PATTERN_PARAM.test(s)))) {
-      fail(`topic "${pattern}"`, 'is not a valid pattern (non-empty segments; parameters like :name)')
-    }
+    const segments = parsePattern(pattern)
+    if (typeof segments === 'string') fail(`topic "${pattern}"`, `is not a valid pattern: ${segments}`)
     if (!isSchema(topic) || !isSchema(topic.message)) fail(`topic "${pattern}"`, 'needs a `message` schema')
     if (topic.params !== undefined && !isSchema(topic.params)) fail(`topic "${pattern}"`, 'has `params` that are not a schema')
   }
@@ -129,17 +130,33 @@ export type RouteErrorMap<C, K extends RouteName<C>> =
     ? { [Code in keyof E & string]: Static<E[Code]> }
     : Record<never, never>
 
-/** A segment of a pattern as it may appear in a name: a `:param` is any string. */
-type NameSegment<S extends string> = S extends `:${string}` ? string : S
+/** A segment of a pattern as it may appear in a name: a `:param` or `*param` is any string. */
+type NameSegment<S extends string> = S extends `:${string}` | `*${string}` ? string : S
 
 /**
  * The topic names a pattern stands for: `'room/:name'` is `` `room/${string}` ``,
- * `'feed'` is `'feed'`.
+ * `'ticker/*symbol'` is `` `ticker/${string}` `` (slashes included), `'feed'` is `'feed'`.
  */
 export type TopicName<P extends string> =
   P extends `${infer Head}/${infer Rest}`
     ? `${NameSegment<Head>}/${TopicName<Rest>}`
     : NameSegment<P>
+
+/** The names of a pattern's params: `'org/:org/file/*path'` is `'org' | 'path'`. */
+export type TopicParamNames<P extends string> =
+  P extends `${infer Head}/${infer Rest}`
+    ? ParamName<Head> | TopicParamNames<Rest>
+    : ParamName<P>
+
+type ParamName<S extends string> = S extends `:${infer N}` | `*${infer N}` ? N : never
+
+/**
+ * A pattern's params when it has no params schema: each a string (as the name spells
+ * it) or a number (name() writes it with String()). A pattern that is not a literal
+ * type gives any string keys.
+ */
+export type TopicParams<P extends string> =
+  string extends P ? Record<string, string | number> : { [K in TopicParamNames<P>]: string | number }
 
 /** Every topic name of the contract's patterns. */
 export type TopicNames<C> = { [P in keyof TopicsOf<C> & string]: TopicName<P> }[keyof TopicsOf<C> & string]

@@ -24,6 +24,8 @@ import { SchemaCompiler, type Checker, type Serializer } from './schema-compiler
 import { TopicCommands } from './topic-commands.js'
 import { Topics, formatTopic, type AuthorizeContext, type PresenceOptions } from './topics.js'
 import { users } from './users.js'
+import type { TopicParams } from './contract.js'
+import type { EventPayload, TopicData } from './typed.js'
 import type { Broker, BrokerCommand, HistoryOptions } from './broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from './asyncapi/description.js'
 import { asyncApiOf } from './asyncapi/serve.js'
@@ -49,13 +51,13 @@ export interface BroadcastOptions {
   except?: string | string[]
 }
 
-export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, U = unknown> {
+export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, U = unknown, N extends string = string> {
   /** Schema of the pattern's params; they arrive as strings and are coerced to it. */
   params?: P
   /** Schema of a publication; it validates client publications and serialises all of them. */
   message: M
   /** Decides subscribe, publish and presence. A topic without it is open to every accepted connection. */
-  authorize?: (context: AuthorizeContext<P extends TSchema ? Static<P> : Record<string, string>, U>) => boolean | Promise<boolean>
+  authorize?: (context: AuthorizeContext<P extends TSchema ? Static<P> : { [K in keyof TopicParams<N>]: string }, U>) => boolean | Promise<boolean>
   /** Whether clients may publish with the `publish` message (after authorize). Default false. */
   clientPublish?: boolean
   /** Presence: subscribers hear `join`/`leave`, and `presence` lists members. `{ meta, maxMetaBytes }` accepts member meta. */
@@ -95,7 +97,7 @@ export class Realtime<U = unknown> {
     this.#broker = broker
     const compiler = this.#compiler = new SchemaCompiler(options.ajv)
     this.#router = new Router(compiler, options.validateReplies)
-    this.#topics = new Topics(compiler, options.history)
+    this.#topics = new Topics(compiler, options.history, options.maxTopicLength)
     this.#limits = { maxQueue: options.maxQueue, closeGrace: options.closeGrace, rateLimit: options.rateLimit, dropped: 0, sent: 0 }
     const answers = new Answers(options.errorBudget)
     const who = users(options, compiler, log)
@@ -135,10 +137,10 @@ export class Realtime<U = unknown> {
   }
 
   /** Declares a topic pattern such as `room/:name`. Subscribing to a name that matches no pattern is FORBIDDEN. */
-  topic<M extends TSchema, P extends TSchema | undefined = undefined>(
-    pattern: string,
-    options: TopicOptions<P, M, U>
-  ): TopicHandle<P extends TSchema ? Static<P> : Record<string, string | number>, Static<M>> {
+  topic<M extends TSchema, P extends TSchema | undefined = undefined, const N extends string = string>(
+    pattern: N,
+    options: TopicOptions<P, M, U, N>
+  ): TopicHandle<P extends TSchema ? Static<P> : TopicParams<N>, Static<M>> {
     this.#declaring(`topic "${String(pattern)}"`)
     const compiled = this.#topics.add(pattern, options as never)
     return {
@@ -174,7 +176,7 @@ export class Realtime<U = unknown> {
   // ---------------------------------------------------------------- server-side API
 
   /** Publishes to a topic from anywhere in the process. The data is serialised by the topic's message schema. */
-  publish (topic: string, data: unknown, options?: PublishOptions): Promise<PublishResult> {
+  publish<T extends string>(topic: T, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult> {
     // Handlers still finishing during a shutdown may publish; after it nothing may.
     if (this.#lifecycle.closed) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
     try {
@@ -199,7 +201,7 @@ export class Realtime<U = unknown> {
   }
 
   /** Sends a declared event to one connection. False when that connection is not open here. */
-  send (connectionId: string, event: string, data: unknown): boolean {
+  send<E extends string>(connectionId: string, event: E, data: NoInfer<EventPayload<E>>): boolean {
     const frame = this.#eventFrame(event, data)
     const connection = this.connections.get(connectionId)
     if (connection === undefined) return false
@@ -207,7 +209,7 @@ export class Realtime<U = unknown> {
   }
 
   /** Sends a declared event to every accepted connection. Returns how many it was sent to. */
-  broadcast (event: string, data: unknown, options: BroadcastOptions = {}): number {
+  broadcast<E extends string>(event: E, data: NoInfer<EventPayload<E>>, options: BroadcastOptions = {}): number {
     const frame = Buffer.from(this.#eventFrame(event, data))
     const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
     let sent = 0

@@ -6,7 +6,7 @@ import { errorCodes, PROTOCOL_ERROR_CODES, type RealtimeError, type WireErrorDet
 import type { Checker, SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
 import type { Connection } from './connection.js'
 import { RESERVED_TYPES } from './protocol.js'
-import type { PublishResult, PublishOptions } from './publish.js'
+import type { PublishFunction } from './typed.js'
 
 export type ErrorSchemas = Record<string, TSchema>
 
@@ -38,8 +38,8 @@ export interface MessageContext<R extends TSchema | undefined = TSchema | undefi
   id: string | number | undefined
   /** Sends the reply now; the handler's return value is then ignored. */
   reply: (data: ReplyOf<R>) => void
-  /** Publishes to a topic, like `app.realtime.publish`. */
-  publish: (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
+  /** Publishes to a topic, like `app.realtime.publish` (typed by RealtimeTopics). */
+  publish: PublishFunction
   /** Builds one of the route's declared errors; throw it to answer with it. */
   error: <K extends keyof E & string>(code: K, details: Static<E[K]>, message?: string) => RealtimeError<K, Static<E[K]>>
 }

@@ -1,6 +1,9 @@
-// Topic patterns (`room/:name`), their typed params, message schemas and authorization.
+// Topic patterns (`room/:name`, `ticker/*symbol`), their typed params, message schemas
+// and authorization. The rules of names and patterns are in topic-names.ts.
 import type { TSchema } from '@sinclair/typebox'
 import { errorCodes } from './errors.js'
+import { defaults } from './options.js'
+import { nameProblem, parsePattern, type PatternSegment } from './topic-names.js'
 import type { Checker, SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
 import type { Connection } from './connection.js'
 import type { HistoryOptions } from './broker/types.js'
@@ -42,7 +45,9 @@ export interface CompiledTopic {
   pattern: string
   /** The definition as declared, for describing the API (AsyncAPI). */
   definition: TopicDefinition
-  segments: Array<{ literal: string } | { param: string }>
+  segments: PatternSegment[]
+  /** The plugin's maxTopicLength: name() refuses to build a longer name. */
+  maxLength: number
   validateParams: Validator | null
   validateMessage: Validator
   /** Checks a publication made by the server (a client's is validated with validateMessage). */
@@ -60,45 +65,33 @@ export interface TopicMatch {
   params: Record<string, unknown>
 }
 
-const PARAM = /^:([A-Za-z_][A-Za-z0-9_]*)$/
-const FORBIDDEN_PARAMS = new Set(['__proto__', 'constructor', 'prototype'])
-
 export class Topics {
   readonly #list: CompiledTopic[] = []
   readonly #byPattern = new Map<string, CompiledTopic>()
   readonly #compiler: SchemaCompiler
 
   readonly #history: HistoryOptions
+  readonly #maxLength: number
 
-  constructor (compiler: SchemaCompiler, history: HistoryOptions) {
+  constructor (compiler: SchemaCompiler, history: HistoryOptions, maxTopicLength: number = defaults.maxTopicLength) {
     this.#compiler = compiler
     this.#history = history
+    this.#maxLength = maxTopicLength
   }
 
   add (pattern: string, definition: TopicDefinition): CompiledTopic {
-    if (typeof pattern !== 'string' || pattern.length === 0) {
-      throw new errorCodes.FST_REALTIME_INVALID_PATTERN(String(pattern), 'a pattern is a non-empty string')
-    }
+    const segments = parsePattern(pattern)
+    if (typeof segments === 'string') throw new errorCodes.FST_REALTIME_INVALID_PATTERN(String(pattern), segments)
     if (this.#byPattern.has(pattern)) throw new errorCodes.FST_REALTIME_DUPLICATE_TOPIC(pattern)
     if (definition?.message === undefined) {
       throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, 'a topic declares its message schema')
     }
-    const names = new Set<string>()
-    const segments = pattern.split('/').map((segment) => {
-      if (segment.length === 0) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, 'empty segment')
-      if (segment[0] !== ':') return { literal: segment }
-      const m = PARAM.exec(segment)
-      if (m === null) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, `bad parameter "${segment}"`)
-      if (FORBIDDEN_PARAMS.has(m[1])) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, `"${m[1]}" cannot name a parameter`)
-      if (names.has(m[1])) throw new errorCodes.FST_REALTIME_INVALID_PATTERN(pattern, `parameter "${m[1]}" appears twice`)
-      names.add(m[1])
-      return { param: m[1] }
-    })
     const owner = `topic "${pattern}"`
     const compiled: CompiledTopic = {
       pattern,
       definition,
       segments,
+      maxLength: this.#maxLength,
       validateParams: definition.params === undefined ? null : this.#compiler.paramsValidator(definition.params, owner),
       validateMessage: this.#compiler.validator(definition.message, 'message', owner),
       checkMessage: this.#compiler.checker(definition.message, 'message', owner),
@@ -143,6 +136,7 @@ export class Topics {
    * callers answer both with FORBIDDEN, which says nothing about what exists.
    */
   match (name: string): TopicMatch | null {
+    if (nameProblem(name, this.#maxLength) !== null) return null
     const parts = name.split('/')
     for (const topic of this.#list) {
       const params = matchSegments(topic, parts)
@@ -151,7 +145,7 @@ export class Topics {
         if (topic.validateParams(params) !== null) continue
         // Coercion makes `user/01`, `user/1.0` and `user/+1` all `{ id: 1 }`: only the
         // canonical spelling is that topic, so one authorize decision covers one name.
-        if (formatTopic(topic, params) !== name) continue
+        if (canonicalName(topic, params) !== name) continue
       }
       return { topic, params }
     }
@@ -160,29 +154,55 @@ export class Topics {
 }
 
 function matchSegments (topic: CompiledTopic, parts: string[]): Record<string, unknown> | null {
-  if (parts.length !== topic.segments.length) return null
+  const segments = topic.segments
+  const last = segments[segments.length - 1]
+  // A wildcard takes one segment or more; everything else takes exactly one.
+  const fixed = 'rest' in last ? segments.length - 1 : segments.length
+  if ('rest' in last ? parts.length < segments.length : parts.length !== segments.length) return null
   const params: Record<string, unknown> = {}
-  for (let i = 0; i < parts.length; i++) {
-    const segment = topic.segments[i]
-    const part = parts[i]
+  for (let i = 0; i < fixed; i++) {
+    const segment = segments[i]
     if ('literal' in segment) {
-      if (segment.literal !== part) return null
+      if (segment.literal !== parts[i]) return null
     } else {
-      if (part.length === 0) return null
-      params[segment.param] = part
+      params[(segment as { param: string }).param] = parts[i]
     }
   }
+  if ('rest' in last) params[last.rest] = parts.slice(fixed).join('/')
   return params
 }
 
-/** Fills a pattern with params: `room/:name` + `{ name: 'a' }` is `room/a`. */
+/** The name coerced params spell, or null when they spell none (formatTopic refuses them). */
+function canonicalName (topic: CompiledTopic, params: Record<string, unknown>): string | null {
+  try {
+    return formatTopic(topic, params)
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Fills a pattern with params: `room/:name` + `{ name: 'a' }` is `room/a`, and
+ * `ticker/*symbol` + `{ symbol: 'BTC/USDT' }` is `ticker/BTC/USDT`. Values are written as
+ * they are (String(value)), never percent-encoded; one that cannot be read back the same
+ * (a `/` in a `:param`, an empty segment, a control character, too long) is refused.
+ */
 export function formatTopic (topic: CompiledTopic, params: Record<string, unknown>): string {
-  return topic.segments.map((s) => {
+  const owner = `topic "${topic.pattern}"`
+  const name = topic.segments.map((s) => {
     if ('literal' in s) return s.literal
-    const value = params[s.param]
-    if (value === undefined || value === null || String(value).length === 0 || String(value).includes('/')) {
-      throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic.pattern}"`, `parameter "${s.param}" must be a non-empty value without "/"`)
+    const key = 'param' in s ? s.param : s.rest
+    const value = params?.[key]
+    const text = value === undefined || value === null ? '' : String(value)
+    if ('param' in s ? text.length === 0 || text.includes('/') : nameProblem(text, Infinity) !== null) {
+      const rule = 'param' in s
+        ? 'a non-empty value without "/"'
+        : 'non-empty segments joined by "/" (no leading, trailing or doubled "/")'
+      throw new errorCodes.FST_REALTIME_INVALID_DATA(owner, `parameter "${key}" must be ${rule}`)
     }
-    return String(value)
+    return text
   }).join('/')
+  const problem = nameProblem(name, topic.maxLength)
+  if (problem !== null) throw new errorCodes.FST_REALTIME_INVALID_DATA(owner, `"${name.slice(0, 80)}": ${problem}`)
+  return name
 }

@@ -1,0 +1,87 @@
+// Type tests of the server helpers in an application that declares its topics and
+// events by declaration merging: a separate program (types/typed/tsconfig.json), since an
+// augmentation holds for every file of the program it is in.
+import Fastify from 'fastify'
+import { Type } from '@sinclair/typebox'
+import realtime, { defineContract, type EventsOf, type TopicData, type EventPayload, type TopicsOf } from '../../lib/index.js'
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
+function assertEqual<T extends true> (_proof?: T): void {}
+
+// Topics and events from a contract (schemas)…
+export const contract = defineContract({
+  topics: {
+    'ticker/*symbol': { params: Type.Object({ symbol: Type.String() }), message: Type.Object({ price: Type.Number() }) },
+    'org/:org/team/:team': { message: Type.Object({ text: Type.String() }) }
+  },
+  events: { shutdown: Type.Object({ inMs: Type.Integer() }) }
+})
+type ContractTopics = TopicsOf<typeof contract>
+type ContractEvents = EventsOf<typeof contract>
+
+declare module '../../lib/index.js' {
+  interface RealtimeTopics extends ContractTopics {
+    // …and written by hand (plain types).
+    'room/:name': { params: { name: string }, message: { text: string } }
+    feed: { message: { id: number } }
+  }
+  interface RealtimeEvents extends ContractEvents {
+    notice: { text: string }
+  }
+}
+
+assertEqual<Equal<TopicData<'room/a'>, { text: string }>>()
+assertEqual<Equal<TopicData<`room/${string}`>, { text: string }>>()
+assertEqual<Equal<TopicData<'ticker/BTC/USDT'>, { price: number }>>()
+assertEqual<Equal<TopicData<'org/a/team/b'>, { text: string }>>()
+assertEqual<Equal<TopicData<'feed'>, { id: number }>>()
+// Names of no declared pattern, and names typed only as string, stay unknown.
+assertEqual<Equal<TopicData<'room/a/b'>, unknown>>()
+assertEqual<Equal<TopicData<'org/a/team'>, unknown>>()
+assertEqual<Equal<TopicData<'ticker'>, unknown>>()
+assertEqual<Equal<TopicData<'feeds'>, unknown>>()
+assertEqual<Equal<TopicData<string>, unknown>>()
+assertEqual<Equal<EventPayload<'notice'>, { text: string }>>()
+assertEqual<Equal<EventPayload<'shutdown'>, { inMs: number }>>()
+assertEqual<Equal<EventPayload<'other'>, unknown>>()
+
+const app = Fastify()
+await app.register(realtime)
+
+await app.realtime.publish('room/a', { text: 'hi' })
+// @ts-expect-error: wrong data for a declared topic
+await app.realtime.publish('room/a', { text: 5 })
+// @ts-expect-error: a field the message does not have
+await app.realtime.publish('room/a', { body: 'hi' })
+const id = 'x' as string
+await app.realtime.publish(`room/${id}`, { text: 'hi' })
+// @ts-expect-error: template literal names are matched too
+await app.realtime.publish(`room/${id}`, { text: null })
+await app.realtime.publish('ticker/BTC/USDT', { price: 1 })
+// @ts-expect-error: the wildcard takes the rest of the name
+await app.realtime.publish('ticker/BTC/USDT', { price: '1' })
+await app.realtime.publish('feed', { id: 1 }, { ephemeral: true })
+// @ts-expect-error: a literal pattern has its own message
+await app.realtime.publish('feed', { text: 'x' })
+
+// Undeclared names and plain strings keep working.
+await app.realtime.publish('undeclared/topic', { anything: 1 })
+await app.realtime.publish(id, 12)
+
+app.realtime.send('c1', 'notice', { text: 'x' })
+// @ts-expect-error: wrong data for a declared event
+app.realtime.send('c1', 'notice', { text: 1 })
+app.realtime.broadcast('shutdown', { inMs: 1000 }, { except: 'c1' })
+// @ts-expect-error: the contract's schema types the event
+app.realtime.broadcast('shutdown', { inMs: 'soon' })
+app.realtime.broadcast('undeclared', { anything: 1 })
+
+app.realtime.route({
+  type: 'say',
+  schema: { data: Type.Object({ room: Type.String(), text: Type.String() }) },
+  handler: async (data, ctx) => {
+    await ctx.publish(`room/${data.room}`, { text: data.text })
+    // @ts-expect-error: ctx.publish is typed like app.realtime.publish
+    await ctx.publish(`room/${data.room}`, { txt: data.text })
+  }
+})
