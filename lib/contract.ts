@@ -10,7 +10,8 @@ import { parsePattern } from './topic-names.js'
 
 /** A message route: the schema of its data, and optionally of its reply and its own error codes. */
 export interface RouteContract {
-  data: TSchema
+  /** The data's schema; a route without one takes no data. */
+  data?: TSchema
   reply?: TSchema
   errors?: Record<string, TSchema>
   /**
@@ -77,7 +78,8 @@ export function defineContract<const C extends Contract> (contract: C): C {
   }
   for (const [name, route] of Object.entries(routes ?? {})) {
     if (!ROUTE_NAME.test(name)) fail(`route "${name}"`, 'is not a valid name (a letter, then letters, digits or _ . : -)')
-    if (!isSchema(route) || !isSchema(route.data)) fail(`route "${name}"`, 'needs a `data` schema')
+    if (!isSchema(route)) fail(`route "${name}"`, 'is not an object of schemas')
+    if (route.data !== undefined && !isSchema(route.data)) fail(`route "${name}"`, 'has a `data` that is not a schema')
     if (route.reply !== undefined && !isSchema(route.reply)) fail(`route "${name}"`, 'has a `reply` that is not a schema')
     if (route.idempotent !== undefined && typeof route.idempotent !== 'boolean') fail(`route "${name}"`, 'has `idempotent` that is not a boolean')
     if (route.errors !== undefined) {
@@ -116,7 +118,10 @@ export type RouteName<C> = keyof RoutesOf<C> & string
 
 /** What `request(name, data)` must send. */
 export type RouteData<C, K extends RouteName<C>> =
-  RoutesOf<C>[K] extends { data: infer D extends TSchema } ? Static<D> : unknown
+  RoutesOf<C>[K] extends { data: infer D extends TSchema }
+    ? Static<D>
+    // A declared route without a data schema takes none; without a contract, anything goes.
+    : string extends RouteName<C> ? unknown : undefined
 
 /** What a request resolves to: the reply schema's type, or `void` for a route without a reply. */
 export type RouteReply<C, K extends RouteName<C>> =

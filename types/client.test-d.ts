@@ -43,8 +43,17 @@ const contract = defineContract({
 // The same function is exported by the server entry.
 assertEqual<Equal<typeof defineFromServer, typeof defineContract>>()
 
-// @ts-expect-error: a route needs a data schema
-defineContract({ routes: { broken: { reply: Type.String() } } })
+// A route without a data schema takes no data: the client calls it without any.
+const statusContract = defineContract({ routes: { get_status: { reply: Type.Object({ up: Type.Boolean() }) }, echo: { data: Type.String() } } })
+expectType<object>(statusContract.routes)
+const statusClient = createClient<typeof statusContract>({ url: 'ws://localhost/ws', WebSocket })
+expectType<{ up: boolean }>(await statusClient.request('get_status'))
+expectType<{ up: boolean }>(await statusClient.request('get_status', undefined, { timeoutMs: 1000 }))
+// @ts-expect-error: and refuses data
+await statusClient.request('get_status', { verbose: true })
+// @ts-expect-error: a route with data still needs it
+await statusClient.request('echo')
+statusClient.send('get_status')
 // @ts-expect-error: a topic needs a message schema
 defineContract({ topics: { 'room/:name': { params: Type.Object({}) } } })
 

@@ -47,7 +47,7 @@ export class RealtimeClient<C extends Contract = Contract> extends ConnectionCor
    * connection was lost: it may have run; idempotent requests are sent again instead)
    * or CLOSED. While disconnected the request waits in the queue.
    */
-  request<K extends RouteName<C>> (type: K, data: RouteData<C, K>, options: RequestOptions = {}): Promise<RouteReply<C, K>> {
+  request<K extends RouteName<C>> (type: K, ...[data, options = {}]: RequestArgs<C, K>): Promise<RouteReply<C, K>> {
     if (typeof type !== 'string' || CLIENT_BUILTINS.has(type)) {
       return Promise.reject(new ClientUsageError(`request: "${String(type)}" is not a route name; use subscribe(), publish() or presence() for built-ins`))
     }
@@ -59,7 +59,7 @@ export class RealtimeClient<C extends Contract = Contract> extends ConnectionCor
    * Sends a fire-and-forget message (no id, no reply). Returns false, sending nothing,
    * when not connected: such messages are not queued. A failure comes as an `error` event.
    */
-  send<K extends RouteName<C>> (type: K, data: RouteData<C, K>): boolean {
+  send<K extends RouteName<C>> (type: K, ...[data]: SendArgs<C, K>): boolean {
     if (typeof type !== 'string' || CLIENT_BUILTINS.has(type)) throw new ClientUsageError(`send: "${String(type)}" is not a route name`)
     if (!this.welcomed) return false
     return this.write(data === undefined ? { type } : { type, data })
@@ -99,3 +99,10 @@ export class RealtimeClient<C extends Contract = Contract> extends ConnectionCor
 export function createClient<C extends Contract = Contract> (options: ClientOptions<C>): RealtimeClient<C> {
   return new RealtimeClient<C>(options)
 }
+
+/** A route that takes no data is called without it: `request('get_status')`. */
+type RequestArgs<C, K extends RouteName<C>> = [RouteData<C, K>] extends [undefined]
+  ? [data?: undefined, options?: RequestOptions]
+  : [data: RouteData<C, K>, options?: RequestOptions]
+
+type SendArgs<C, K extends RouteName<C>> = [RouteData<C, K>] extends [undefined] ? [data?: undefined] : [data: RouteData<C, K>]
