@@ -9,6 +9,7 @@ import { errorFrame, replyFrame, type MessageId } from './frames.js'
 import { ErrorBudget, type ErrorBudgetOptions } from './limits.js'
 import { CloseCode, ErrorCode } from './protocol.js'
 import type { Serializer } from './schema-compiler.js'
+import { channels } from './diagnostics.js'
 
 /** Errors that are the client's fault, counted against its error budget. */
 const CLIENT_FAULTS: ReadonlySet<string> = new Set([ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_TYPE, ErrorCode.VALIDATION_FAILED])
@@ -64,6 +65,7 @@ export class Answers {
 
   #send (connection: Connection<any>, id: MessageId, error: RealtimeError, details: string | undefined): void {
     connection.send(errorFrame(id, error, details))
+    if (channels.error.hasSubscribers) channels.error.publish({ connection, code: error.code })
     if (error.closeCode !== undefined) {
       connection.close(error.closeCode, error.message)
     } else if (CLIENT_FAULTS.has(error.code) && (connection.budget ??= new ErrorBudget()).spend(this.#budget, Date.now())) {

@@ -16,6 +16,7 @@ import { CloseCode, ErrorCode } from './protocol.js'
 import type { PublishOptions, PublishResult } from './publish.js'
 import type { CompiledRoute, MessageContext, Router } from './router.js'
 import { SENT, type TopicCommands } from './topic-commands.js'
+import { channels, handlerTraced, inboundType, traceHandler } from './diagnostics.js'
 
 /**
  * Frames a connection may send while one of its `auth`, `subscribe` or `unsubscribe`
@@ -57,6 +58,7 @@ export class Dispatcher<U> {
       return
     }
     const envelope = parseEnvelope(raw, isBinary, this.#options.maxDepth)
+    if (channels.messageIn.hasSubscribers) channels.messageIn.publish({ connection, type: isEnvelopeError(envelope) ? 'invalid' : inboundType(envelope.type, (t) => this.#router.get(t) !== undefined) })
     if (isEnvelopeError(envelope)) {
       this.#answers.error(connection, envelope.id, envelope.error)
       return
@@ -161,7 +163,9 @@ export class Dispatcher<U> {
   #invoke (context: Context<U>, data: unknown): void {
     let result: unknown
     try {
-      result = context.route.handler(data, context)
+      result = handlerTraced()
+        ? traceHandler(context.route.handler, data, context, { route: context.route.type, connectionId: context.connection.id, connection: context.connection })
+        : context.route.handler(data, context)
     } catch (err) {
       this.fail(context, err)
       return

@@ -9,6 +9,7 @@ import { resolveOptions, type RealtimeOptions } from './options.js'
 import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
+import { registerMetrics, type MetricsOptions } from './metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -76,6 +77,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   }
 
   app.decorate('realtime', realtime)
+  if (options.metrics !== undefined && options.metrics !== false) await registerMetrics(app, realtime, options.metrics as true | MetricsOptions)
 
   app.route({
     method: 'GET',
@@ -125,4 +127,6 @@ export type { MemoryBrokerOptions } from './broker/memory.js'
 export { RedisBroker, redisErrorCodes } from './broker/redis.js'
 export type { RedisBrokerOptions, RedisBrokerLog } from './broker/redis.js'
 export { createPublisher } from './publisher.js'
+export type { MetricsOptions } from './metrics.js'
+export { channels as diagnosticsChannels, handlerChannel, type HandlerTrace } from './diagnostics.js'
 export type { Publisher, PublisherOptions, PublisherTopic, PublisherTopicHandle, PublisherPublishOptions, PublisherResult } from './publisher.js'

@@ -65,7 +65,11 @@ export const OptionsSchema = Type.Object({
   maxConnectionsPerIp: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerIp, description: 'connections per client IP; past it: HTTP 429 before the upgrade (4504 after)' }),
   maxConnectionsPerUser: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerUser, description: 'connections per user; past it: HTTP 429 before the upgrade, or 4504' }),
   maxDepth: Type.Integer({ minimum: 2, maximum: 1000, default: defaults.maxDepth, description: 'deepest nesting of objects and arrays in a frame; deeper is BAD_REQUEST' }),
-  allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' }))
+  allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' })),
+  metrics: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
+    prefix: Type.Optional(Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', description: 'prefix of every metric name (default realtime_)' })),
+    registry: Type.Optional(Type.Unknown({ description: 'the prom-client Registry to use (default: prom-client\'s global register)' }))
+  }, { additionalProperties: false })], { description: 'Prometheus metrics through prom-client (an optional peer); off by default' }))
 }, { additionalProperties: true })
 
 export type JsonOptions = Static<typeof OptionsSchema>
@@ -112,6 +116,12 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
   }
   const json: Record<string, unknown> = { ...raw }
   for (const key of [...functionKeys, ...objectKeys]) delete json[key]
+  // The registry is a prom-client object: checked here, kept by reference, never cloned.
+  const metrics = raw.metrics as { registry?: { registerMetric?: unknown } } | undefined
+  if (metrics !== null && typeof metrics === 'object' && metrics.registry !== undefined) {
+    if (metrics.registry === null || typeof metrics.registry.registerMetric !== 'function') throw new errorCodes.FST_REALTIME_INVALID_OPTION('metrics.registry', 'must be a prom-client Registry')
+    json.metrics = { ...metrics, registry: undefined }
+  }
   const withDefaults = Value.Default(OptionsSchema, Value.Clone(json)) as Record<string, unknown>
   const first = Value.Errors(OptionsSchema, withDefaults).First()
   if (first) {
@@ -120,7 +130,7 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
   }
   const resolved = withDefaults as unknown as ResolvedOptions
   // Behaviour options are kept by reference: cloning would break class instances such as a broker.
-  for (const key of [...functionKeys, ...objectKeys]) {
+  for (const key of [...functionKeys, ...objectKeys, 'metrics']) {
     if (raw[key] !== undefined) (resolved as unknown as Record<string, unknown>)[key] = raw[key]
   }
   return Object.freeze(resolved)
