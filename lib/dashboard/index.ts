@@ -31,18 +31,24 @@ export interface DashboardOptions {
   interval?: number
   /** Most rows the connections table returns. Default 500. */
   maxRows?: number
+  /**
+   * Where the plugin authenticates by message (its `authenticate` option): the token
+   * the page sends in its `auth` frame, made for an authorized request.
+   */
+  authToken?: (request: FastifyRequest) => string | Promise<string>
 }
 
 const PUBLIC = fileURLToPath(new URL('../../lib/dashboard/public/', import.meta.url))
 const require = createRequire(import.meta.url)
 
-function check (options: DashboardOptions): Required<DashboardOptions> {
+function check (options: DashboardOptions): Required<Omit<DashboardOptions, 'authToken'>> & Pick<DashboardOptions, 'authToken'> {
   if (typeof options?.authorize !== 'function') throw new errorCodes.FST_REALTIME_INVALID_OPTION('authorize', 'the dashboard needs an authorize(request) function (return true only for operators)')
   const { path = '/realtime/dashboard', interval = 1000, maxRows = 500 } = options
   if (typeof path !== 'string' || !/^\/[^?#]*[^/?#]$/.test(path)) throw new errorCodes.FST_REALTIME_INVALID_OPTION('path', 'must start with "/" and not end with "/"')
   if (!Number.isInteger(interval) || interval < 250 || interval > 60_000) throw new errorCodes.FST_REALTIME_INVALID_OPTION('interval', 'must be a whole number of ms from 250 to 60000')
   if (!Number.isInteger(maxRows) || maxRows < 1) throw new errorCodes.FST_REALTIME_INVALID_OPTION('maxRows', 'must be a whole number >= 1')
-  return { path, authorize: options.authorize, interval, maxRows }
+  if (options.authToken !== undefined && typeof options.authToken !== 'function') throw new errorCodes.FST_REALTIME_INVALID_OPTION('authToken', 'must be a function')
+  return { path, authorize: options.authorize, interval, maxRows, authToken: options.authToken }
 }
 
 const escape = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
@@ -61,6 +67,7 @@ const plugin: FastifyPluginAsync<DashboardOptions> = async function realtimeDash
     .replaceAll('{{base}}', escape(path))
     .replaceAll('{{ws}}', escape(realtime.options.path))
     .replaceAll('{{topic}}', escape(DASHBOARD_TOPIC))
+    .replaceAll('{{auth}}', options.authToken === undefined ? '' : 'token')
 
   realtime.topic(DASHBOARD_TOPIC, {
     message: Type.Unknown(),
@@ -82,6 +89,10 @@ const plugin: FastifyPluginAsync<DashboardOptions> = async function realtimeDash
     if (asset === undefined) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No such dashboard asset' })
     return reply.type(asset.type).send(asset.body)
   })
+  const authToken = options.authToken
+  if (authToken !== undefined) {
+    app.get(`${path}/api/token`, { onRequest: guard }, async (request, reply) => reply.header('cache-control', 'no-store').send({ token: await authToken(request) }))
+  }
   app.get(`${path}/api/connections`, {
     onRequest: guard,
     schema: { querystring: Type.Object({ q: Type.Optional(Type.String({ maxLength: 200 })) }) }

@@ -94,10 +94,24 @@
   }
 
   // ------------------------------------------------------------------ live link
-  function connect () {
+  async function connect () {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
-    const ws = new WebSocket(scheme + '//' + location.host + body.dataset.ws, 'realtime.v1')
     const link = $('link')
+    // Where the server authenticates by message, the page asks its own API for a token first.
+    let token = null
+    if (body.dataset.auth === 'token') {
+      const response = await fetch(base + '/api/token').catch(() => null)
+      if (response === null || !response.ok) {
+        link.textContent = 'no token'
+        setTimeout(connect, 2000)
+        return
+      }
+      token = (await response.json()).token
+    }
+    const ws = new WebSocket(scheme + '//' + location.host + body.dataset.ws, 'realtime.v1')
+    ws.onopen = () => {
+      if (token !== null) ws.send(JSON.stringify({ type: 'auth', id: 0, data: { token } }))
+    }
     ws.onmessage = (event) => {
       const frame = JSON.parse(event.data)
       if (frame.type === 'welcome') {
