@@ -385,6 +385,9 @@ function headlineRatios (results: Record<string, ScenarioResults>, variants: Var
     ratios.fanoutCpuPerDeliveryPluginVsWs = r('fanout', 'cpuPerDeliveryUs', 'plugin', BASELINE)
     lines.push(`fan-out deliveries/s, plugin / ws frame-once: ${fmt(ratios.fanoutDeliveriesPluginVsWs)}`)
     lines.push(`fan-out server CPU per delivery, plugin / ws frame-once: ${fmt(ratios.fanoutCpuPerDeliveryPluginVsWs)}`)
+    ratios.fanoutDeliveriesMetricsVsPlugin = r('fanout', 'deliveriesPerSec', 'plugin-metrics', 'plugin')
+    ratios.fanoutCpuPerDeliveryMetricsVsPlugin = r('fanout', 'cpuPerDeliveryUs', 'plugin-metrics', 'plugin')
+    lines.push(`fan-out with metrics: true / without: deliveries/s ${fmt(ratios.fanoutDeliveriesMetricsVsPlugin)}, CPU per delivery ${fmt(ratios.fanoutCpuPerDeliveryMetricsVsPlugin)}`)
   }
   if (results.memory !== undefined) {
     const parts = variants.map((v) => {
@@ -399,6 +402,8 @@ function headlineRatios (results: Record<string, ScenarioResults>, variants: Var
     ratios.reqresPluginVsFastifyWebsocket = r('reqres', 'roundTripsPerSec', 'plugin', 'fastify-websocket')
     ratios.reqresPluginVsWs = r('reqres', 'roundTripsPerSec', 'plugin', BASELINE)
     lines.push(`request/response round trips/s, plugin / @fastify/websocket loop: ${fmt(ratios.reqresPluginVsFastifyWebsocket)} (plugin / raw ws: ${fmt(ratios.reqresPluginVsWs)})`)
+    ratios.reqresMetricsVsPlugin = r('reqres', 'roundTripsPerSec', 'plugin-metrics', 'plugin')
+    lines.push(`request/response round trips/s with metrics: true / without: ${fmt(ratios.reqresMetricsVsPlugin)}`)
   }
   if (results.connect !== undefined) {
     ratios.connectPluginVsWs = r('connect', 'connectionsPerSec', 'plugin', BASELINE)
