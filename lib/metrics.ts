@@ -26,6 +26,19 @@ const CLOSE_CODES: ReadonlySet<number> = new Set([...Object.values(CloseCode), 1
 type Handler = (message: unknown) => void
 
 /**
+ * The child of a one-label metric for a label value, made once: prom-client hashes the
+ * labels object on every inc() otherwise. Bounded like the label values themselves.
+ */
+function children<T> (make: (value: string) => T): (value: string) => T {
+  const made = new Map<string, T>()
+  return (value) => {
+    let child = made.get(value)
+    if (child === undefined) made.set(value, child = make(value))
+    return child
+  }
+}
+
+/**
  * Registers the plugin's metrics and subscribes them to the diagnostics channels.
  * Undone in onClose: the channels are left and the metrics removed from the registry,
  * so a restarted app can register them again.
@@ -100,12 +113,15 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
     })
   ]
 
+  const receivedBy = children((type) => received.labels(type))
+  const sentBy = children((type) => sent.labels(type))
+  const handlerBy = children((route) => handlerDuration.labels(route))
   const started = new WeakMap<HandlerTrace, number>()
   const finish = (trace: HandlerTrace): void => {
     const t0 = started.get(trace)
     if (t0 === undefined) return
     started.delete(trace)
-    handlerDuration.observe({ route: trace.route }, (performance.now() - t0) / 1000)
+    handlerBy(trace.route).observe((performance.now() - t0) / 1000)
   }
   const handlers: Record<string, Handler> = {
     connectionOpen: (m) => { if (own((m as { connection: Connection<any> }).connection)) opened.inc() },
@@ -115,11 +131,11 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
     },
     messageIn: (m) => {
       const { connection, type } = m as { connection: Connection<any>, type: string }
-      if (own(connection)) received.inc({ type })
+      if (own(connection)) receivedBy(type).inc()
     },
     messageOut: (m) => {
       const { connection, type } = m as { connection: Connection<any>, type: string }
-      if (own(connection)) sent.inc({ type })
+      if (own(connection)) sentBy(type).inc()
     },
     error: (m) => {
       const { connection, code } = m as { connection: Connection<any>, code: string }
@@ -129,7 +145,7 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
       const event = m as { broker: unknown, pattern: string, subscribers: number, dropped: number }
       if (event.broker !== realtime.broker) return
       deliveries.inc({ pattern: event.pattern }, event.subscribers)
-      if (event.subscribers > event.dropped) sent.inc({ type: 'message' }, event.subscribers - event.dropped)
+      if (event.subscribers > event.dropped) sentBy('message').inc(event.subscribers - event.dropped)
     },
     dropped: (m) => {
       const event = m as { broker: unknown, pattern: string, count: number }
