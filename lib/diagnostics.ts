@@ -73,7 +73,7 @@ export function handlerTraced (): boolean {
  * by one that would reject unobserved).
  */
 export function traceHandler<C> (handler: (data: unknown, context: C) => unknown, data: unknown, context: C, trace: HandlerTrace): unknown {
-  const result = handlerChannel.traceSync(() => handler(data, context), trace)
+  const result = handlerChannel.traceSync(handler, trace, undefined, data, context)
   if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
     return (result as Promise<unknown>).then((value) => {
       trace.result = value

@@ -5,11 +5,12 @@
 // the app or the protocol declares (routes, patterns, wire codes, close codes), never
 // by what a client sends, so no client can grow the registry.
 import dc from 'node:diagnostics_channel'
-import type { Counter, Histogram, Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import type { Connection } from './connection.js'
 import { channels, handlerChannel, type HandlerTrace } from './diagnostics.js'
 import { errorCodes } from './errors.js'
+import { LightHistogram, PendingCounts } from './metrics-series.js'
 import { CloseCode } from './protocol.js'
 import type { Realtime } from './realtime.js'
 
@@ -24,19 +25,6 @@ export interface MetricsOptions {
 const CLOSE_CODES: ReadonlySet<number> = new Set([...Object.values(CloseCode), 1005, 1006, 1011])
 
 type Handler = (message: unknown) => void
-
-/**
- * The child of a one-label metric for a label value, made once: prom-client hashes the
- * labels object on every inc() otherwise. Bounded like the label values themselves.
- */
-function children<T> (make: (value: string) => T): (value: string) => T {
-  const made = new Map<string, T>()
-  return (value) => {
-    let child = made.get(value)
-    if (child === undefined) made.set(value, child = make(value))
-    return child
-  }
-}
 
 /**
  * Registers the plugin's metrics and subscribes them to the diagnostics channels.
@@ -56,27 +44,26 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
   const registers = [registry]
   const own = (connection: Connection<any>): boolean => connection.request.server.realtime === realtime
 
-  const counter = (name: string, help: string, labelNames: string[] = []): Counter => new prom.Counter({ name: prefix + name, help, labelNames, registers })
+  // Counted in plain numbers as events come, handed to prom-client at scrape (metrics-series.ts).
+  const names: string[] = []
+  const counter = (name: string, help: string, label?: string): PendingCounts => {
+    const counts = new PendingCounts()
+    names.push(prefix + name)
+    // eslint-disable-next-line no-new
+    new prom.Counter({ name: prefix + name, help, labelNames: label === undefined ? [] : [label], registers, collect () { counts.flush(this, label) } })
+    return counts
+  }
   const opened = counter('connections_opened_total', 'Connections admitted and welcomed')
-  const disconnects = counter('disconnects_total', 'Connections closed, by close code (codes the protocol does not name are "other")', ['code'])
-  const received = counter('messages_received_total', 'Frames received, by type (route or built-in; "unknown" for undeclared types, "invalid" for unparseable frames)', ['type'])
-  const sent = counter('messages_sent_total', 'Frames sent, by type (reply, error, message, welcome, pong, event names...)', ['type'])
-  const deliveries = counter('deliveries_total', 'Publications and presence changes handed to local subscribers, by topic pattern', ['pattern'])
-  const dropped = counter('dropped_total', 'Messages dropped for slow subscribers of volatile topics, by topic pattern', ['pattern'])
-  const errors = counter('errors_total', 'Error frames sent, by wire error code', ['code'])
-  const handlerDuration: Histogram = new prom.Histogram({
-    name: prefix + 'handler_duration_seconds',
-    help: 'Time from a route handler\'s call to its result (a returned promise settling)',
-    labelNames: ['route'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers
-  })
-  const publishDuration: Histogram = new prom.Histogram({
-    name: prefix + 'publish_duration_seconds',
-    help: 'Broker round trip of a publication (offset assigned, history kept, fanned out)',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
-    registers
-  })
+  const disconnects = counter('disconnects_total', 'Connections closed, by close code (codes the protocol does not name are "other")', 'code')
+  const received = counter('messages_received_total', 'Frames received, by type (route or built-in; "unknown" for undeclared types, "invalid" for unparseable frames)', 'type')
+  const sent = counter('messages_sent_total', 'Frames sent, by type (reply, error, message, welcome, pong, event names...)', 'type')
+  const deliveries = counter('deliveries_total', 'Publications and presence changes handed to local subscribers, by topic pattern', 'pattern')
+  const dropped = counter('dropped_total', 'Messages dropped for slow subscribers of volatile topics, by topic pattern', 'pattern')
+  const errors = counter('errors_total', 'Error frames sent, by wire error code', 'code')
+  const handlerDuration = new LightHistogram(registry, prefix + 'handler_duration_seconds', 'Time from a route handler\'s call to its result (a returned promise settling)',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], 'route')
+  const publishDuration = new LightHistogram(registry, prefix + 'publish_duration_seconds', 'Broker round trip of a publication (offset assigned, history kept, fanned out)',
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25])
   const gauges = [
     new prom.Gauge({
       name: prefix + 'connections',
@@ -113,47 +100,44 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
     })
   ]
 
-  const receivedBy = children((type) => received.labels(type))
-  const sentBy = children((type) => sent.labels(type))
-  const handlerBy = children((route) => handlerDuration.labels(route))
   const started = new WeakMap<HandlerTrace, number>()
   const finish = (trace: HandlerTrace): void => {
     const t0 = started.get(trace)
     if (t0 === undefined) return
     started.delete(trace)
-    handlerBy(trace.route).observe((performance.now() - t0) / 1000)
+    handlerDuration.observe(trace.route, (performance.now() - t0) / 1000)
   }
   const handlers: Record<string, Handler> = {
-    connectionOpen: (m) => { if (own((m as { connection: Connection<any> }).connection)) opened.inc() },
+    connectionOpen: (m) => { if (own((m as { connection: Connection<any> }).connection)) opened.add('') },
     connectionClose: (m) => {
       const { connection, code } = m as { connection: Connection<any>, code: number }
-      if (own(connection)) disconnects.inc({ code: CLOSE_CODES.has(code) ? String(code) : 'other' })
+      if (own(connection)) disconnects.add(CLOSE_CODES.has(code) ? String(code) : 'other')
     },
     messageIn: (m) => {
       const { connection, type } = m as { connection: Connection<any>, type: string }
-      if (own(connection)) receivedBy(type).inc()
+      if (own(connection)) received.add(type)
     },
     messageOut: (m) => {
       const { connection, type } = m as { connection: Connection<any>, type: string }
-      if (own(connection)) sentBy(type).inc()
+      if (own(connection)) sent.add(type)
     },
     error: (m) => {
       const { connection, code } = m as { connection: Connection<any>, code: string }
-      if (own(connection)) errors.inc({ code })
+      if (own(connection)) errors.add(code)
     },
     delivery: (m) => {
       const event = m as { broker: unknown, pattern: string, subscribers: number, dropped: number }
       if (event.broker !== realtime.broker) return
-      deliveries.inc({ pattern: event.pattern }, event.subscribers)
-      if (event.subscribers > event.dropped) sentBy('message').inc(event.subscribers - event.dropped)
+      deliveries.add(event.pattern, event.subscribers)
+      if (event.subscribers > event.dropped) sent.add('message', event.subscribers - event.dropped)
     },
     dropped: (m) => {
       const event = m as { broker: unknown, pattern: string, count: number }
-      if (event.broker === realtime.broker) dropped.inc({ pattern: event.pattern }, event.count)
+      if (event.broker === realtime.broker) dropped.add(event.pattern, event.count)
     },
     publish: (m) => {
       const event = m as { broker: unknown, duration: number }
-      if (event.broker === realtime.broker) publishDuration.observe(event.duration / 1000)
+      if (event.broker === realtime.broker) publishDuration.observe('', event.duration / 1000)
     }
   }
   const tracing = {
@@ -173,8 +157,8 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
   app.addHook('onClose', async () => {
     for (const [name, handler] of Object.entries(handlers)) dc.unsubscribe(channels[name as keyof typeof channels].name as string, handler)
     handlerChannel.unsubscribe(tracing)
-    for (const metric of [opened, disconnects, received, sent, deliveries, dropped, errors, handlerDuration, publishDuration, ...gauges]) {
-      registry.removeSingleMetric((metric as unknown as { name: string }).name)
+    for (const name of [...names, handlerDuration.name, publishDuration.name, ...gauges.map((gauge) => (gauge as unknown as { name: string }).name)]) {
+      registry.removeSingleMetric(name)
     }
   })
 }

@@ -72,6 +72,11 @@ t.test('every metric after a scripted session', async (t) => {
   const count = (route: string) => handler.find((v) => v.metricName === 'realtime_handler_duration_seconds_count' && v.labels.route === route)?.value
   t.equal(count('echo'), 1, 'an async handler is timed')
   t.equal(count('fail'), 1, 'a throwing handler is timed')
+  const exposition = await registry.metrics()
+  t.match(exposition, /# TYPE realtime_handler_duration_seconds histogram\n/)
+  t.match(exposition, /realtime_handler_duration_seconds_bucket\{route="echo",le="\+Inf"\} 1\n/)
+  t.match(exposition, /realtime_handler_duration_seconds_bucket\{route="echo",le="2\.5"\} 1\n/, 'buckets are cumulative')
+  t.match(exposition, /realtime_publish_duration_seconds_count 2\n/)
   const publish = await values(registry, 'realtime_publish_duration_seconds')
   t.equal(publish.find((v) => v.metricName === 'realtime_publish_duration_seconds_count')?.value, 2)
 
