@@ -111,7 +111,7 @@ t.test('drops on a volatile topic are counted by pattern', async (t) => {
 t.test('a client sending random types and topics does not grow the registry', async (t) => {
   const registry = new Registry()
   // Limits raised out of the way: this client misbehaves on purpose, and must stay connected.
-  const { url } = await build(t, { metrics: { registry }, errorBudget: { max: 1e6 }, rateLimit: { rate: 1e6, burst: 1e6 } }, declare)
+  const { app, url } = await build(t, { metrics: { registry }, errorBudget: { max: 1e6 }, rateLimit: { rate: 1e6, burst: 1e6 } }, declare)
   const c = await connect(t, url)
   const series = async () => (await registry.getMetricsAsJSON()).reduce((n, m) => n + m.values.length, 0)
   const send = async (round: number) => {
@@ -136,6 +136,16 @@ t.test('a client sending random types and topics does not grow the registry', as
   t.notMatch(text, /nope\/|zz1|zz2|t1-/, 'no client-made name appears as a label')
   t.match(text, /type="unknown"/)
   t.match(text, /type="invalid"/)
+
+  // Close codes a client picks are one `other` value, whichever they are.
+  for (const code of [3001, 3999, 4321, 4999]) {
+    const peer = await connect(t, url)
+    peer.ws.close(code)
+    await peer.closed
+  }
+  await until(() => app.realtime.stats().connections.active === 1)
+  t.equal(await value(registry, 'realtime_disconnects_total', { code: 'other' }), 4)
+  t.notMatch(await registry.metrics(), /code="(3001|3999|4321|4999)"/)
 })
 
 t.test('metrics: true uses prom-client\'s global registry, removed again on close', async (t) => {
