@@ -4,7 +4,7 @@
 //
 //   npm run bench                  quick mode (default; under a minute on an idle 2-core machine)
 //   npm run bench -- --full        the documented full run
-//   npm run bench -- --only plugin,ws-frame-once --scenarios fanout,memory
+//   npm run bench -- --only plugin,ws-send-once --scenarios fanout,memory
 //   npm run bench -- --repeat 3    medians of three runs of each scenario
 //   npm run bench -- --set fanoutPublications=500
 //   npm run bench -- --workers 1   load-generator processes (1 or 2)
@@ -22,10 +22,12 @@ import { cpuMicros } from './lib/clock.js'
 import { Child, killAllChildren, liveChildren } from './lib/control.js'
 import { machineCpu, otherCpuShare } from './lib/machine.js'
 import { LoadPool, ServerGroup } from './lib/pool.js'
-import { percentileOf } from './lib/histogram.js'
-import { formatNumber, ratio, renderTable, type ScenarioResults } from './lib/report.js'
+import { combine } from './lib/combine.js'
+import { headlineRatios } from './lib/headline.js'
+import { renderTable, type ScenarioResults } from './lib/report.js'
 import { renderSvg } from './lib/svg.js'
 import { connect } from './scenarios/connect.js'
+import { deflate } from './scenarios/deflate.js'
 import { fanout } from './scenarios/fanout.js'
 import { memory } from './scenarios/memory.js'
 import { reqres } from './scenarios/reqres.js'
@@ -41,8 +43,12 @@ const QUICK: Counts = {
   fanoutPublications: 100,
   fanoutWarmup: 10,
   fanoutPacedPublications: 30,
-  fanoutPacedShare: 0.5,
-  memoryConnections: 2000,
+  fanoutPacedRate: 50_000,
+  deflateSubscribers: 400,
+  deflatePublications: 30,
+  deflateWarmup: 5,
+  deflatePadLength: 2000,
+  memoryConnections: 1500,
   reqresClients: 100,
   reqresRounds: 200,
   connectConnections: 500,
@@ -61,13 +67,15 @@ const FULL: Counts = {
   fanoutPublications: 2000,
   fanoutWarmup: 50,
   fanoutPacedPublications: 300,
+  deflateSubscribers: 1000,
+  deflatePublications: 500,
   memoryConnections: 10_000,
   reqresRounds: 2000,
   connectConnections: 2000,
   seedBroadcasts: 200
 }
 
-const scenarios: Scenario[] = [memory, connect, reqres, seed, fanout]
+const scenarios: Scenario[] = [memory, connect, reqres, seed, fanout, deflate]
 
 function parseCli () {
   const { values } = parseArgs({
@@ -170,7 +178,8 @@ async function main (): Promise<number> {
   const limit = fdLimit()
   const warnings = fitToFdLimit(counts, limit, cli.workers)
   const timeouts: Timeouts = cli.mode === 'full' ? { openMs: 120_000, phaseMs: 300_000 } : { openMs: 20_000, phaseMs: 20_000 }
-  const hardLimitMs = (cli.mode === 'full' ? 90 * 60_000 : 150_000) * cli.repeat
+  // Generous for quick mode (about a minute when idle): a shared machine can double it.
+  const hardLimitMs = (cli.mode === 'full' ? 90 * 60_000 : 240_000) * cli.repeat
   const hardTimer = setTimeout(() => {
     console.error(`\nbench: hard time limit of ${hardLimitMs / 1000} s reached; killing every child process`)
     killAllChildren()
@@ -201,11 +210,14 @@ async function main (): Promise<number> {
   const runOrder: Variant[] = [...cli.variants].sort((a, b) => Number(b.id === BASELINE) - Number(a.id === BASELINE))
   let failures = 0
   for (const scenario of cli.scenarios) {
-    const runs = new Map<string, VariantResult[]>(cli.variants.map((v) => [v.id, []]))
+    const takesPart = (v: Variant) => v.id === BASELINE || scenario.variants === undefined || scenario.variants.includes(v.id)
+    const runs = new Map<string, VariantResult[]>(cli.variants.filter(takesPart).map((v) => [v.id, []]))
     for (let repeat = 0; repeat < cli.repeat; repeat++) {
-      // The baseline goes first (later variants use its figures); repeats rotate the others.
-      const others = runOrder.slice(1)
-      const order = [runOrder[0], ...others.slice(repeat % Math.max(1, others.length)), ...others.slice(0, repeat % Math.max(1, others.length))]
+      // The baseline goes first in the first round; later rounds rotate every variant,
+      // baseline included, so no variant always runs right after the same one.
+      const taking = runOrder.filter(takesPart)
+      const shift = repeat % taking.length
+      const order = [...taking.slice(shift), ...taking.slice(0, shift)]
       for (const variant of order) {
         let server = groups.get(variant.id) as ServerGroup
         const t0 = Date.now()
@@ -217,7 +229,7 @@ async function main (): Promise<number> {
           await server.ready(30_000)
         }
         server.used = true
-        const result = await runOnce(scenario, variant, server, runs.get(BASELINE)?.[0])
+        const result = await runOnce(scenario, variant, server, runs.get(BASELINE)?.at(-1))
         if (result.error !== undefined) failures++
         runs.get(variant.id)?.push(result)
         log(`${scenario.id.padEnd(8)} ${variant.id.padEnd(18)} ${((Date.now() - t0) / 1000).toFixed(1)} s${result.error === undefined ? '' : `  FAILED: ${result.error.split('\n')[0]}`}`)
@@ -270,6 +282,8 @@ async function main (): Promise<number> {
   const meta = {
     date: new Date(startedAt).toISOString(),
     mode: cli.mode,
+    /** The variant every ratio is to. */
+    baseline: BASELINE,
     node: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -290,7 +304,7 @@ async function main (): Promise<number> {
   const out: string[] = []
   out.push('')
   out.push(`fastify-realtime benchmark — ${cli.mode} mode — node ${process.version}, ${meta.cores} cores (${meta.cpu}), ${meta.loadGenerators} load-generator process(es), ${elapsedS.toFixed(1)} s`)
-  out.push(`ratios (×ws) are to raw ws framing once (${BASELINE}); ×fws is to the @fastify/websocket loop. "srv CPU" / "loadgen CPU": share of one core used during the measured phase; SAT = load generator ≥ 90% (figure may be capped by the client side).`)
+  out.push(`ratios (×ws) are to raw ws true frame-once (${BASELINE}: one Buffer per publication, header included, written to each net.Socket); ×fws is to the @fastify/websocket loop. "srv CPU" / "loadgen CPU": share of one core used during the measured phase; SAT = load generator ≥ 90% (figure may be capped by the client side).`)
   for (const scenario of cli.scenarios) {
     out.push('')
     out.push(renderTable(scenario, scenario.title(counts), results[scenario.id], cli.variants))
@@ -337,79 +351,6 @@ async function main (): Promise<number> {
   console.log(`\nwrote ${path.relative(process.cwd(), path.join(RESULTS, 'latest.json'))} and ${path.relative(process.cwd(), path.join(RESULTS, 'latest.svg'))}`)
   if (cli.cpuProf) console.log(`CPU profiles: ${path.relative(process.cwd(), path.join(RESULTS, 'profiles'))}/<variant>/`)
   return failures === 0 ? 0 : 1
-}
-
-/**
- * Several runs of one scenario against one variant as one result: the median of
- * every figure, the most loaded load generator, and every note once.
- */
-function combine (list: VariantResult[], scenario: Scenario): VariantResult {
-  const ok = list.filter((r) => r.error === undefined)
-  if (ok.length === 0) return list[0]
-  if (list.length === 1) return list[0]
-  const metrics: Record<string, number> = {}
-  const spread: Record<string, [number, number]> = {}
-  for (const key of Object.keys(ok[0].metrics)) {
-    const values = ok.map((r) => r.metrics[key]).filter((v) => Number.isFinite(v))
-    if (values.length === 0) continue
-    metrics[key] = percentileOf(values, 50)
-    spread[key] = [Math.min(...values), Math.max(...values)]
-  }
-  const busiest = ok.reduce((a, b) => Math.max(...(b.loadUtilization ?? [0])) > Math.max(...(a.loadUtilization ?? [0])) ? b : a)
-  const main = scenario.columns[0]
-  const notes = [...new Set(list.flatMap((r) => r.notes))]
-  const range = spread[main.key]
-  if (range !== undefined) notes.unshift(`median of ${ok.length} runs; ${main.label} ranged ${formatNumber(range[0], main.digits)}–${formatNumber(range[1], main.digits)}`)
-  if (ok.length < list.length) notes.push(`${list.length - ok.length} of ${list.length} runs failed: ${list.find((r) => r.error !== undefined)?.error}`)
-  const others = ok.map((r) => r.otherCpuShare).filter((x): x is number => x !== undefined)
-  return {
-    metrics,
-    spread,
-    loadUtilization: busiest.loadUtilization,
-    serverUtilization: percentileOf(ok.map((r) => r.serverUtilization ?? NaN).filter(Number.isFinite), 50) ?? null,
-    loadSaturated: ok.some((r) => r.loadSaturated),
-    complete: ok.length === list.length && ok.every((r) => r.complete),
-    notes,
-    otherCpuShare: others.length === 0 ? undefined : Math.max(...others)
-  }
-}
-
-function headlineRatios (results: Record<string, ScenarioResults>, variants: Variant[]) {
-  const lines: string[] = []
-  const ratios: Record<string, number | undefined> = {}
-  const get = (scenario: string, key: string, variant: string) => results[scenario]?.[variant]?.metrics[key]
-  const r = (scenario: string, key: string, variant: string, to: string) => ratio(results[scenario] ?? {}, { key } as never, variant, to)
-  const fmt = (v: number | undefined) => (v === undefined ? '—' : `${v.toFixed(2)}×`)
-  if (results.fanout !== undefined) {
-    ratios.fanoutDeliveriesPluginVsWs = r('fanout', 'deliveriesPerSec', 'plugin', BASELINE)
-    ratios.fanoutCpuPerDeliveryPluginVsWs = r('fanout', 'cpuPerDeliveryUs', 'plugin', BASELINE)
-    lines.push(`fan-out deliveries/s, plugin / ws frame-once: ${fmt(ratios.fanoutDeliveriesPluginVsWs)}`)
-    lines.push(`fan-out server CPU per delivery, plugin / ws frame-once: ${fmt(ratios.fanoutCpuPerDeliveryPluginVsWs)}`)
-    ratios.fanoutDeliveriesMetricsVsPlugin = r('fanout', 'deliveriesPerSec', 'plugin-metrics', 'plugin')
-    ratios.fanoutCpuPerDeliveryMetricsVsPlugin = r('fanout', 'cpuPerDeliveryUs', 'plugin-metrics', 'plugin')
-    lines.push(`fan-out with metrics: true / without: deliveries/s ${fmt(ratios.fanoutDeliveriesMetricsVsPlugin)}, CPU per delivery ${fmt(ratios.fanoutCpuPerDeliveryMetricsVsPlugin)}`)
-  }
-  if (results.memory !== undefined) {
-    const parts = variants.map((v) => {
-      const value = get('memory', 'rssPerConnKB', v.id)
-      ratios[`memoryRssPerConn:${v.id}`] = value
-      return `${v.label} ${value === undefined ? '—' : value.toFixed(1)} KB`
-    })
-    ratios.memoryRssPluginVsWs = r('memory', 'rssPerConnKB', 'plugin', BASELINE)
-    lines.push(`RSS per idle subscribed connection: ${parts.join(', ')} (plugin / ws: ${fmt(ratios.memoryRssPluginVsWs)})`)
-  }
-  if (results.reqres !== undefined) {
-    ratios.reqresPluginVsFastifyWebsocket = r('reqres', 'roundTripsPerSec', 'plugin', 'fastify-websocket')
-    ratios.reqresPluginVsWs = r('reqres', 'roundTripsPerSec', 'plugin', BASELINE)
-    lines.push(`request/response round trips/s, plugin / @fastify/websocket loop: ${fmt(ratios.reqresPluginVsFastifyWebsocket)} (plugin / raw ws: ${fmt(ratios.reqresPluginVsWs)})`)
-    ratios.reqresMetricsVsPlugin = r('reqres', 'roundTripsPerSec', 'plugin-metrics', 'plugin')
-    lines.push(`request/response round trips/s with metrics: true / without: ${fmt(ratios.reqresMetricsVsPlugin)}`)
-  }
-  if (results.connect !== undefined) {
-    ratios.connectPluginVsWs = r('connect', 'connectionsPerSec', 'plugin', BASELINE)
-    lines.push(`connections/s, plugin / raw ws: ${fmt(ratios.connectPluginVsWs)}`)
-  }
-  return { lines, ratios }
 }
 
 // Nothing may outlive the run: kill every child on any way out.

@@ -11,8 +11,29 @@ import { CloseCode, ErrorCode } from './protocol.js'
 import type { Serializer } from './schema-compiler.js'
 import { channels } from './diagnostics.js'
 
+/** The broker's code for "cannot reach the store" (lib/broker/redis.ts), answered as UNAVAILABLE. */
+const BROKER_UNAVAILABLE = 'FST_REALTIME_BROKER_UNAVAILABLE'
+/** What UNAVAILABLE suggests: about the time a Redis client takes to reconnect. */
+const RETRY_AFTER_MS = 1000
+
 /** Errors that are the client's fault, counted against its error budget. */
 const CLIENT_FAULTS: ReadonlySet<string> = new Set([ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_TYPE, ErrorCode.VALIDATION_FAILED])
+
+export interface FailureAnswer {
+  error: RealtimeError
+  /** The details, serialised (by the declared schema, or as plain JSON). */
+  details: string | undefined
+  /** Answered INTERNAL: something the app did not mean to happen. */
+  unexpected: boolean
+}
+
+function plain (error: RealtimeError, unexpected: boolean): FailureAnswer {
+  return { error, details: error.details === undefined ? undefined : JSON.stringify(error.details), unexpected }
+}
+
+function internal (): FailureAnswer {
+  return plain(wireErrors.internal(), true)
+}
 
 export class Answers {
   readonly #budget: ErrorBudgetOptions
@@ -28,7 +49,7 @@ export class Answers {
 
   /** Answers with a wire error whose details (if any) are plain JSON. */
   error (connection: Connection<any>, id: MessageId, error: RealtimeError): void {
-    this.#send(connection, id, error, error.details === undefined ? undefined : JSON.stringify(error.details))
+    this.send(connection, id, plain(error, false))
   }
 
   /**
@@ -37,30 +58,38 @@ export class Answers {
    * failure was unexpected (answered INTERNAL), which is what onHandlerError reports.
    */
   failure (connection: Connection<any>, id: MessageId, type: string, err: unknown, declared?: ReadonlyMap<string, Serializer>): boolean {
+    const answer = this.errorOf(connection, type, err, declared)
+    this.#send(connection, id, answer.error, answer.details)
+    return answer.unexpected
+  }
+
+  /** What a failure is answered with (see failure), without sending it: idempotent routes keep it. */
+  errorOf (connection: Connection<any>, type: string, err: unknown, declared?: ReadonlyMap<string, Serializer>): FailureAnswer {
     if (isRealtimeError(err)) {
       const serializer = declared?.get(err.code)
       if (serializer !== undefined) {
-        let details: string | undefined
         try {
-          details = err.details === undefined ? undefined : serializer(err.details)
+          return { error: err, details: err.details === undefined ? undefined : serializer(err.details), unexpected: false }
         } catch (serr) {
           connection.log.error({ err: serr, type, code: err.code }, 'error details do not match their schema')
-          this.error(connection, id, wireErrors.internal())
-          return true
+          return internal()
         }
-        this.#send(connection, id, err, details)
-        return false
       }
-      if (ErrorCode[err.code as keyof typeof ErrorCode] === err.code) {
-        this.error(connection, id, err)
-        return false
-      }
+      if (ErrorCode[err.code as keyof typeof ErrorCode] === err.code) return plain(err, false)
       connection.log.error({ err, type }, `handler threw undeclared error code ${err.code}`)
+    } else if ((err as { code?: unknown })?.code === BROKER_UNAVAILABLE) {
+      // The broker (Redis) is away: "try again", not "the server is broken".
+      connection.log.warn({ err, type }, 'broker unavailable')
+      return plain(wireErrors.unavailable('A service the server depends on is unavailable; try again', RETRY_AFTER_MS), false)
     } else {
       connection.log.error({ err, type }, 'message handler failed')
     }
-    this.error(connection, id, wireErrors.internal())
-    return true
+    return internal()
+  }
+
+  /** Sends an answer that errorOf made. */
+  send (connection: Connection<any>, id: MessageId, answer: FailureAnswer): void {
+    this.#send(connection, id, answer.error, answer.details)
   }
 
   #send (connection: Connection<any>, id: MessageId, error: RealtimeError, details: string | undefined): void {

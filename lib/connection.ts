@@ -42,6 +42,8 @@ export interface Subscription {
 /** Limits shared by every connection of one plugin instance. */
 export interface ConnectionLimits {
   maxQueue: number
+  /** Ms a connection the server closed has to answer the close before it is terminated. */
+  closeGrace: number
   rateLimit: RateLimitOptions
   /** Publications dropped for slow subscribers on volatile topics. */
   dropped: number
@@ -86,6 +88,8 @@ export class Connection<U = unknown> {
   authTimer: NodeJS.Timeout | undefined
   /** Closes the connection with 4005 when its credentials expire, unless `auth` refreshes them. */
   expiryTimer: NodeJS.Timeout | undefined
+  /** Terminates a connection the server closed if the peer does not answer in closeGrace. */
+  closeTimer: NodeJS.Timeout | undefined
   readonly bucket: TokenBucket
   /** Made on the first protocol error: most connections never make one. */
   budget: ErrorBudget | undefined
@@ -185,6 +189,9 @@ export class Connection<U = unknown> {
     // The server's reason to close, not the 1006 a peer that never answers leaves.
     this.closeInfo ??= { code, reason }
     this.socket.close(code, reason)
+    // ws waits 30 s for the peer's close frame; a slow consumer closed with 4008 never
+    // reads it, and would stay in the registry and in presence all that time.
+    this.closeTimer = setTimeout(() => this.socket.terminate(), this.#limits.closeGrace).unref()
   }
 
   terminate (): void {

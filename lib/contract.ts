@@ -12,6 +12,11 @@ export interface RouteContract {
   data: TSchema
   reply?: TSchema
   errors?: Record<string, TSchema>
+  /**
+   * The route remembers its answer per (user, key): the typed client then sends a `key`
+   * with every request to it and retries it after a lost connection.
+   */
+  idempotent?: boolean
 }
 
 /** A topic pattern (`room/:name`): the schema of its params and of a publication. */
@@ -71,6 +76,7 @@ export function defineContract<const C extends Contract> (contract: C): C {
     if (!ROUTE_NAME.test(name)) fail(`route "${name}"`, 'is not a valid name (a letter, then letters, digits or _ . : -)')
     if (!isSchema(route) || !isSchema(route.data)) fail(`route "${name}"`, 'needs a `data` schema')
     if (route.reply !== undefined && !isSchema(route.reply)) fail(`route "${name}"`, 'has a `reply` that is not a schema')
+    if (route.idempotent !== undefined && typeof route.idempotent !== 'boolean') fail(`route "${name}"`, 'has `idempotent` that is not a boolean')
     if (route.errors !== undefined) {
       if (!isSchema(route.errors)) fail(`route "${name}"`, 'has `errors` that are not an object of schemas')
       for (const [code, schema] of Object.entries(route.errors)) {

@@ -5,14 +5,15 @@ import sjson from 'secure-json-parse'
 import type { RawData } from 'ws'
 import { RealtimeError, wireErrors } from './errors.js'
 import type { MessageId } from './frames.js'
-
-/** The longest string `id` a client may send; a longer one could make every answer large. */
-const MAX_ID_LENGTH = 128
+import { checkIdempotencyKey } from './idempotency.js'
+import { MAX_ID_LENGTH } from './protocol.js'
 
 export interface Envelope {
   type: string
   id: MessageId
   data: unknown
+  /** The idempotency key (read by idempotent routes, ignored elsewhere). */
+  key?: string
 }
 
 /** A frame that is not an envelope: the error to answer, with the id when one was readable. */
@@ -43,7 +44,15 @@ export function parseEnvelope (raw: RawData, isBinary: boolean, maxDepth: number
   // The envelope is the first level; data starts at the second.
   const problem = checkValue(frame.data, maxDepth, 2)
   if (problem !== null) return refuse(id as MessageId, problem)
-  return { type: frame.type, id: id as MessageId, data: frame.data }
+  const envelope: Envelope = { type: frame.type, id: id as MessageId, data: frame.data }
+  if (frame.key !== undefined) {
+    try {
+      envelope.key = checkIdempotencyKey(frame.key)
+    } catch (error) {
+      return { id: id as MessageId, error: error as RealtimeError }
+    }
+  }
+  return envelope
 }
 
 export function isEnvelopeError (parsed: Envelope | EnvelopeError): parsed is EnvelopeError {

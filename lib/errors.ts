@@ -20,8 +20,10 @@ export const errorCodes = {
   FST_REALTIME_UNKNOWN_EVENT: createError('FST_REALTIME_UNKNOWN_EVENT', 'Event "%s" is not declared; declare it with realtime.event()', 500),
   FST_REALTIME_INVALID_DATA: createError('FST_REALTIME_INVALID_DATA', 'Invalid data for %s: %s', 500, TypeError),
   FST_REALTIME_CLOSED: createError('FST_REALTIME_CLOSED', 'fastify-realtime is closed', 500),
+  FST_REALTIME_DECLARED_AFTER_CLOSE: createError('FST_REALTIME_DECLARED_AFTER_CLOSE', 'Cannot declare %s: fastify-realtime is closed', 500),
   FST_REALTIME_HOOK_INVALID_TYPE: createError('FST_REALTIME_HOOK_INVALID_TYPE', '"%s" is not a fastify-realtime hook (onConnect, onDisconnect, onSubscribe, onUnsubscribe, preHandler, onHandlerError)', 500, TypeError),
-  FST_REALTIME_HOOK_INVALID_HANDLER: createError('FST_REALTIME_HOOK_INVALID_HANDLER', '%s hook should be a function, instead got %s', 500, TypeError)
+  FST_REALTIME_HOOK_INVALID_HANDLER: createError('FST_REALTIME_HOOK_INVALID_HANDLER', '%s hook should be a function, instead got %s', 500, TypeError),
+  FST_REALTIME_NO_IDEMPOTENCY: createError('FST_REALTIME_NO_IDEMPOTENCY', 'Route "%s" is idempotent but the broker keeps no idempotency records (it lacks claimIdempotent/settleIdempotent)', 500)
 }
 
 export { ContractError } from './contract.js'
@@ -76,7 +78,8 @@ export const wireErrors = {
   alreadySubscribed: (topic: string) => new RealtimeError(ErrorCode.ALREADY_SUBSCRIBED, `Already subscribed to "${clip(topic)}"`),
   notSubscribed: (topic: string) => new RealtimeError(ErrorCode.NOT_SUBSCRIBED, `Not subscribed to "${clip(topic)}"`),
   limit: (message: string, closeCode?: number) => new RealtimeError(ErrorCode.LIMIT_EXCEEDED, message, closeCode === undefined ? {} : { closeCode }),
-  internal: () => new RealtimeError(ErrorCode.INTERNAL, 'Internal error', { temporary: true })
+  internal: () => new RealtimeError(ErrorCode.INTERNAL, 'Internal error', { temporary: true }),
+  unavailable: (message: string, retryAfterMs?: number) => new RealtimeError(ErrorCode.UNAVAILABLE, message, retryAfterMs === undefined ? { temporary: true } : { temporary: true, retryAfterMs })
 }
 
 /** Keeps client-supplied strings short when they are echoed in error messages. */

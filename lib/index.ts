@@ -10,6 +10,8 @@ import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
 import { registerMetrics, type MetricsOptions } from './metrics.js'
+import { watchSilentSockets } from './http-sockets.js'
+import { registerAsyncApi } from './asyncapi/serve.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -52,6 +54,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const ownBroker = options.broker === undefined
   const broker = options.broker ?? new MemoryBroker()
   const realtime = new Realtime<RealtimeUser>(options, broker, app.log)
+  const silent = watchSilentSockets(app.server)
 
   if (!app.hasDecorator('websocketServer')) {
     await app.register(websocket, {
@@ -61,6 +64,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       // default would close with no code and not wait.
       preClose: async function () {
         await realtime.shutdown()
+        silent.release()
         const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
         await new Promise<void>((resolve) => wss.close(() => resolve()))
       },
@@ -73,7 +77,10 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   } else {
     const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
     wss.options.handleProtocols ??= handleProtocols
-    app.addHook('preClose', async () => { await realtime.shutdown() })
+    app.addHook('preClose', async () => {
+      await realtime.shutdown()
+      silent.release()
+    })
   }
 
   app.decorate('realtime', realtime)
@@ -93,6 +100,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     wsHandler: (socket, request) => { realtime.accept(socket, request) }
   })
 
+  registerAsyncApi(app, realtime)
   app.addHook('onReady', async () => { await realtime.start() })
   app.addHook('onClose', async () => {
     await realtime.shutdown()
@@ -120,9 +128,13 @@ export { defaults, OptionsSchema } from './options.js'
 export { errorCodes, RealtimeError, isRealtimeError, ContractError } from './errors.js'
 export { ErrorCode, CloseCode, UnsubscribeCode, SUBPROTOCOL, shouldReconnect } from './protocol.js'
 export { defineContract } from './contract.js'
+export { buildAsyncApi, type AsyncApiDocument } from './asyncapi/document.js'
+export { asyncapiFromContract } from './asyncapi/contract.js'
+export type { ApiDescription, AsyncApiOptions, ContractAsyncApiOptions } from './asyncapi/description.js'
 export type { Contract, RouteContract, TopicContract, RouteName, RouteData, RouteReply, RouteErrorMap, TopicName, TopicNames, TopicMessage, EventName, EventData } from './contract.js'
 export { MemoryBroker } from './broker/memory.js'
 export type { Broker, Publication, StreamPosition, PublicationListener, RecoveryResult, HistoryOptions, PresenceMember, PresenceEvent, PresenceListener, PublishOptions as BrokerPublishOptions, BrokerCommand, CommandListener, ResyncListener } from './broker/types.js'
+export type { IdempotencyScope, IdempotencyClaim, IdempotencyStore } from './broker/types.js'
 export type { MemoryBrokerOptions } from './broker/memory.js'
 export { RedisBroker, redisErrorCodes } from './broker/redis.js'
 export type { RedisBrokerOptions, RedisBrokerLog } from './broker/redis.js'

@@ -45,7 +45,11 @@ export class Lifecycle<U> {
   /** Socket listeners shared by every connection: three closures less per connection. */
   readonly #onMessage: (this: SocketWithConnection, raw: RawData, isBinary: boolean) => void
   readonly #onClose: (this: SocketWithConnection, code: number, reason: Buffer) => void
+  /** Set when shutdown starts: no new connection is admitted. */
   closing = false
+  /** Set when shutdown has ended: every connection is gone. */
+  closed = false
+  #shutdown: Promise<void> | null = null
 
   constructor (options: Readonly<ResolvedOptions>, registry: Registry<U>, hooks: Hooks<U>, users: Users, dispatcher: Dispatcher<U>, commands: TopicCommands<U>, answers: Answers, limits: ConnectionLimits) {
     this.#options = options
@@ -173,6 +177,7 @@ export class Lifecycle<U> {
   #cleanup (connection: Connection<U>, code: number, reason: Buffer): void {
     clearTimeout(connection.authTimer)
     clearTimeout(connection.expiryTimer)
+    clearTimeout(connection.closeTimer)
     const ip = connection.ip
     const fromIp = (this.#perIp.get(ip) as number) - 1
     if (fromIp === 0) this.#perIp.delete(ip)
@@ -204,21 +209,36 @@ export class Lifecycle<U> {
   }
 
   /**
-   * Graceful shutdown: every client gets 1012 (server restarting), we wait up to
-   * `closeTimeout` for the close handshakes, then terminate whoever is left.
+   * Graceful shutdown, once however often it is asked for: handlers in flight finish and
+   * send their replies (up to `closeTimeout`), then every client is closed with `code`
+   * (1012 by default: come back at once, with jitter) and terminated if it has not
+   * answered within `closeGrace`. It ends within closeTimeout + closeGrace.
    */
-  async shutdown (): Promise<void> {
+  shutdown (code: number, reason: string): Promise<void> {
+    this.#shutdown ??= this.#shutdownNow(code, reason)
+    return this.#shutdown
+  }
+
+  async #shutdownNow (code: number, reason: string): Promise<void> {
     this.closing = true
-    if (this.live.size === 0) return
+    this.#dispatcher.draining = true
+    await within(this.#dispatcher.idle(), this.#options.closeTimeout)
     const pending = [...this.live].map((connection) => new Promise<void>((resolve) => {
       if (connection.socket.readyState === 3) return resolve()
       connection.socket.once('close', () => resolve())
-      connection.close(CloseCode.RESTARTING, 'server restarting')
+      connection.close(code, reason)
     }))
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#options.closeTimeout).unref() })
-    await Promise.race([Promise.all(pending), timeout])
-    clearTimeout(timer)
+    // Each close terminates its socket after closeGrace; the margin covers a busy loop.
+    await within(Promise.all(pending), this.#options.closeGrace + 100)
     for (const connection of this.live) connection.terminate()
+    this.closed = true
   }
+}
+
+/** Waits for `work`, or `ms` at most. */
+async function within (work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms).unref() })
+  await Promise.race([work, timeout])
+  clearTimeout(timer)
 }

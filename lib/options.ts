@@ -1,6 +1,6 @@
 // The plugin's options: a TypeBox schema with the defaults named beside it. They are
 // checked once, at register, and a wrong one fails with an error naming the option.
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Kind, Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { FastifyRequest } from 'fastify'
 import type { ServerOptions } from 'ws'
@@ -14,6 +14,8 @@ export const defaults = {
   heartbeatTimeout: 10_000,
   authTimeout: 10_000,
   closeTimeout: 5_000,
+  closeCode: 1012,
+  closeGrace: 1_000,
   maxPayload: 64 * 1024,
   maxSubscriptions: 128,
   maxTopicLength: 256,
@@ -29,7 +31,11 @@ export const defaults = {
   maxConnections: 100_000,
   maxConnectionsPerIp: 10_000,
   maxConnectionsPerUser: 100,
-  maxDepth: 32
+  maxDepth: 32,
+  validateReplies: true,
+  asyncapiPath: '/asyncapi',
+  idempotencyTtl: 5 * 60_000,
+  idempotencyPendingTimeout: 30_000
 } as const
 
 const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: def, description })
@@ -42,7 +48,9 @@ export const OptionsSchema = Type.Object({
     timeout: Ms(defaults.heartbeatTimeout, 'ms a pinged connection has to show life before it is terminated')
   }, { default: {} }),
   authTimeout: Ms(defaults.authTimeout, 'ms a connection has to send `auth` when `authenticate` is set (close 4502)'),
-  closeTimeout: Ms(defaults.closeTimeout, 'ms app.close() waits for close handshakes before terminating sockets'),
+  closeTimeout: Ms(defaults.closeTimeout, 'ms app.close() lets handlers in flight finish (and send their replies) before closing the connections'),
+  closeCode: Type.Union([Type.Literal(1012), Type.Literal(1001)], { default: defaults.closeCode, description: 'close code of a shutdown: 1012 (restarting: clients come back at once, with jitter) or 1001 (going away)' }),
+  closeGrace: Ms(defaults.closeGrace, 'ms a connection the server closed has to complete the close handshake before it is terminated (a slow consumer never reads its 4008)'),
   maxPayload: Type.Integer({ minimum: 64, default: defaults.maxPayload, description: 'largest frame in bytes; a larger one closes with 1009' }),
   maxSubscriptions: Type.Integer({ minimum: 1, default: defaults.maxSubscriptions, description: 'subscriptions per connection (LIMIT_EXCEEDED past it)' }),
   maxTopicLength: Type.Integer({ minimum: 1, default: defaults.maxTopicLength, description: 'longest topic name in characters' }),
@@ -65,7 +73,21 @@ export const OptionsSchema = Type.Object({
   maxConnectionsPerIp: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerIp, description: 'connections per client IP; past it: HTTP 429 before the upgrade (4504 after)' }),
   maxConnectionsPerUser: Type.Integer({ minimum: 1, default: defaults.maxConnectionsPerUser, description: 'connections per user; past it: HTTP 429 before the upgrade, or 4504' }),
   maxDepth: Type.Integer({ minimum: 2, maximum: 1000, default: defaults.maxDepth, description: 'deepest nesting of objects and arrays in a frame; deeper is BAD_REQUEST' }),
+  idempotency: Type.Object({
+    ttl: Ms(defaults.idempotencyTtl, 'ms the answer of an idempotent route is remembered per (user, key)'),
+    pendingTimeout: Ms(defaults.idempotencyPendingTimeout, 'ms a repeat waits for the first run of its key, and a dead node\'s claim on a key lasts')
+  }, { default: {} }),
+  validateReplies: Type.Boolean({ default: defaults.validateReplies, description: 'check each route reply against its schema before sending it (a mismatch answers INTERNAL and is logged); publications and events are always checked' }),
   allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' })),
+  asyncapi: Type.Optional(Type.Object({
+    path: Type.Optional(Type.String({ pattern: '^/', default: defaults.asyncapiPath, description: 'serves the page at path, JSON at path.json, YAML at path.yaml (or by Accept)' })),
+    info: Type.Optional(Type.Object({
+      title: Type.Optional(Type.String({ description: 'default: "Real-time API"' })),
+      version: Type.Optional(Type.String({ description: 'default: "1.0.0"' })),
+      description: Type.Optional(Type.String())
+    })),
+    server: Type.Optional(Type.Object({ url: Type.String({ pattern: '^wss?://[^/]+$', description: 'ws://host:port or wss://host; default: the host the document was asked from' }) }))
+  }, { description: 'serve the AsyncAPI 3.0 document of the declarations (absent: not served; app.realtime.asyncapi() works regardless)' })),
   metrics: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
     prefix: Type.Optional(Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', description: 'prefix of every metric name (default realtime_)' })),
     registry: Type.Optional(Type.Unknown({ description: 'the prom-client Registry to use (default: prom-client\'s global register)' }))
@@ -122,6 +144,10 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
     if (metrics.registry === null || typeof metrics.registry.registerMetric !== 'function') throw new errorCodes.FST_REALTIME_INVALID_OPTION('metrics.registry', 'must be a prom-client Registry')
     json.metrics = { ...metrics, registry: undefined }
   }
+  // A misspelt option (`pth`, `heartbeat.intreval`) would otherwise be ignored in silence.
+  const unknown = unknownKey(OptionsSchema, json, '')
+  if (unknown !== null) throw new errorCodes.FST_REALTIME_INVALID_OPTION(unknown.name, unknown.why)
+  if (raw.broker !== undefined) checkBroker(raw.broker as Record<string, unknown>)
   const withDefaults = Value.Default(OptionsSchema, Value.Clone(json)) as Record<string, unknown>
   const first = Value.Errors(OptionsSchema, withDefaults).First()
   if (first) {
@@ -134,4 +160,47 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
     if (raw[key] !== undefined) (resolved as unknown as Record<string, unknown>)[key] = raw[key]
   }
   return Object.freeze(resolved)
+}
+
+/** The methods a broker must have (lib/broker/types.ts); checked at register, not at the first call. */
+const BROKER_METHODS = ['start', 'command', 'publish', 'position', 'recover', 'history', 'join', 'leave', 'members', 'subscribe', 'unsubscribe', 'close'] as const
+
+function checkBroker (broker: Record<string, unknown>): void {
+  const missing = BROKER_METHODS.filter((name) => typeof broker[name] !== 'function')
+  if (missing.length > 0) {
+    throw new errorCodes.FST_REALTIME_INVALID_OPTION('broker', `is not a broker: it lacks ${missing.join(', ')} (see the Broker interface)`)
+  }
+}
+
+function unknownKey (schema: TObject, value: Record<string, unknown>, prefix: string): { name: string, why: string } | null {
+  const known = Object.keys(schema.properties)
+  for (const key of Object.keys(value)) {
+    const property = schema.properties[key] as TSchema | undefined
+    if (property === undefined) {
+      const near = prefix === '' ? [...known, ...functionKeys, ...objectKeys] : known
+      const guess = near.find((name) => distance(name, key) <= 2)
+      return { name: prefix + key, why: `unknown option${guess === undefined ? '' : `; did you mean "${prefix + guess}"?`}` }
+    }
+    const inner = value[key]
+    if (property[Kind] === 'Object' && inner !== null && typeof inner === 'object' && !Array.isArray(inner)) {
+      const found = unknownKey(property as TObject, inner as Record<string, unknown>, `${prefix}${key}.`)
+      if (found !== null) return found
+    }
+  }
+  return null
+}
+
+/** Edit distance, for "did you mean": option names are short, so the square table is cheap. */
+function distance (a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+      previous = current
+    }
+  }
+  return row[b.length]
 }

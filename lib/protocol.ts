@@ -4,6 +4,12 @@
 
 export const SUBPROTOCOL = 'realtime.v1'
 
+/** Longest string `id` an envelope may carry; a longer one could make every answer large. */
+export const MAX_ID_LENGTH = 128
+
+/** Longest idempotency `key` an envelope may carry, in characters; longer is BAD_REQUEST. */
+export const MAX_KEY_LENGTH = 128
+
 /** Error codes carried in an `error` frame; the connection stays open. */
 export const ErrorCode = {
   BAD_REQUEST: 'BAD_REQUEST',

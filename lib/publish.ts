@@ -25,13 +25,13 @@ export function resolveTopic (topics: Topics, topic: string): CompiledTopic {
   return match.topic
 }
 
+/** Resolves with the publication's position; rejects with FST_REALTIME_INVALID_DATA when the data fails the topic's schema. */
 export async function publishTo (broker: Broker, compiled: CompiledTopic, topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-  let payload: string
-  try {
-    payload = compiled.serialize(data)
-  } catch (err) {
-    throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic}"`, (err as Error).message)
-  }
+  // Checked once per publication, before anything is sent: the schema's serializer
+  // would coerce (1.5 to 1, 5 to "5") instead of refusing.
+  const problem = compiled.checkMessage(data)
+  if (problem !== null) throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic}"`, problem)
+  const payload = compiled.serialize(data)
   const brokerOptions: BrokerPublishOptions = { history: compiled.history }
   if (options.except !== undefined) brokerOptions.except = ([] as string[]).concat(options.except)
   if (options.ephemeral === true) brokerOptions.ephemeral = true

@@ -13,17 +13,21 @@ import { eventFrame } from './frames.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hooks, type HookName, type RealtimeHooks } from './hooks.js'
 import { Hub } from './hub.js'
+import { idempotencyStore } from './idempotency.js'
 import { Lifecycle, type Refusal } from './lifecycle.js'
 import type { ResolvedOptions } from './options.js'
 import { CloseCode } from './protocol.js'
 import { publishTo, resolveTopic, type PublishOptions, type PublishResult } from './publish.js'
 import { Registry } from './registry.js'
 import { checkTypeName, Router, type ErrorSchemas, type RouteDefinition } from './router.js'
-import { SchemaCompiler, type Serializer } from './schema-compiler.js'
+import { SchemaCompiler, type Checker, type Serializer } from './schema-compiler.js'
 import { TopicCommands } from './topic-commands.js'
 import { Topics, formatTopic, type AuthorizeContext, type PresenceOptions } from './topics.js'
 import { users } from './users.js'
 import type { Broker, BrokerCommand, HistoryOptions } from './broker/types.js'
+import type { ApiDescription, AsyncApiOptions } from './asyncapi/description.js'
+import { asyncApiOf } from './asyncapi/serve.js'
+import type { AsyncApiDocument } from './asyncapi/document.js'
 
 /** A typed handle on a declared topic pattern. */
 export interface TopicHandle<P, M> {
@@ -82,7 +86,7 @@ export class Realtime<U = unknown> {
   readonly #dispatcher: Dispatcher<U>
   readonly #lifecycle: Lifecycle<U>
   readonly #heartbeat: Heartbeat
-  readonly #events = new Map<string, Serializer>()
+  readonly #events = new Map<string, { check: Checker, serialize: Serializer }>()
   readonly #limits: ConnectionLimits
 
   constructor (options: Readonly<ResolvedOptions>, broker: Broker, log: FastifyBaseLogger) {
@@ -90,14 +94,14 @@ export class Realtime<U = unknown> {
     this.log = log
     this.#broker = broker
     const compiler = this.#compiler = new SchemaCompiler(options.ajv)
-    this.#router = new Router(compiler)
+    this.#router = new Router(compiler, options.validateReplies)
     this.#topics = new Topics(compiler, options.history)
-    this.#limits = { maxQueue: options.maxQueue, rateLimit: options.rateLimit, dropped: 0, sent: 0 }
+    this.#limits = { maxQueue: options.maxQueue, closeGrace: options.closeGrace, rateLimit: options.rateLimit, dropped: 0, sent: 0 }
     const answers = new Answers(options.errorBudget)
     const who = users(options, compiler, log)
     this.#commands = new TopicCommands<U>(options, compiler, this.#topics, broker, this.#hooks, who.serialize)
     this.#hub = this.#commands.hub = new Hub(broker, this.#commands.gap)
-    this.#dispatcher = new Dispatcher<U>(options, this.#router, this.#commands, this.#hooks, answers, (topic, data, opts) => this.publish(topic, data, opts))
+    this.#dispatcher = new Dispatcher<U>(options, this.#router, this.#commands, this.#hooks, answers, broker, (topic, data, opts) => this.publish(topic, data, opts))
     const lifecycle = this.#lifecycle = new Lifecycle<U>(options, this.connections, this.#hooks, who, this.#dispatcher, this.#commands, answers, this.#limits)
     if (options.authenticate !== undefined) {
       this.#dispatcher.auth = new MessageAuth<U>(options.authenticate, compiler, answers, who, {
@@ -120,10 +124,13 @@ export class Realtime<U = unknown> {
   // ---------------------------------------------------------------- declarations
 
   /** Declares a message route. Its data is validated before the handler; its reply is serialised by its schema. */
-  route<D extends TSchema, R extends TSchema | undefined = undefined, E extends ErrorSchemas = Record<never, TSchema>>(
+  route<D extends TSchema | undefined = undefined, R extends TSchema | undefined = undefined, E extends ErrorSchemas = Record<never, TSchema>>(
     definition: RouteDefinition<D, R, E, U>
   ): this {
-    this.#router.add(definition)
+    this.#declaring(`route "${String(definition?.type)}"`)
+    const compiled = this.#router.add(definition)
+    // A broker that keeps no idempotency records fails here, naming the route.
+    if (compiled.idempotent) idempotencyStore(this.#broker, compiled.type)
     return this
   }
 
@@ -132,6 +139,7 @@ export class Realtime<U = unknown> {
     pattern: string,
     options: TopicOptions<P, M, U>
   ): TopicHandle<P extends TSchema ? Static<P> : Record<string, string | number>, Static<M>> {
+    this.#declaring(`topic "${String(pattern)}"`)
     const compiled = this.#topics.add(pattern, options as never)
     return {
       pattern,
@@ -142,10 +150,13 @@ export class Realtime<U = unknown> {
 
   /** Declares a server-to-client event and its schema. */
   event<S extends TSchema>(name: string, schema: S): EventHandle<Static<S>> {
+    this.#declaring(`event "${String(name)}"`)
     checkTypeName('event', name)
     if (this.#events.has(name)) throw new errorCodes.FST_REALTIME_DUPLICATE_EVENT(name)
     if (schema === undefined) throw new errorCodes.FST_REALTIME_SCHEMA('data', `event "${name}"`, 'a schema is required')
-    this.#events.set(name, this.#compiler.serializer(schema, 'data', `event "${name}"`))
+    const owner = `event "${name}"`
+    this.#events.set(name, { check: this.#compiler.checker(schema, 'data', owner), serialize: this.#compiler.serializer(schema, 'data', owner) })
+    this.#eventSchemas.set(name, schema) // AsyncAPI (issue 15): kept for describe()
     return {
       name,
       send: (connectionId, data) => this.send(connectionId, name, data),
@@ -155,6 +166,7 @@ export class Realtime<U = unknown> {
 
   /** Adds a lifecycle hook (see README, Hooks). Hooks run in the order added, each awaited before the next. */
   addHook<K extends HookName>(name: K, hook: RealtimeHooks<U>[K]): this {
+    this.#declaring(`hook "${String(name)}"`)
     this.#hooks.add(name, hook)
     return this
   }
@@ -163,7 +175,8 @@ export class Realtime<U = unknown> {
 
   /** Publishes to a topic from anywhere in the process. The data is serialised by the topic's message schema. */
   publish (topic: string, data: unknown, options?: PublishOptions): Promise<PublishResult> {
-    if (this.#lifecycle.closing) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
+    // Handlers still finishing during a shutdown may publish; after it nothing may.
+    if (this.#lifecycle.closed) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
     try {
       return publishTo(this.#broker, resolveTopic(this.#topics, topic), topic, data, options)
     } catch (err) {
@@ -243,16 +256,13 @@ export class Realtime<U = unknown> {
     }
   }
 
+  /** The event's frame, built once however many it goes to; its data checked first, never coerced. */
   #eventFrame (event: string, data: unknown): string {
-    const serialize = this.#events.get(event)
-    if (serialize === undefined) throw new errorCodes.FST_REALTIME_UNKNOWN_EVENT(String(event))
-    let payload: string
-    try {
-      payload = serialize(data)
-    } catch (err) {
-      throw new errorCodes.FST_REALTIME_INVALID_DATA(`event "${event}"`, (err as Error).message)
-    }
-    return eventFrame(event, payload)
+    const compiled = this.#events.get(event)
+    if (compiled === undefined) throw new errorCodes.FST_REALTIME_UNKNOWN_EVENT(String(event))
+    const problem = compiled.check(data)
+    if (problem !== null) throw new errorCodes.FST_REALTIME_INVALID_DATA(`event "${event}"`, problem)
+    return eventFrame(event, compiled.serialize(data))
   }
 
   // ---------------------------------------------------------------- plugin wiring (index.ts)
@@ -268,10 +278,27 @@ export class Realtime<U = unknown> {
     this.#heartbeat.start()
   }
 
-  /** Graceful shutdown: see Lifecycle.shutdown. */
-  async shutdown (): Promise<void> {
+  /**
+   * Closes the real-time side ahead of `app.close()` (which does it anyway): handlers in
+   * flight finish, then every client is closed with `code` (the `closeCode` option by
+   * default: 1012, restarting; or 1001, going away) and `reason`. Once; later calls
+   * wait for the first.
+   */
+  async close (options: { code?: 1001 | 1012, reason?: string } = {}): Promise<void> {
+    const code = options.code ?? this.options.closeCode
+    const reason = options.reason ?? (code === CloseCode.GOING_AWAY ? 'server going away' : 'server restarting')
+    // No more pings: a client must not be cut off for silence while the shutdown waits on it.
     this.#heartbeat.stop()
-    await this.#lifecycle.shutdown()
+    await this.#lifecycle.shutdown(code, reason)
+  }
+
+  /** Used by the plugin's onClose: the same as close() with the options' defaults. */
+  async shutdown (): Promise<void> {
+    await this.close()
+  }
+
+  #declaring (what: string): void {
+    if (this.#lifecycle.closed) throw new errorCodes.FST_REALTIME_DECLARED_AFTER_CLOSE(what)
   }
 
   /** Before the upgrade: null, or the HTTP status to refuse it with. */
@@ -288,5 +315,34 @@ export class Realtime<U = unknown> {
     if (command.kind === 'disconnect-user') {
       for (const connection of this.connections.byUser(command.userId)) connection.close(command.code, command.reason)
     }
+  }
+
+  // ---------------------------------------------------------------- AsyncAPI (issue 15)
+
+  readonly #eventSchemas = new Map<string, TSchema>()
+
+  /** The declarations as a plain description, which the AsyncAPI generator reads. */
+  describe (): ApiDescription {
+    return {
+      routes: Array.from(this.#router.list(), (r) => ({ type: r.type, data: r.schema.data, reply: r.schema.reply, errors: r.schema.errors, idempotent: r.idempotent })),
+      topics: this.#topics.list().map(({ pattern, definition: d, clientPublish, volatile }) => ({
+        pattern,
+        params: d.params,
+        message: d.message,
+        presence: d.presence === undefined || d.presence === false ? null : { meta: d.presence === true ? undefined : d.presence.meta },
+        clientPublish,
+        volatile
+      })),
+      events: Array.from(this.#eventSchemas, ([name, schema]) => ({ name, schema })),
+      auth: this.options.authenticate === undefined ? 'none' : 'message',
+      userSchema: this.options.userSchema,
+      path: this.options.path,
+      heartbeat: this.options.heartbeat
+    }
+  }
+
+  /** The AsyncAPI 3.0 document of this server's declarations (options: `info`, `server.url`). */
+  asyncapi (options?: AsyncApiOptions): AsyncApiDocument {
+    return asyncApiOf(this, options)
   }
 }

@@ -10,6 +10,8 @@ import { errorCodes, type WireErrorDetail } from './errors.js'
 
 export type Validator = (data: unknown) => WireErrorDetail[] | null
 export type Serializer = (data: unknown) => string
+/** The first way outbound data fails its schema (`/n must be integer`), or null when it matches. */
+export type Checker = (data: unknown) => string | null
 
 export interface AjvConfig {
   customOptions?: AjvOptions
@@ -21,6 +23,12 @@ export class SchemaCompiler {
   readonly #data: Ajv
   /** Validates topic params, which arrive as strings and are coerced to their declared types. */
   readonly #params: Ajv
+  /**
+   * Checks what the server sends (replies, events, publications). It neither coerces
+   * nor fills defaults: a price of 1.5 for an integer must be refused, not sent as 1,
+   * and the app's own objects must not be changed behind its back.
+   */
+  readonly #outbound: Ajv
   readonly #fjsAjvOptions: AjvOptions
 
   constructor (config: AjvConfig = {}) {
@@ -33,6 +41,7 @@ export class SchemaCompiler {
     }
     this.#data = build({ ...base, coerceTypes: false }, config.plugins)
     this.#params = build({ ...base, coerceTypes: true }, config.plugins)
+    this.#outbound = build({ ...base, coerceTypes: false, useDefaults: false, removeAdditional: false }, config.plugins)
     this.#fjsAjvOptions = { strict: false, ...config.customOptions }
   }
 
@@ -42,6 +51,17 @@ export class SchemaCompiler {
 
   paramsValidator (schema: TSchema, owner: string): Validator {
     return compileValidator(this.#params, schema, 'params', owner)
+  }
+
+  /** A check of outbound data against its schema, run once per publication or reply, never per subscriber. */
+  checker (schema: TSchema, what: string, owner: string): Checker {
+    const validate = compileValidator(this.#outbound, schema, what, owner)
+    return (data) => {
+      const details = validate(data)
+      if (details === null) return null
+      const [first] = details
+      return `${first.path === '' ? '(the value)' : first.path} ${first.message}`
+    }
   }
 
   serializer (schema: TSchema, what: string, owner: string): Serializer {

@@ -1,7 +1,7 @@
 // Topic patterns (`room/:name`), their typed params, message schemas and authorization.
 import type { TSchema } from '@sinclair/typebox'
 import { errorCodes } from './errors.js'
-import type { SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
+import type { Checker, SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
 import type { Connection } from './connection.js'
 import type { HistoryOptions } from './broker/types.js'
 
@@ -40,9 +40,13 @@ export interface CompiledPresence {
 
 export interface CompiledTopic {
   pattern: string
+  /** The definition as declared, for describing the API (AsyncAPI). */
+  definition: TopicDefinition
   segments: Array<{ literal: string } | { param: string }>
   validateParams: Validator | null
   validateMessage: Validator
+  /** Checks a publication made by the server (a client's is validated with validateMessage). */
+  checkMessage: Checker
   serialize: Serializer
   authorize: TopicDefinition['authorize']
   clientPublish: boolean
@@ -93,9 +97,11 @@ export class Topics {
     const owner = `topic "${pattern}"`
     const compiled: CompiledTopic = {
       pattern,
+      definition,
       segments,
       validateParams: definition.params === undefined ? null : this.#compiler.paramsValidator(definition.params, owner),
       validateMessage: this.#compiler.validator(definition.message, 'message', owner),
+      checkMessage: this.#compiler.checker(definition.message, 'message', owner),
       serialize: this.#compiler.serializer(definition.message, 'message', owner),
       authorize: definition.authorize,
       clientPublish: definition.clientPublish === true,
@@ -124,6 +130,11 @@ export class Topics {
       serializeMeta: options.meta === undefined ? null : this.#compiler.serializer(options.meta, 'presence meta', owner),
       maxMetaBytes
     }
+  }
+
+  /** The declared topics, in declaration order (read-only: for describing the API). */
+  list (): readonly CompiledTopic[] {
+    return this.#list
   }
 
   /**

@@ -1,8 +1,13 @@
 import t from 'tap'
 import { MemoryBroker } from '../lib/index.js'
-import { brokerContract } from './fixtures/broker-contract.js'
+import { brokerContract, idempotencyContract } from './fixtures/broker-contract.js'
 
 brokerContract(t, {
+  prefix: '',
+  make: async (clock) => new MemoryBroker({ now: clock.now })
+})
+
+idempotencyContract(t, {
   prefix: '',
   make: async (clock) => new MemoryBroker({ now: clock.now })
 })

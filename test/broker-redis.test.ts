@@ -5,7 +5,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { RedisBroker } from '../lib/broker/redis.js'
 import type { Publication, PresenceEvent, BrokerCommand } from '../lib/broker/types.js'
-import { brokerContract } from './fixtures/broker-contract.js'
+import { brokerContract, idempotencyContract } from './fixtures/broker-contract.js'
 import { REDIS_URL, dropKeys, reachable, requireOrSkip, uniquePrefix } from './fixtures/redis.js'
 import { until } from './fixtures/helpers.js'
 
@@ -15,6 +15,13 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
 
   t.test('the broker contract', async (t) => {
     brokerContract(t, {
+      prefix: 'c/',
+      make: async (clock) => new RedisBroker({ redis: REDIS_URL, prefix, now: clock.now })
+    })
+  })
+
+  t.test('the idempotency contract', async (t) => {
+    idempotencyContract(t, {
       prefix: 'c/',
       make: async (clock) => new RedisBroker({ redis: REDIS_URL, prefix, now: clock.now })
     })

@@ -4,55 +4,12 @@
 //
 // Needs Chromium at /usr/bin/chromium (or CHROMIUM_PATH). Without it the browser part
 // is skipped with a message, except under CI=true, where its absence is a failure.
-import t, { type Test } from 'tap'
-import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import type { Socket } from 'node:net'
-import type { FastifyInstance } from 'fastify'
-import type { BrowserContext, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { MemoryBroker } from '../lib/index.js'
-import { buildChat } from '../examples/chat/app.js'
+import { chromiumOrSkip, launch, startChat } from './fixtures/chromium.js'
 import { until } from './fixtures/helpers.js'
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'
-]
-
-interface Chat {
-  app: FastifyInstance
-  port: number
-  /** Closes the server (see below for the sockets it drops first). */
-  close: () => Promise<void>
-}
-
-async function startChat (t: Test, broker: MemoryBroker, port = 0, beforeListen?: (app: FastifyInstance) => Promise<void>): Promise<Chat> {
-  const app = await buildChat({ broker })
-  // Chromium with a profile on disk opens a speculative connection that never sends a
-  // request, and Node's HTTP server waits for such a socket until headersTimeout
-  // (60 s) before app.close() completes. A server restart is what this test is about,
-  // not that wait, so such sockets are dropped first.
-  const sockets = new Set<Socket>()
-  app.server.on('connection', (socket: Socket) => {
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-  })
-  const close = async (): Promise<void> => {
-    for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy()
-    await app.close()
-  }
-  t.teardown(close)
-  if (beforeListen !== undefined) {
-    await app.ready()
-    await beforeListen(app)
-  }
-  await app.listen({ port, host: '127.0.0.1' })
-  return { app, port: (app.server.address() as { port: number }).port, close }
-}
 
 t.test('the chat server serves the browser build of the client', async (t) => {
   const { port } = await startChat(t, new MemoryBroker())
@@ -66,47 +23,20 @@ t.test('the chat server serves the browser build of the client', async (t) => {
   t.match(page, /import \{ createClient \} from '\/client\.js'/, 'the page uses it')
 })
 
-if (!existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') {
-    t.fail(`Chromium is missing at ${CHROMIUM}; under CI the browser test must run (apt-get update && apt-get install -y chromium)`)
-  } else {
-    t.test('the chat page in Chromium', { skip: `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH` }, () => {})
-  }
-} else {
+if (chromiumOrSkip(t, 'the chat page in Chromium')) {
   t.test('the chat page in Chromium: posts, typing, presence, and a server restart', { timeout: 60_000 }, async (t) => {
-    const { chromium } = await import('playwright-core')
     const broker = new MemoryBroker()
     const first = await startChat(t, broker)
     const port = first.port
     const base = `http://127.0.0.1:${port}/`
 
-    const profile = await mkdtemp(join(tmpdir(), 'realtime-chromium-'))
-    const context: BrowserContext = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ARGS,
-      timeout: 30_000
-    })
-    t.teardown(async () => {
-      await context.close()
-      await rm(profile, { recursive: true, force: true })
-    })
-    context.setDefaultTimeout(10_000)
-    const problems: string[] = []
-    const open = async (name: string): Promise<Page> => {
-      const page = await context.newPage()
-      page.on('pageerror', (err) => { problems.push(`${name}: ${err.message}`) })
-      // Failed connection attempts while the server is down are logged by the browser itself.
-      page.on('console', (msg) => {
-        if (msg.type() === 'error' && !/WebSocket|Failed to load resource/.test(msg.text())) problems.push(`${name}: ${msg.text()}`)
-      })
-      await page.goto(base)
-      return page
-    }
+    const browser = await launch(t)
+    const problems = browser.problems
+    const open = (name: string): Promise<Page> => browser.open(base, name)
     const signIn = async (page: Page, name: string): Promise<void> => {
       await page.fill('#name', name)
       await page.click('#signin')
-      await page.waitForSelector('#state[data-state="online"]')
+      await page.waitForSelector('#state[data-state="open"]')
       await page.waitForFunction(() => document.getElementById('room-title')?.textContent === '#general')
     }
     const text = (page: Page, selector: string): Promise<string> => page.locator(selector).innerText()
@@ -164,6 +94,9 @@ if (!existsSync(CHROMIUM)) {
     await first.close()
     await alice.waitForSelector('#state[data-state="reconnecting"]')
     await bob.waitForSelector('#state[data-state="reconnecting"]')
+    const words = await text(alice, '#state')
+    t.match(words, /server is restarting/, `the indicator says why, in words: "${words}"`)
+    t.notMatch(words, /\b1\d{3}\b|\b4\d{3}\b/, 'with no close code')
     // ...a post written meanwhile waits in alice's client...
     await alice.fill('#text', 'written while offline')
     await alice.click('#send')
@@ -176,7 +109,7 @@ if (!existsSync(CHROMIUM)) {
     t.equal(second.port, port, 'the new server listens on the same port')
 
     for (const page of [alice, bob]) {
-      await page.waitForSelector('#state[data-state="online"]')
+      await page.waitForSelector('#state[data-state="open"]')
       await page.locator('#messages li', { hasText: 'posted while you were away' }).waitFor()
       await page.locator('#messages li', { hasText: 'written while offline' }).waitFor()
       const who = page === alice ? 'alice' : 'bob'
@@ -192,19 +125,14 @@ if (!existsSync(CHROMIUM)) {
   })
 
   t.test('the chat page in Chromium: one user in two tabs is online until the last tab closes', { timeout: 60_000 }, async (t) => {
-    const { chromium } = await import('playwright-core')
     const chat = await startChat(t, new MemoryBroker())
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 })
-    t.teardown(() => browser.close())
-    const annTabs = await browser.newContext()
-    const bobTabs = await browser.newContext()
-    const signIn = async (context: BrowserContext, name: string): Promise<Page> => {
-      const page = await context.newPage()
-      page.setDefaultTimeout(10_000)
-      await page.goto(`http://127.0.0.1:${chat.port}/`)
+    const { open } = await launch(t)
+    // Each page signs in by name on its own: two pages with one name are two tabs of one user.
+    const signIn = async (name: string): Promise<Page> => {
+      const page = await open(`http://127.0.0.1:${chat.port}/`, name)
       await page.fill('#name', name)
       await page.click('#signin')
-      await page.waitForSelector('#state[data-state="online"]')
+      await page.waitForSelector('#state[data-state="open"]')
       await page.waitForFunction(() => document.getElementById('room-title')?.textContent === '#general')
       return page
     }
@@ -214,9 +142,9 @@ if (!existsSync(CHROMIUM)) {
     }, names)
     const connectionsOf = (user: string): number => chat.app.realtime.connections.byUser(user).length
 
-    const bob = await signIn(bobTabs, 'bob')
-    const ann1 = await signIn(annTabs, 'ann')
-    const ann2 = await signIn(annTabs, 'ann')
+    const bob = await signIn('bob')
+    const ann1 = await signIn('ann')
+    const ann2 = await signIn('ann')
     await online(bob, ['ann', 'bob'])
     await online(ann2, ['ann', 'bob'])
     await bob.locator('#messages li', { hasText: 'ann joined #general' }).waitFor()

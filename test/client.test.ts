@@ -313,19 +313,34 @@ t.test('requests made while disconnected wait in a bounded queue and go out afte
   t.equal(c.queued, 0)
 })
 
-t.test('a queued request times out when no connection comes', async (t) => {
-  const c = createClient({ url: 'ws://127.0.0.1:9/ws', WebSocket, contract, backoff: { initialDelay: 100 } })
+t.test('a queued request does not expire while it waits for a connection; queueTimeout bounds the wait', async (t) => {
+  const c = createClient({ url: 'ws://127.0.0.1:9/ws', WebSocket, contract, backoff: { initialDelay: 20, maxDelay: 50 } })
   t.teardown(() => c.close())
-  const err = await rejection(c.request('echo', { text: 'x' }, { timeoutMs: 150 }))
-  t.equal(err.code, 'TIMEOUT')
-  t.equal(c.queued, 0, 'and leaves the queue')
+  let settled = false
+  const waiting = c.request('echo', { text: 'x' }, { timeoutMs: 50 })
+  waiting.then(() => { settled = true }, () => { settled = true })
+  let attempts = 0
+  c.on('attempt', () => { attempts++ })
+  await until(() => attempts >= 5)
+  t.equal(settled, false, 'still waiting after several failed attempts, well past its timeoutMs')
+  t.equal(c.queued, 1)
   t.equal(c.state, 'reconnecting')
-  const queued = c.request('echo', { text: 'y' })
   await c.close()
-  const closed = await rejection(queued)
+  const closed = await rejection(waiting)
   t.equal(closed.code, 'CLOSED', 'close() fails what waits')
   t.equal(closed.temporary, false)
   t.equal(c.state, 'closed')
+
+  const bounded = createClient({ url: 'ws://127.0.0.1:9/ws', WebSocket, contract, queueTimeout: 150, backoff: { initialDelay: 20 } })
+  t.teardown(() => bounded.close())
+  const started = Date.now()
+  const err = await rejection(bounded.request('echo', { text: 'y' }))
+  t.equal(err.code, 'QUEUE_TIMEOUT', 'never sent')
+  t.equal(err.temporary, true)
+  t.same(err.details, { queueTimeout: 150 })
+  t.ok(Date.now() - started >= 140)
+  t.equal(bounded.queued, 0, 'and leaves the queue')
+  t.throws(() => createClient({ url: 'ws://x/ws', WebSocket, queueTimeout: -1 }), /queueTimeout must be a positive number/)
 })
 
 t.test('a request in flight when the connection drops fails with DISCONNECTED', async (t) => {

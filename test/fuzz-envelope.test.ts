@@ -256,7 +256,7 @@ const seed: fc.Arbitrary<Seed> = fc.oneof(
 
 // ---------------------------------------------------------------- the oracle
 
-const CODES = new Set(['BAD_REQUEST', 'UNKNOWN_TYPE', 'VALIDATION_FAILED', 'UNAUTHORIZED', 'FORBIDDEN', 'ALREADY_SUBSCRIBED', 'NOT_SUBSCRIBED', 'LIMIT_EXCEEDED', 'RATE_LIMITED', 'UNRECOVERABLE_POSITION', 'INTERNAL', 'ROOM_FULL'])
+const CODES = new Set(['BAD_REQUEST', 'UNKNOWN_TYPE', 'VALIDATION_FAILED', 'UNAUTHORIZED', 'FORBIDDEN', 'ALREADY_SUBSCRIBED', 'NOT_SUBSCRIBED', 'LIMIT_EXCEEDED', 'RATE_LIMITED', 'UNRECOVERABLE_POSITION', 'UNAVAILABLE', 'INTERNAL', 'ROOM_FULL'])
 
 interface Answer {
   key: string
@@ -348,7 +348,8 @@ function analyse (frameText: string): Expectation {
     return { kind: 'answer', answer: { key: idKey(v.id), text: frameText, allowed: set('BAD_REQUEST') } }
   }
   const ty = v.type
-  if (refusedData(data)) {
+  // An idempotency key that is not a string of 1 to 128 characters is refused too.
+  if (refusedData(data) || (v.key !== undefined && !(typeof v.key === 'string' && v.key.length >= 1 && v.key.length <= 128))) {
     if (v.id === undefined) return { kind: 'malformed' }
     return { kind: 'answer', answer: { key: idKey(v.id), text: frameText, allowed: set('BAD_REQUEST') } }
   }

@@ -97,7 +97,7 @@ t.test('heartbeat: a peer that stops answering pings is terminated; a live one s
 
 t.test('app.close(): 1012 to everyone, a bounded wait, then termination; nothing outlives it', async (t) => {
   const app = Fastify()
-  await app.register(realtime, { closeTimeout: 300, heartbeat: { interval: 50, timeout: 50 } })
+  await app.register(realtime, { closeTimeout: 300, closeGrace: 300, heartbeat: { interval: 50, timeout: 50 } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws`
   const polite = await connect(t, url)
@@ -108,7 +108,7 @@ t.test('app.close(): 1012 to everyone, a bounded wait, then termination; nothing
   await app.close()
   const took = Date.now() - start
   t.equal((await polite.closed).code, 1012)
-  t.ok(took >= 250 && took < 2000, `close waited for the handshake, bounded by closeTimeout (${took} ms)`)
+  t.ok(took >= 250 && took < 2000, `close waited for the handshake, bounded by closeGrace (${took} ms)`)
   ;(rude.ws as unknown as { _socket: { resume: () => void } })._socket.resume()
   t.not((await rude.closed).code, 0, 'the peer that never answered was cut off')
   t.equal(app.realtime.connections.size, 0)

@@ -119,7 +119,7 @@ t.test('route declarations are checked at registration', async (t) => {
   }
   t.throws(() => app.realtime.route({ type: '', schema: { data }, handler }), { code: 'FST_REALTIME_INVALID_NAME' })
   t.throws(() => app.realtime.route({ type: 'x', schema: { data }, handler: 1 as never }), { code: 'FST_REALTIME_INVALID_NAME' })
-  t.throws(() => app.realtime.route({ type: 'x', schema: {} as never, handler }), { code: 'FST_REALTIME_SCHEMA' })
+  t.throws(() => app.realtime.route({ type: 'x', schema: 5 as never, handler }), { code: 'FST_REALTIME_SCHEMA', message: /schema must be an object/ })
   t.throws(() => app.realtime.route({ type: 'x', schema: { data, errors: { FORBIDDEN: data } }, handler }), { code: 'FST_REALTIME_RESERVED_TYPE' })
   t.throws(() => app.realtime.route({ type: 'x', schema: { data, errors: { lower: data } }, handler }), { code: 'FST_REALTIME_INVALID_NAME' })
   t.throws(() => app.realtime.route({ type: 'x', schema: { data: { type: 'nope' } as never }, handler }), { code: 'FST_REALTIME_SCHEMA', message: /route "x"/ })

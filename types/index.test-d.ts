@@ -3,7 +3,7 @@
 // reports the unused directive and the test fails.
 import Fastify from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import realtime, { type Connection, type PublishResult, RealtimeError, type RealtimeStats } from '../lib/index.js'
+import realtime, { type AsyncApiDocument, asyncapiFromContract, type Connection, type PublishResult, RealtimeError, type RealtimeStats } from '../lib/index.js'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T> (_value: T): void {}
@@ -89,3 +89,28 @@ for (const c of app.realtime.connections) {
 }
 expectType<Connection<unknown>[]>(app.realtime.connections.byUser('ann'))
 expectType<RealtimeError>(new RealtimeError('X', 'y'))
+
+// Routes that take no data: the handler gets undefined, and may still reply.
+app.realtime.route({
+  type: 'get_status',
+  schema: { reply: Type.Object({ up: Type.Boolean() }) },
+  handler: (data) => {
+    assertEqual<Equal<typeof data, undefined>>()
+    return { up: true }
+  }
+})
+app.realtime.route({ type: 'poke', handler: (data) => { expectType<undefined>(data) } })
+app.realtime.route({
+  type: 'get_status2',
+  schema: { reply: Type.Object({ up: Type.Boolean() }) },
+  // @ts-expect-error: the reply is still typed
+  handler: () => ({ up: 'yes' })
+})
+
+// AsyncAPI (issue 15): the option, the document in code, and from a contract.
+await app.register(realtime, { asyncapi: { path: '/docs', info: { title: 'Chat' }, server: { url: 'wss://x.example.com' } } })
+// @ts-expect-error: info.title is a string
+await app.register(realtime, { asyncapi: { info: { title: 3 } } })
+const asyncDoc: AsyncApiDocument = app.realtime.asyncapi({ info: { version: '2.0.0' } })
+expectType<'3.0.0'>(asyncDoc.asyncapi)
+expectType<AsyncApiDocument>(asyncapiFromContract({ routes: { ping: { data: Type.Object({}) } } }, { auth: true, path: '/ws' }))

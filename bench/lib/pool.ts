@@ -14,7 +14,12 @@ const CALL_MS = 10_000
 export interface GroupStats {
   wall: number
   cpuMicros: number
+  userMicros: number
   connections: number
+  /** Null when a node's server does not count the bytes it writes. */
+  bytesWritten: number | null
+  /** Deliveries by route, summed over the nodes; null when the server does not count them. */
+  routes: Record<string, number> | null
   rss: number
   heapUsed: number
 }
@@ -41,7 +46,10 @@ export class ServerGroup {
     return {
       wall: Math.max(...all.map((s) => s.wall)),
       cpuMicros: sum(all.map((s) => s.cpuMicros)),
+      userMicros: sum(all.map((s) => s.userMicros)),
       connections: sum(all.map((s) => s.connections)),
+      bytesWritten: all.some((s) => s.bytesWritten === null) ? null : sum(all.map((s) => s.bytesWritten as number)),
+      routes: all.some((s) => s.routes === null) ? null : sumRoutes(all.map((s) => s.routes as Record<string, number>)),
       rss: sum(all.map((s) => s.memory.rss)),
       heapUsed: sum(all.map((s) => s.memory.heapUsed))
     }
@@ -119,12 +127,12 @@ export class LoadPool {
   }
 
   /** Opens `total` connections spread evenly over the workers, `concurrency` in flight in all. */
-  async open (kind: ClientKind, urls: string[], total: number, options: { concurrency: number, topic?: string, timeoutMs: number }): Promise<PoolOpenResult> {
+  async open (kind: ClientKind, urls: string[], total: number, options: { concurrency: number, topic?: string, deflate?: boolean, timeoutMs: number }): Promise<PoolOpenResult> {
     const shares = split(total, this.size)
     const lanes = split(options.concurrency, this.size)
     let firstIndex = 0
     const calls = this.workers.map((worker, i) => {
-      const args = { kind, urls, count: shares[i], concurrency: Math.max(1, lanes[i]), topic: options.topic, firstIndex, timeoutMs: options.timeoutMs }
+      const args = { kind, urls, count: shares[i], concurrency: Math.max(1, lanes[i]), topic: options.topic, deflate: options.deflate, firstIndex, timeoutMs: options.timeoutMs }
       firstIndex += shares[i]
       return worker.call<OpenResult>('open', args, options.timeoutMs + CALL_MS)
     })
@@ -214,6 +222,12 @@ export class LoadPool {
 function utilization (pairs: Array<[number, number]>): { utilizations: number[], maxUtilization: number } {
   const utilizations = pairs.map(([cpu, wallMs]) => cpu / 1000 / Math.max(1, wallMs))
   return { utilizations, maxUtilization: Math.max(...utilizations) }
+}
+
+function sumRoutes (list: Array<Record<string, number>>): Record<string, number> {
+  const total: Record<string, number> = {}
+  for (const routes of list) for (const [route, n] of Object.entries(routes)) total[route] = (total[route] ?? 0) + n
+  return total
 }
 
 function sum (values: number[]): number {

@@ -17,7 +17,7 @@ export function ratio (results: ScenarioResults, column: Column, variantId: stri
   return value / base
 }
 
-const SHORT: Record<string, string> = { 'ws-frame-once': 'ws', 'fastify-websocket': 'fws' }
+const SHORT: Record<string, string> = { 'ws-true-frame-once': 'ws', 'ws-send-once': 'send', 'fastify-websocket': 'fws' }
 
 /** A text table: one row per variant, each figure followed by its ratio columns. */
 export function renderTable (scenario: Scenario, title: string, results: ScenarioResults, variants: Variant[]): string {

@@ -29,9 +29,15 @@ export interface BenchClient {
   terminate: () => void
 }
 
-export function createClient (kind: ClientKind, url: string): BenchClient {
-  return kind === 'socketio' ? new SocketIoClient(url) : new WsClient(url, kind === 'realtime')
+/**
+ * `deflate` offers permessage-deflate (no context takeover either way, as the
+ * servers configured for it ask), as a browser offers it; Socket.IO is never offered it.
+ */
+export function createClient (kind: ClientKind, url: string, deflate = false): BenchClient {
+  return kind === 'socketio' ? new SocketIoClient(url) : new WsClient(url, kind === 'realtime', deflate)
 }
+
+const OFFER_DEFLATE = { serverNoContextTakeover: true, clientNoContextTakeover: true } as const
 
 const TYPE_AT = 9 // {"type":" is 9 bytes: the next byte is the first letter of the type
 const M = 0x6d // m(essage)
@@ -48,8 +54,8 @@ class WsClient implements BenchClient {
   readonly #pending = new Map<number, (ok: boolean) => void>()
   #nextId = 1
 
-  constructor (url: string, welcome: boolean) {
-    this.#ws = new WebSocket(url, welcome ? ['realtime.v1'] : [], { perMessageDeflate: false, handshakeTimeout: 15_000 })
+  constructor (url: string, welcome: boolean, deflate: boolean) {
+    this.#ws = new WebSocket(url, welcome ? ['realtime.v1'] : [], { perMessageDeflate: deflate ? OFFER_DEFLATE : false, handshakeTimeout: 15_000 })
     let welcomed: () => void = () => {}
     this.ready = new Promise<void>((resolve, reject) => {
       welcomed = resolve

@@ -20,6 +20,8 @@ export interface OpenArgs {
   count: number
   concurrency: number
   topic?: string
+  /** Offer permessage-deflate. */
+  deflate?: boolean
   /** Index of this worker's first client across all workers (spreads clients over urls). */
   firstIndex: number
   timeoutMs: number
@@ -91,7 +93,7 @@ async function open (args: OpenArgs): Promise<OpenResult> {
     while (next < args.count && Date.now() < deadline) {
       const index = args.firstIndex + next++
       const started = performance.now()
-      const client = createClient(args.kind, args.urls[index % args.urls.length])
+      const client = createClient(args.kind, args.urls[index % args.urls.length], args.deflate === true)
       clients.push(client)
       try {
         await client.ready

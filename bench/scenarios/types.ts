@@ -11,8 +11,13 @@ export interface Counts {
   fanoutWarmup: number
   /** Publications in the paced (latency) phase of fan-out. */
   fanoutPacedPublications: number
-  /** Offered load of the paced phase, as a share of the baseline's burst throughput. */
-  fanoutPacedShare: number
+  /** Offered load of the paced phase, deliveries per second (the same for every variant). */
+  fanoutPacedRate: number
+  deflateSubscribers: number
+  deflatePublications: number
+  deflateWarmup: number
+  /** Characters of text in each compressed-scenario publication. */
+  deflatePadLength: number
   memoryConnections: number
   reqresClients: number
   reqresRounds: number
@@ -70,7 +75,7 @@ export interface ScenarioContext {
   variant: Variant
   server: ServerGroup
   load: LoadPool
-  /** This scenario's result for the baseline variant, which always runs first. */
+  /** This scenario's latest result for the baseline variant, when it has already run in this round or an earlier one. */
   baseline: VariantResult | undefined
   log: (message: string) => void
 }
@@ -81,6 +86,8 @@ export interface Scenario {
   /** What the figures mean, for the README and the JSON. */
   description: string
   columns: Column[]
+  /** Only these variants run it (the baseline always does); all when absent. */
+  variants?: string[]
   /** Run against freshly started server processes (restarted if a scenario already used them). */
   freshServer?: boolean
   run: (ctx: ScenarioContext) => Promise<VariantResult>
@@ -91,7 +98,7 @@ export const TOPIC = 'bench/a'
 export const PAD_LENGTH = 60
 
 /** Opens `count` connections and checks the server sees them all; throws otherwise. */
-export async function openChecked (ctx: ScenarioContext, count: number, options: { concurrency: number, topic?: string }) {
+export async function openChecked (ctx: ScenarioContext, count: number, options: { concurrency: number, topic?: string, deflate?: boolean }) {
   const result = await ctx.load.open(ctx.variant.client, ctx.server.urls, count, { ...options, timeoutMs: ctx.timeouts.openMs })
   if (result.opened !== count) {
     throw new Error(`opened ${result.opened} of ${count} connections (${result.failed} failed${result.firstError === undefined ? '' : `: ${result.firstError}`})`)

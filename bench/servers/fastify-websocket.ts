@@ -4,7 +4,7 @@
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
-import { runServer } from './harness.js'
+import { bytesWrittenBy, runServer } from './harness.js'
 import { handleSocket, messageEnvelope, type Topics } from './raw-protocol.js'
 
 runServer('fastify-websocket', async () => {
@@ -23,6 +23,7 @@ runServer('fastify-websocket', async () => {
       for (const socket of subscribers) if (socket.readyState === 1) socket.send(text)
     },
     connections: () => app.websocketServer.clients.size,
+    bytesWritten: () => bytesWrittenBy(app.websocketServer.clients),
     close: async () => {
       for (const socket of app.websocketServer.clients) socket.terminate()
       await app.close()

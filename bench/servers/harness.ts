@@ -7,6 +7,8 @@
 
 import { cpuMicros, wallNow } from '../lib/clock.js'
 import { serveControl } from '../lib/control.js'
+import type { Socket } from 'node:net'
+import type { WebSocket } from 'ws'
 
 /** What is published in the fan-out scenarios: ~100 bytes once serialised. */
 export interface BenchMessage {
@@ -22,6 +24,10 @@ export interface BenchServer {
   publish: (topic: string, message: BenchMessage) => void
   /** Accepted, still open client connections. */
   connections: () => number
+  /** Bytes written so far to the open client connections' TCP sockets (what went on the wire). */
+  bytesWritten?: () => number
+  /** Deliveries so far by the route they took, for servers that choose one per socket (true frame-once). */
+  routes?: () => Record<string, number>
   close: () => Promise<void>
 }
 
@@ -33,6 +39,8 @@ export interface PublishArgs {
   /** Time between publications; 0 publishes as fast as possible, `batch` per turn. */
   intervalMs: number
   padLength: number
+  /** 'x': one repeated letter (the ~100-byte fan-out message); 'text': words that compress like real JSON text does. */
+  padStyle?: 'x' | 'text'
   timeoutMs: number
 }
 
@@ -47,20 +55,31 @@ export interface PublishResult {
 export interface ServerStats {
   pid: number
   wall: number
+  /** User + system CPU µs since the process started. */
   cpuMicros: number
+  /** User-space CPU µs only: the server's own code, without the kernel's socket work. */
+  userMicros: number
   connections: number
+  bytesWritten: number | null
+  routes: Record<string, number> | null
   memory: NodeJS.MemoryUsage
 }
 
 export function runServer (name: string, start: () => Promise<BenchServer>): void {
   start().then((server) => {
-    const stats = (): ServerStats => ({
-      pid: process.pid,
-      wall: wallNow(),
-      cpuMicros: cpuMicros(),
-      connections: server.connections(),
-      memory: process.memoryUsage()
-    })
+    const stats = (): ServerStats => {
+      const cpu = process.cpuUsage()
+      return {
+        pid: process.pid,
+        wall: wallNow(),
+        cpuMicros: cpu.user + cpu.system,
+        userMicros: cpu.user,
+        connections: server.connections(),
+        bytesWritten: server.bytesWritten?.() ?? null,
+        routes: server.routes?.() ?? null,
+        memory: process.memoryUsage()
+      }
+    }
     serveControl({
       stats,
       gc: async () => {
@@ -86,7 +105,7 @@ export function runServer (name: string, start: () => Promise<BenchServer>): voi
  * handed to the server. Bounded by count and by `timeoutMs`.
  */
 function publishLoop (server: BenchServer, args: PublishArgs): Promise<PublishResult> {
-  const pad = 'x'.repeat(args.padLength)
+  const pad = args.padStyle === 'text' ? wordPad(args.padLength) : 'x'.repeat(args.padLength)
   const cpu0 = cpuMicros()
   const startWall = wallNow()
   const deadline = Date.now() + args.timeoutMs
@@ -114,6 +133,29 @@ function publishLoop (server: BenchServer, args: PublishArgs): Promise<PublishRe
       tick()
     }
   })
+}
+
+const WORDS = ['price', 'bid', 'ask', 'volume', 'symbol', 'EURUSD', 'BTC', 'open', 'close', 'high', 'low', 'trade', 'user', 'room', 'message', 'status', 'online', 'typing', 'delivered', 'read']
+
+/**
+ * `length` characters of words and numbers from a fixed pseudo-random sequence: text
+ * that deflate shrinks about as much as real JSON, unlike one repeated letter.
+ */
+export function wordPad (length: number): string {
+  let seed = 12345
+  let out = ''
+  while (out.length < length) {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    out += seed % 3 === 0 ? `${seed % 100000} ` : `${WORDS[seed % WORDS.length]} `
+  }
+  return out.slice(0, length)
+}
+
+/** Bytes written so far to the TCP sockets under these ws connections. */
+export function bytesWrittenBy (sockets: Iterable<WebSocket>): number {
+  let total = 0
+  for (const socket of sockets) total += (socket as unknown as { _socket?: Socket | null })._socket?.bytesWritten ?? 0
+  return total
 }
 
 /** Listens on 127.0.0.1 with an ephemeral port and resolves with the port. */

@@ -3,9 +3,9 @@
 // plugin-metrics.ts runs the same server with `metrics` on.
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import realtime from '../../lib/index.js'
-import type { RealtimeOptions } from '../../lib/index.js'
-import { runServer, type BenchServer } from './harness.js'
+import realtime, { type RealtimeOptions } from '../../lib/index.js'
+import { bytesWrittenBy, runServer, type BenchServer } from './harness.js'
+import { BENCH_DEFLATE } from './deflate.js'
 
 export async function startPlugin (extra: RealtimeOptions = {}): Promise<BenchServer> {
   const app = Fastify()
@@ -18,7 +18,10 @@ export async function startPlugin (extra: RealtimeOptions = {}): Promise<BenchSe
     // load, so they are raised out of the way. Their checks still run.
     rateLimit: { rate: 1e9, burst: 1e9 },
     maxConnectionsPerIp: 1_000_000,
-    maxConnections: 1_000_000
+    maxConnections: 1_000_000,
+    // Accepted only when a client offers it (the deflate scenario): ws then compresses
+    // for each socket. The slot for the plugin's own compress-once option (issue 16).
+    websocket: { perMessageDeflate: BENCH_DEFLATE }
   })
   app.realtime.topic('bench/:name', {
     message: Type.Object({ t: Type.Number(), seq: Type.Integer(), pad: Type.String() })
@@ -42,6 +45,7 @@ export async function startPlugin (extra: RealtimeOptions = {}): Promise<BenchSe
       })
     },
     connections: () => app.realtime.stats().connections.active,
+    bytesWritten: () => bytesWrittenBy(app.websocketServer.clients),
     close: () => app.close()
   }
 }

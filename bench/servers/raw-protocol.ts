@@ -10,8 +10,8 @@
 // typeof checks, instead of a compiled schema.
 
 import { createServer } from 'node:http'
-import { WebSocketServer, type WebSocket } from 'ws'
-import { listenLocal, type BenchMessage, type BenchServer } from './harness.js'
+import { WebSocketServer, type PerMessageDeflateOptions, type WebSocket } from 'ws'
+import { bytesWrittenBy, listenLocal, type BenchMessage, type BenchServer } from './harness.js'
 
 export type Topics = Map<string, Set<WebSocket>>
 
@@ -76,10 +76,14 @@ export function handleSocket (socket: WebSocket, topics: Topics): void {
 /**
  * A raw `ws` bench server: an HTTP server, a WebSocketServer on /ws speaking the raw
  * protocol above, and `publish` left to the variant, which is all that differs.
+ * `perMessageDeflate` is accepted when a client offers it (off by default, as in ws).
  */
-export async function startRawWsServer (publish: (subscribers: Set<WebSocket>, topic: string, message: BenchMessage) => void): Promise<BenchServer> {
+export async function startRawWsServer (
+  publish: (subscribers: Set<WebSocket>, topic: string, message: BenchMessage) => void,
+  options: { perMessageDeflate?: PerMessageDeflateOptions } = {}
+): Promise<BenchServer> {
   const http = createServer((_req, res) => { res.writeHead(426).end() })
-  const wss = new WebSocketServer({ server: http, path: '/ws', maxPayload: 64 * 1024 })
+  const wss = new WebSocketServer({ server: http, path: '/ws', maxPayload: 64 * 1024, perMessageDeflate: options.perMessageDeflate ?? false })
   const topics: Topics = new Map()
   wss.on('connection', (socket) => handleSocket(socket, topics))
   const port = await listenLocal(http)
@@ -90,6 +94,7 @@ export async function startRawWsServer (publish: (subscribers: Set<WebSocket>, t
       if (subscribers !== undefined) publish(subscribers, topic, message)
     },
     connections: () => wss.clients.size,
+    bytesWritten: () => bytesWrittenBy(wss.clients),
     close: async () => {
       for (const socket of wss.clients) socket.terminate()
       await new Promise((resolve) => wss.close(resolve))

@@ -19,11 +19,11 @@ import { Registry } from 'prom-client'
 import realtime, { type Broker } from '../../lib/index.js'
 import realtimeDashboard from '../../lib/dashboard/index.js'
 
-export const ChatUserSchema = Type.Object({ id: Type.String(), name: Type.String() })
+export const ChatUserSchema = Type.Object({ id: Type.String(), name: Type.String() }, { title: 'ChatUser' })
 export type ChatUser = Static<typeof ChatUserSchema>
 
 /** A room's short name, as it appears in `room/<name>`. */
-const RoomName = Type.String({ pattern: '^[a-z0-9-]{1,32}$' })
+const RoomName = Type.String({ pattern: '^[a-z0-9-]{1,32}$', title: 'RoomName', description: 'A room\'s short name', examples: ['general'] })
 
 export const ChatPostSchema = Type.Object({
   kind: Type.Literal('chat'),
@@ -32,7 +32,7 @@ export const ChatPostSchema = Type.Object({
   text: Type.String(),
   /** Milliseconds since the epoch, as stamped by the server. */
   at: Type.Integer()
-})
+}, { title: 'ChatPost' })
 export type ChatPost = Static<typeof ChatPostSchema>
 
 export const TypingNoticeSchema = Type.Object({
@@ -57,7 +57,7 @@ export const RoomMessageSchema = Type.Union([ChatPostSchema, TypingNoticeSchema,
 /** Published on `online` when a user's first connection opens and when their last one closes. */
 export const OnlineChangeSchema = Type.Object({ user: ChatUserSchema, online: Type.Boolean() })
 
-const NotInRoom = Type.Object({ room: Type.String() })
+const NotInRoom = Type.Object({ room: Type.String() }, { title: 'NotInRoom' })
 
 /**
  * Display names that are accepted: 1 to 32 letters, digits, spaces, `_` or `-`,
@@ -100,6 +100,8 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
     userSchema: ChatUserSchema,
     // Restarting with the same broker keeps history and epochs, so pages recover what they missed.
     broker: opts.broker,
+    // The API's AsyncAPI document at /asyncapi.json (and .yaml), its page at /asyncapi.
+    asyncapi: { path: '/asyncapi', info: { title: 'Chat', version: '1.0.0', description: 'A multi-room chat: rooms are topics `room/<name>`; posts go through `chat.send`.' } },
     // Prometheus metrics in this app's own registry, served at GET /metrics below.
     metrics: { registry: metrics }
   })
@@ -189,6 +191,8 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
 
   rt.route({
     type: 'chat.send',
+    // A post resent after a lost connection (same key) is posted once.
+    idempotent: true,
     schema: {
       data: Type.Object({
         room: RoomName,

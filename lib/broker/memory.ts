@@ -7,11 +7,18 @@
 // epoch, so a client that saw an empty topic (offset 0) recovers its first
 // publications; a new broker (a restart) has a new epoch.
 import { randomBytes } from 'node:crypto'
-import type { Broker, BrokerCommand, CommandListener, HistoryOptions, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
+import type { Broker, BrokerCommand, CommandListener, HistoryOptions, IdempotencyClaim, IdempotencyScope, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
 
 interface Entry {
   publication: Publication
   at: number
+}
+
+/** An idempotency record: a run under way (its token) or the answer it gave. */
+interface Remembered {
+  token: string | null
+  answer: string
+  expires: number
 }
 
 interface Stream {
@@ -34,6 +41,8 @@ export class MemoryBroker implements Broker {
   #presenceListener: PresenceListener | null = null
   #commandListener: CommandListener | null = null
   readonly #presence = new Map<string, Map<string, PresenceMember>>()
+  readonly #remembered = new Map<string, Remembered>()
+  #sweptAt = 0
 
   constructor (options: MemoryBrokerOptions = {}) {
     this.#now = options.now ?? Date.now
@@ -136,6 +145,36 @@ export class MemoryBroker implements Broker {
     return { position: { offset: stream.offset, epoch: stream.epoch }, publications: entries.map((e) => e.publication) }
   }
 
+  async claimIdempotent (scope: IdempotencyScope, token: string, pendingMs: number): Promise<IdempotencyClaim> {
+    const id = idempotencyId(scope)
+    const now = this.#now()
+    this.#sweep(now)
+    const live = this.#remembered.get(id)
+    const found = live !== undefined && live.expires > now ? live : undefined
+    if (found === undefined || found.token === token) {
+      this.#remembered.set(id, { token, answer: '', expires: now + pendingMs })
+      return { status: 'claimed' }
+    }
+    return found.token === null ? { status: 'done', answer: found.answer } : { status: 'pending' }
+  }
+
+  async settleIdempotent (scope: IdempotencyScope, token: string, answer: string | null, ttlMs: number): Promise<void> {
+    const id = idempotencyId(scope)
+    const found = this.#remembered.get(id)
+    if (found === undefined || found.token !== token || found.expires <= this.#now()) return
+    if (answer === null) this.#remembered.delete(id)
+    else this.#remembered.set(id, { token: null, answer, expires: this.#now() + ttlMs })
+  }
+
+  /** Drops expired records, at most once a second, so memory follows the ttl without a timer. */
+  #sweep (now: number): void {
+    if (now - this.#sweptAt < 1000) return
+    this.#sweptAt = now
+    for (const [id, record] of this.#remembered) {
+      if (record.expires <= now) this.#remembered.delete(id)
+    }
+  }
+
   subscribe (): void {}
   unsubscribe (): void {}
 
@@ -145,8 +184,13 @@ export class MemoryBroker implements Broker {
     this.#commandListener = null
     this.#streams.clear()
     this.#presence.clear()
+    this.#remembered.clear()
     this.#epoch = newEpoch()
   }
+}
+
+function idempotencyId (scope: IdempotencyScope): string {
+  return JSON.stringify([scope.userId, scope.route, scope.key])
 }
 
 function newEpoch (): string {

@@ -17,10 +17,12 @@
 import { randomBytes } from 'node:crypto'
 import createError from '@fastify/error'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { Broker, BrokerCommand, CommandListener, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
+import type { Broker, BrokerCommand, CommandListener, IdempotencyClaim, IdempotencyScope, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
 import { BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP, type LuaScript } from './redis-scripts.js'
 
-const SCRIPTS = [BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP]
+import { CLAIM, SETTLE, idempotencyKey } from './redis-idempotency.js'
+
+const SCRIPTS = [BEAT, JOIN, LEAVE, MEMBERS, PUBLISH, READ, REAP, CLAIM, SETTLE]
 
 export const redisErrorCodes = {
   /** Redis cannot be reached (or the connection dropped mid-command). Temporary: the same call may succeed later. */
@@ -608,6 +610,18 @@ export class RedisBroker implements Broker {
   async command (command: BrokerCommand): Promise<void> {
     const redis = await this.#client()
     await this.#guard(redis.publish(this.#control, JSON.stringify(command)))
+  }
+
+  // ------------------------------------------------------------------ idempotency
+
+  async claimIdempotent (scope: IdempotencyScope, token: string, pendingMs: number): Promise<IdempotencyClaim> {
+    const [status, answer] = await this.#eval(CLAIM, [idempotencyKey(this.prefix, scope)], [token, Math.max(1, Math.ceil(pendingMs))]) as [string, string?]
+    if (status === 'done') return { status, answer: answer ?? '' }
+    return status === 'claimed' ? { status } : { status: 'pending' }
+  }
+
+  async settleIdempotent (scope: IdempotencyScope, token: string, answer: string | null, ttlMs: number): Promise<void> {
+    await this.#eval(SETTLE, [idempotencyKey(this.prefix, scope)], [token, answer === null ? '0' : '1', answer ?? '', Math.max(1, Math.ceil(ttlMs))])
   }
 
   // ------------------------------------------------------------------ plumbing

@@ -77,7 +77,8 @@ export type CommandListener = (command: BrokerCommand) => void
  */
 export type ResyncListener = (topic: string) => void
 
-export interface Broker {
+/** Brokers that can hold idempotency records (both brokers of this package) implement `IdempotencyStore` too. */
+export interface Broker extends Partial<IdempotencyStore> {
   /** Called once by the plugin with the functions that deliver to this node's subscribers and carry out commands. */
   start (listener: PublicationListener, presence?: PresenceListener, command?: CommandListener, resync?: ResyncListener): Promise<void> | void
   /** Sends a command to every node, this one included. */
@@ -104,4 +105,33 @@ export interface Broker {
   /** This node has no local subscriber left for the topic. */
   unsubscribe (topic: string): Promise<void> | void
   close (): Promise<void> | void
+}
+
+/** Whose request an idempotency record belongs to: one user, one route, one client key. */
+export interface IdempotencyScope {
+  /** The user's id; '' for connections without a user (their keys share one scope). */
+  userId: string
+  route: string
+  key: string
+}
+
+/**
+ * What a claim found: `claimed` (run the handler, then settle), `pending` (a run with
+ * another token is under way: ask again later) or `done` with the remembered answer.
+ */
+export type IdempotencyClaim =
+  | { status: 'claimed' }
+  | { status: 'pending' }
+  | { status: 'done', answer: string }
+
+/**
+ * The first answer per scope, shared by every node. A run claims the scope with a
+ * token and a pending marker that lives `pendingMs` (so a node that dies mid-run does
+ * not block the key for long; claiming again with the same token renews it), then
+ * settles it with the answer, kept `ttlMs`, or with null to let a later run claim it.
+ */
+export interface IdempotencyStore {
+  claimIdempotent (scope: IdempotencyScope, token: string, pendingMs: number): Promise<IdempotencyClaim>
+  /** Only the holder of the pending marker settles it: a stale token changes nothing. */
+  settleIdempotent (scope: IdempotencyScope, token: string, answer: string | null, ttlMs: number): Promise<void>
 }

@@ -5,11 +5,16 @@ import type { ProtocolErrorCode } from './protocol.js'
 
 /** Codes the client itself gives to requests that got no answer from the server. */
 export type ClientErrorCode =
-  /** No answer within the request's timeout (queued or sent). */
+  /** No answer within the request's timeout, counted from its sending on an open connection. */
   | 'TIMEOUT'
   /** Disconnected and the queue of waiting requests is full. */
   | 'QUEUE_FULL'
-  /** The connection was lost after the request was sent: it may or may not have run. */
+  /** The request waited for a connection longer than `queueTimeout`; it was never sent. */
+  | 'QUEUE_TIMEOUT'
+  /**
+   * The connection was lost after a request that is not idempotent was sent: it may or
+   * may not have run, and the client does not send it again (idempotent ones are resent).
+   */
   | 'DISCONNECTED'
   /** The client is closed (by `close()`, or by a close code that does not reconnect). */
   | 'CLOSED'

@@ -1,8 +1,7 @@
 // fastify-realtime/client: a typed client for browsers and Node. No Node-only import
 // reaches this entry, so it bundles for the browser as it is.
+export { createClient, RealtimeClient } from './client.js'
 export {
-  createClient,
-  RealtimeClient,
   CLIENT_EVENTS,
   type ClientOptions,
   type ClientState,
@@ -24,8 +23,10 @@ export {
   type ServerFrame,
   type TokenSource,
   type WebSocketLike,
-  type WebSocketConstructor
-} from './client.js'
+  type WebSocketConstructor,
+  type NetworkTargets,
+  type EventTargetLike
+} from './types.js'
 export { RealtimeClientError, isRealtimeClientError, type AnyRealtimeClientError, type ClientErrorCode, type RealtimeClientErrorOptions } from './errors.js'
 export { backoffDelay, resolveBackoff, backoffDefaults, type BackoffOptions } from './backoff.js'
 export { shouldReconnect, SUBPROTOCOL, UnsubscribeCode, type ProtocolErrorCode } from './protocol.js'

@@ -1,0 +1,91 @@
+// `fastify-realtime asyncapi ./contract.js` (bin: cli.ts): prints the AsyncAPI document
+// of a contract module (its default export, or its export named `contract`), so a
+// client team can generate from the module without running a server.
+import { writeFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { stringify } from 'yaml'
+import type { Contract } from '../contract.js'
+import { asyncapiFromContract } from './contract.js'
+
+const USAGE = `Usage: fastify-realtime asyncapi <module> [options]
+
+Prints the AsyncAPI 3.0 document of a contract (defineContract), the module's default
+export or its export named "contract".
+
+Options:
+  --format json|yaml   output format (default: yaml)
+  --output <file>      write to a file instead of standard output
+  --title <text>       info.title
+  --version <text>     info.version
+  --server <url>       where clients connect, ws://host:port or wss://host
+  --path <path>        URL path of the WebSocket endpoint (default: /ws)
+  --auth               the server authenticates by first message (auth frame)
+  --help               this text
+`
+
+class UsageError extends Error {}
+
+function isContract (value: unknown): value is Contract {
+  return value !== null && typeof value === 'object' &&
+    ['routes', 'topics', 'events'].some((key) => key in value)
+}
+
+/** Where the command writes: `process` in the bin, buffers in tests. */
+export interface CommandIo {
+  stdout: { write: (text: string) => unknown }
+  stderr: { write: (text: string) => unknown }
+}
+
+/** Runs the command; resolves to the exit code (0 done, 1 failed, 2 bad usage), never throws. */
+export async function runCommand (argv: string[], io: CommandIo): Promise<number> {
+  try {
+    await run(argv, io)
+    return 0
+  } catch (err) {
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true
+    io.stderr.write(`fastify-realtime: ${(err as Error).message}\n${usage ? `\n${USAGE}` : ''}`)
+    return usage ? 2 : 1
+  }
+}
+
+async function run (argv: string[], io: CommandIo): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      format: { type: 'string', default: 'yaml' },
+      output: { type: 'string' },
+      title: { type: 'string' },
+      version: { type: 'string' },
+      server: { type: 'string' },
+      path: { type: 'string' },
+      auth: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false }
+    }
+  })
+  if (values.help === true) {
+    io.stdout.write(USAGE)
+    return
+  }
+  const [command, modulePath] = positionals
+  if (command !== 'asyncapi' || modulePath === undefined || positionals.length > 2) throw new UsageError('expected: asyncapi <module>')
+  if (values.format !== 'json' && values.format !== 'yaml') throw new UsageError(`--format must be json or yaml, not "${values.format}"`)
+  if (values.server !== undefined && !/^wss?:\/\/[^/]+$/.test(values.server)) throw new UsageError(`--server must look like ws://host:port or wss://host, not "${values.server}"`)
+  if (values.path !== undefined && !values.path.startsWith('/')) throw new UsageError('--path must start with /')
+
+  const module = await import(pathToFileURL(resolve(modulePath)).href) as Record<string, unknown>
+  const contract = isContract(module.default) ? module.default : module.contract
+  if (!isContract(contract)) throw new UsageError(`${modulePath} exports no contract: export it as default or as "contract" (defineContract({ routes, topics, events }))`)
+
+  const document = asyncapiFromContract(contract, {
+    info: { title: values.title, version: values.version },
+    ...(values.server === undefined ? {} : { server: { url: values.server } }),
+    path: values.path,
+    auth: values.auth
+  })
+  const text = values.format === 'json' ? JSON.stringify(document, null, 2) + '\n' : stringify(document, { aliasDuplicateObjects: false })
+  if (values.output === undefined) io.stdout.write(text)
+  else await writeFile(values.output, text)
+}

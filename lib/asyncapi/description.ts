@@ -1,0 +1,80 @@
+// What the AsyncAPI generator reads: a plain list of an application's declarations,
+// with their schemas. A running server describes itself (`Realtime.describe()`); a
+// contract (`defineContract`) is described without one (`describeContract`), so a
+// client team can generate the same document from the module it already imports.
+import type { TSchema } from '@sinclair/typebox'
+import type { Contract } from '../contract.js'
+
+export interface RouteDescription {
+  type: string
+  /** Absent: the route takes no data. */
+  data?: TSchema
+  /** Absent: the reply carries no data. */
+  reply?: TSchema
+  errors?: Record<string, TSchema>
+  /** The route honours idempotency keys (`key` in the request). */
+  idempotent?: boolean
+}
+
+export interface TopicDescription {
+  /** `room/:name`, or `ticker/*symbol` where a last segment captures the rest of the name. */
+  pattern: string
+  params?: TSchema
+  message: TSchema
+  /** Null where the topic has no presence; `meta` is the schema of a member's meta. */
+  presence: null | { meta?: TSchema }
+  clientPublish: boolean
+  volatile?: boolean
+}
+
+export interface ApiDescription {
+  routes: RouteDescription[]
+  topics: TopicDescription[]
+  events: Array<{ name: string, schema: TSchema }>
+  /** 'message' when the server authenticates by first message (the `authenticate` option). */
+  auth: 'message' | 'none'
+  /** Schema of a user as clients see it (auth reply, presence). */
+  userSchema?: TSchema
+  /** URL path of the WebSocket endpoint. */
+  path: string
+  heartbeat?: { interval: number, timeout: number }
+}
+
+export interface AsyncApiInfo {
+  title?: string
+  version?: string
+  description?: string
+}
+
+export interface AsyncApiOptions {
+  info?: AsyncApiInfo
+  /** Where clients connect: `ws://host:port` or `wss://host`. Default: the listening address, else `ws://localhost`. */
+  server?: { url?: string }
+}
+
+/** Options for a contract, which knows nothing of the server that will serve it. */
+export interface ContractAsyncApiOptions extends AsyncApiOptions {
+  /** URL path of the WebSocket endpoint (default `/ws`). */
+  path?: string
+  /** Whether the server authenticates by first message (`auth` frame). Default false. */
+  auth?: boolean
+  userSchema?: TSchema
+}
+
+/** A contract's declarations as the generator reads them. */
+export function describeContract (contract: Contract, options: ContractAsyncApiOptions = {}): ApiDescription {
+  return {
+    routes: Object.entries(contract.routes ?? {}).map(([type, route]) => ({ type, data: route.data, reply: route.reply, errors: route.errors })),
+    topics: Object.entries(contract.topics ?? {}).map(([pattern, topic]) => ({
+      pattern,
+      params: topic.params,
+      message: topic.message,
+      presence: null,
+      clientPublish: false
+    })),
+    events: Object.entries(contract.events ?? {}).map(([name, schema]) => ({ name, schema })),
+    auth: options.auth === true ? 'message' : 'none',
+    userSchema: options.userSchema,
+    path: options.path ?? '/ws'
+  }
+}
