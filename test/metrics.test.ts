@@ -80,6 +80,9 @@ t.test('every metric after a scripted session', async (t) => {
   const publish = await values(registry, 'realtime_publish_duration_seconds')
   t.equal(publish.find((v) => v.metricName === 'realtime_publish_duration_seconds_count')?.value, 2)
 
+  registry.resetMetrics()
+  t.equal((await values(registry, 'realtime_handler_duration_seconds')).length, 0, 'registry.resetMetrics() empties the histograms too')
+
   await b.request('unsubscribe', { topic: 'room/x' })
   t.equal(await value(registry, 'realtime_subscriptions', { pattern: 'room/:name' }), 1)
   b.close()
