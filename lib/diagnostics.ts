@@ -39,6 +39,8 @@ export interface HandlerTrace {
   route: string
   connectionId: string
   connection: Connection<any>
+  /** `performance.now()` at start, set by the first observer that times handlers (metrics, dashboard). */
+  startedAt?: number
   /** Set by the tracing channel: the handler's return value, or what it threw or rejected with. */
   result?: unknown
   error?: unknown
@@ -52,8 +54,8 @@ const BUILT_INS: ReadonlySet<string> = new Set(['ping', 'subscribe', 'unsubscrib
  * else `unknown`. A client's made-up type never becomes a label value, so observers
  * keyed on it (a metrics registry) cannot be grown by a client.
  */
-export function inboundType (type: string, isRoute: (type: string) => boolean): string {
-  return BUILT_INS.has(type) || isRoute(type) ? type : 'unknown'
+export function inboundType (type: string, routes: { get: (type: string) => unknown }): string {
+  return BUILT_INS.has(type) || routes.get(type) !== undefined ? type : 'unknown'
 }
 
 /** The `type` of a frame built by frames.ts (every one starts with `{"type":"`). */

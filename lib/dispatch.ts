@@ -58,7 +58,7 @@ export class Dispatcher<U> {
       return
     }
     const envelope = parseEnvelope(raw, isBinary, this.#options.maxDepth)
-    if (channels.messageIn.hasSubscribers) channels.messageIn.publish({ connection, type: isEnvelopeError(envelope) ? 'invalid' : inboundType(envelope.type, (t) => this.#router.get(t) !== undefined) })
+    if (channels.messageIn.hasSubscribers) channels.messageIn.publish({ connection, type: isEnvelopeError(envelope) ? 'invalid' : inboundType(envelope.type, this.#router) })
     if (isEnvelopeError(envelope)) {
       this.#answers.error(connection, envelope.id, envelope.error)
       return

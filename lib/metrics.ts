@@ -100,12 +100,9 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
     })
   ]
 
-  const started = new WeakMap<HandlerTrace, number>()
+  // Each trace ends once: `end` for a handler that returned a value or threw, `asyncEnd` for a promise.
   const finish = (trace: HandlerTrace): void => {
-    const t0 = started.get(trace)
-    if (t0 === undefined) return
-    started.delete(trace)
-    handlerDuration.observe(trace.route, (performance.now() - t0) / 1000)
+    if (trace.startedAt !== undefined && own(trace.connection)) handlerDuration.observe(trace.route, (performance.now() - trace.startedAt) / 1000)
   }
   const handlers: Record<string, Handler> = {
     connectionOpen: (m) => { if (own((m as { connection: Connection<any> }).connection)) opened.add('') },
@@ -141,7 +138,7 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
     }
   }
   const tracing = {
-    start: (trace: HandlerTrace) => { if (own(trace.connection)) started.set(trace, performance.now()) },
+    start: (trace: HandlerTrace) => { if (own(trace.connection)) trace.startedAt ??= performance.now() },
     end: (trace: HandlerTrace) => {
       // A handler that returned a promise is timed until it settles (asyncEnd).
       const result = trace.result as { then?: unknown } | null | undefined

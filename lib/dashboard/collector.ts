@@ -34,7 +34,6 @@ export class Collector {
   #deliveries = 0
   #errors: Record<string, number> = {}
   #samples: number[] = []
-  readonly #started = new WeakMap<HandlerTrace, number>()
 
   constructor (realtime: Realtime<any>) {
     this.#realtime = realtime
@@ -56,7 +55,7 @@ export class Collector {
   }
 
   readonly #tracing = {
-    start: (trace: HandlerTrace) => { if (this.#own(trace.connection)) this.#started.set(trace, performance.now()) },
+    start: (trace: HandlerTrace) => { if (this.#own(trace.connection)) trace.startedAt ??= performance.now() },
     end: (trace: HandlerTrace) => {
       const result = trace.result as { then?: unknown } | null | undefined
       if (trace.error !== undefined || result === null || typeof result !== 'object' || typeof result.then !== 'function') this.#finish(trace)
@@ -67,10 +66,7 @@ export class Collector {
   }
 
   #finish (trace: HandlerTrace): void {
-    const t0 = this.#started.get(trace)
-    if (t0 === undefined) return
-    this.#started.delete(trace)
-    if (this.#samples.length < MAX_SAMPLES) this.#samples.push(performance.now() - t0)
+    if (trace.startedAt !== undefined && this.#own(trace.connection) && this.#samples.length < MAX_SAMPLES) this.#samples.push(performance.now() - trace.startedAt)
   }
 
   /** Listens on the channels while `watched`, not otherwise. */
