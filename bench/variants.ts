@@ -41,6 +41,16 @@ export const variants: Variant[] = [
     description: 'this plugin: schema-serialised publications framed once, validated routes'
   },
   {
+    id: 'plugin-metrics',
+    label: 'fastify-realtime + metrics',
+    server: 'plugin-metrics.ts',
+    client: 'realtime',
+    nodes: 1,
+    color: '#7fa7ef',
+    url: wsUrl,
+    description: 'this plugin with metrics: true (prom-client counters and histograms on the diagnostics channels)'
+  },
+  {
     id: 'ws-true-frame-once',
     label: 'ws true frame-once',
     server: 'ws-true-frame-once.ts',

@@ -9,6 +9,7 @@ import { errorFrame, replyFrame, type MessageId } from './frames.js'
 import { ErrorBudget, type ErrorBudgetOptions } from './limits.js'
 import { CloseCode, ErrorCode } from './protocol.js'
 import type { Serializer } from './schema-compiler.js'
+import { channels } from './diagnostics.js'
 
 /** The broker's code for "cannot reach the store" (lib/broker/redis.ts), answered as UNAVAILABLE. */
 const BROKER_UNAVAILABLE = 'FST_REALTIME_BROKER_UNAVAILABLE'
@@ -93,6 +94,7 @@ export class Answers {
 
   #send (connection: Connection<any>, id: MessageId, error: RealtimeError, details: string | undefined): void {
     connection.send(errorFrame(id, error, details))
+    if (channels.error.hasSubscribers) channels.error.publish({ connection, code: error.code })
     if (error.closeCode !== undefined) {
       connection.close(error.closeCode, error.message)
     } else if (CLIENT_FAULTS.has(error.code) && (connection.budget ??= new ErrorBudget()).spend(this.#budget, Date.now())) {

@@ -8,6 +8,7 @@ import { CloseCode, closeReason } from './protocol.js'
 import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.js'
 import type { Delivery } from './delivery.js'
 import type { DisconnectInfo } from './hooks.js'
+import { channels, dropTally, frameType } from './diagnostics.js'
 
 /**
  * The application's own state on a connection (`connection.data`), as Socket.IO's
@@ -23,6 +24,8 @@ const TEXT = { binary: false } as const
 /** A subscription of one connection to one topic. */
 export interface Subscription {
   topic: string
+  /** The declared pattern the topic matched (a bounded label for observers). */
+  pattern: string
   /** Publications held back while the subscribe reply is not yet sent, so none overtakes it. */
   held: Delivery[] | null
   /** Offset of the last publication sent (or skipped on a volatile topic): guards against duplicates and gaps. */
@@ -152,6 +155,7 @@ export class Connection<U = unknown> {
     if (this.socket.bufferedAmount + frame.length > this.#limits.maxQueue) {
       if (volatile) {
         this.#limits.dropped++
+        dropTally.count++
         return false
       }
       this.log.warn({ bufferedAmount: this.socket.bufferedAmount }, 'slow consumer: send queue over its limit')
@@ -160,6 +164,7 @@ export class Connection<U = unknown> {
     }
     this.messagesOut++
     this.#limits.sent++
+    if (typeof frame === 'string' && channels.messageOut.hasSubscribers) channels.messageOut.publish({ connection: this, type: frameType(frame) })
     if (!this.corked) {
       // Frames sent to this socket in the same tick (a burst of publications, replies
       // and the messages they announce) leave in one write instead of one each.

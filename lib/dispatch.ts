@@ -16,6 +16,7 @@ import { CloseCode, ErrorCode } from './protocol.js'
 import { InFlight, RouteRunner, type PublishFn } from './route-runner.js'
 import type { Router } from './router.js'
 import { SENT, type TopicCommands } from './topic-commands.js'
+import { channels, inboundType } from './diagnostics.js'
 
 /**
  * Frames a connection may send while one of its `auth`, `subscribe` or `unsubscribe`
@@ -57,6 +58,7 @@ export class Dispatcher<U> {
       return
     }
     const envelope = parseEnvelope(raw, isBinary, this.#options.maxDepth)
+    if (channels.messageIn.hasSubscribers) channels.messageIn.publish({ connection, type: isEnvelopeError(envelope) ? 'invalid' : inboundType(envelope.type, this.#router) })
     if (isEnvelopeError(envelope)) {
       this.#answers.error(connection, envelope.id, envelope.error)
       return

@@ -6,6 +6,7 @@ import type { Broker, PresenceEvent, Publication } from './broker/types.js'
 import type { Connection, Subscription } from './connection.js'
 import { deliver, type Delivery, type GapHandler } from './delivery.js'
 import { ephemeralFrame, messageFrame, presenceFrame } from './frames.js'
+import { channels, dropTally, publishFanOut } from './diagnostics.js'
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()
@@ -44,11 +45,16 @@ export class Hub {
   }
 
   #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, except: string[] | undefined): void {
+    const dropsBefore = dropTally.count
+    let reached = 0
     for (const connection of subscribers) {
       if (except !== undefined && except.includes(connection.id)) continue
+      reached++
       // The set and each connection's subscriptions change together (subscribe, leave).
       deliver(connection, connection.subscriptions.get(topic) as Subscription, delivery, this.#onGap)
     }
+    // Counted once per publication, never per subscriber (see diagnostics.ts).
+    if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, subscribers, reached, dropTally.count - dropsBefore)
   }
 
   /** The broker cannot vouch for continuity on this topic: every local subscriber is told. */

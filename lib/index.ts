@@ -12,6 +12,7 @@ import { resolveOptions, type RealtimeOptions } from './options.js'
 import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
+import { registerMetrics, type MetricsOptions } from './metrics.js'
 import { watchSilentSockets } from './http-sockets.js'
 import { registerAsyncApi } from './asyncapi/serve.js'
 
@@ -122,6 +123,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   }
 
   app.decorate('realtime', realtime)
+  if (options.metrics !== undefined && options.metrics !== false) await registerMetrics(app, realtime, options.metrics as true | MetricsOptions)
 
   app.route({
     method: 'GET',
@@ -176,3 +178,5 @@ export type { Broker, Publication, StreamPosition, PublicationListener, Recovery
 export type { IdempotencyScope, IdempotencyClaim, IdempotencyStore } from './broker/types.js'
 export type { MemoryBrokerOptions } from './broker/memory.js'
 // The Redis broker and the publisher are in fastify-realtime/redis (lib/redis.ts).
+export type { MetricsOptions } from './metrics.js'
+export { channels as diagnosticsChannels, handlerChannel, type HandlerTrace } from './diagnostics.js'

@@ -15,6 +15,7 @@ import { CloseCode } from './protocol.js'
 import type { Registry } from './registry.js'
 import type { TopicCommands } from './topic-commands.js'
 import type { Users } from './users.js'
+import { channels } from './diagnostics.js'
 
 const kConnection = Symbol('fastify-realtime.connection')
 // Optional in the type: ws's listener signatures are typed for a plain WebSocket.
@@ -166,6 +167,7 @@ export class Lifecycle<U> {
     this.#registry.add(connection)
     if (auth !== undefined) this.#answers.reply(connection, auth.id, authReplyData(this.#users.serialize(connection.user)))
     connection.send(welcomeFrame(connection.id, this.#options.heartbeat))
+    if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ connection })
     // The request's logger, not connection.log: that child is made only when needed.
     connection.request.log.debug({ connectionId: connection.id, userId: connection.userId }, 'realtime connection accepted')
     this.#dispatcher.drain(connection)
@@ -184,6 +186,7 @@ export class Lifecycle<U> {
     connection.state = 'closed'
     connection.closeInfo ??= { code, reason: reason.toString() }
     this.live.delete(connection)
+    if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ connection, code: connection.closeInfo.code, reason: connection.closeInfo.reason })
     // Only a connection that was opened is registered: one refused, or still in its
     // onConnect hooks, has no topics and no onDisconnect here (see admit()).
     if (!this.#registry.delete(connection)) return
@@ -232,10 +235,14 @@ export class Lifecycle<U> {
   }
 }
 
-/** Waits for `work`, or `ms` at most. */
+/**
+ * Waits for `work`, or `ms` at most. The timer is not unref'd: it is bounded and
+ * cleared, and a shutdown that app.close() awaits must not see the event loop empty
+ * under it when the last sockets go and only unref'd timers are left.
+ */
 async function within (work: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms).unref() })
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
   await Promise.race([work, timeout])
   clearTimeout(timer)
 }

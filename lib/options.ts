@@ -87,7 +87,11 @@ export const OptionsSchema = Type.Object({
       description: Type.Optional(Type.String())
     })),
     server: Type.Optional(Type.Object({ url: Type.String({ pattern: '^wss?://[^/]+$', description: 'ws://host:port or wss://host; default: the host the document was asked from' }) }))
-  }, { description: 'serve the AsyncAPI 3.0 document of the declarations (absent: not served; app.realtime.asyncapi() works regardless)' }))
+  }, { description: 'serve the AsyncAPI 3.0 document of the declarations (absent: not served; app.realtime.asyncapi() works regardless)' })),
+  metrics: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
+    prefix: Type.Optional(Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', description: 'prefix of every metric name (default realtime_)' })),
+    registry: Type.Optional(Type.Unknown({ description: 'the prom-client Registry to use (default: prom-client\'s global register)' }))
+  }, { additionalProperties: false })], { description: 'Prometheus metrics through prom-client (an optional peer); off by default' }))
 }, { additionalProperties: true })
 
 export type JsonOptions = Static<typeof OptionsSchema>
@@ -134,6 +138,12 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
   }
   const json: Record<string, unknown> = { ...raw }
   for (const key of [...functionKeys, ...objectKeys]) delete json[key]
+  // The registry is a prom-client object: checked here, kept by reference, never cloned.
+  const metrics = raw.metrics as { registry?: { registerMetric?: unknown } } | undefined
+  if (metrics !== null && typeof metrics === 'object' && metrics.registry !== undefined) {
+    if (metrics.registry === null || typeof metrics.registry.registerMetric !== 'function') throw new errorCodes.FST_REALTIME_INVALID_OPTION('metrics.registry', 'must be a prom-client Registry')
+    json.metrics = { ...metrics, registry: undefined }
+  }
   // A misspelt option (`pth`, `heartbeat.intreval`) would otherwise be ignored in silence.
   const unknown = unknownKey(OptionsSchema, json, '')
   if (unknown !== null) throw new errorCodes.FST_REALTIME_INVALID_OPTION(unknown.name, unknown.why)
@@ -146,7 +156,7 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
   }
   const resolved = withDefaults as unknown as ResolvedOptions
   // Behaviour options are kept by reference: cloning would break class instances such as a broker.
-  for (const key of [...functionKeys, ...objectKeys]) {
+  for (const key of [...functionKeys, ...objectKeys, 'metrics']) {
     if (raw[key] !== undefined) (resolved as unknown as Record<string, unknown>)[key] = raw[key]
   }
   return Object.freeze(resolved)

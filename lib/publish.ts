@@ -4,6 +4,7 @@
 // keeps history and fans it out to every node.
 import type { Broker, PublishOptions as BrokerPublishOptions, StreamPosition } from './broker/types.js'
 import { errorCodes } from './errors.js'
+import { channels } from './diagnostics.js'
 import type { CompiledTopic, Topics } from './topics.js'
 
 export interface PublishOptions {
@@ -34,6 +35,8 @@ export async function publishTo (broker: Broker, compiled: CompiledTopic, topic:
   const brokerOptions: BrokerPublishOptions = { history: compiled.history }
   if (options.except !== undefined) brokerOptions.except = ([] as string[]).concat(options.except)
   if (options.ephemeral === true) brokerOptions.ephemeral = true
+  const started = channels.publish.hasSubscribers ? performance.now() : 0
   const position = await broker.publish(topic, payload, brokerOptions)
+  if (started !== 0) channels.publish.publish({ broker, topic, pattern: compiled.pattern, offset: position.offset, duration: performance.now() - started })
   return { topic, offset: options.ephemeral === true ? 0 : position.offset, epoch: position.epoch }
 }

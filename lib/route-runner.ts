@@ -13,6 +13,7 @@ import { runIdempotent } from './idempotency.js'
 import type { ResolvedOptions } from './options.js'
 import type { PublishOptions, PublishResult } from './publish.js'
 import type { CompiledRoute, MessageContext } from './router.js'
+import { handlerTraced, traceHandler } from './diagnostics.js'
 
 export type PublishFn = (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
 
@@ -108,7 +109,9 @@ export class RouteRunner<U> {
   #invoke (context: Context<U>, data: unknown): void {
     let result: unknown
     try {
-      result = context.route.handler(data, context)
+      result = handlerTraced()
+        ? traceHandler(context.route.handler, data, context, { route: context.route.type, connectionId: context.connection.id, connection: context.connection })
+        : context.route.handler(data, context)
     } catch (err) {
       this.fail(context, err)
       return

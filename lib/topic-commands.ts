@@ -13,6 +13,7 @@ import type { Hub } from './hub.js'
 import { publishTo } from './publish.js'
 import type { ResolvedOptions } from './options.js'
 import { UnsubscribeCode } from './protocol.js'
+import { channels } from './diagnostics.js'
 import type { SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
 import type { AuthorizeContext, TopicAction, TopicMatch, Topics } from './topics.js'
 
@@ -75,7 +76,7 @@ export class TopicCommands<U> {
     }
     // Claim the slot before the first await: a second subscribe to the same topic is
     // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
-    const subscription: Subscription = { topic, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false }
+    const subscription: Subscription = { topic, pattern: match.topic.pattern, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false }
     if (metaJson !== undefined) subscription.meta = metaJson
     connection.subscriptions.set(topic, subscription)
     const current = (): boolean => connection.subscriptions.get(topic) === subscription
@@ -103,6 +104,7 @@ export class TopicCommands<U> {
       const reply: Static<typeof SubscribeReply> = { topic, offset: recovery.position.offset, epoch: recovery.position.epoch }
       if (since !== undefined) reply.recovered = recovery.recovered
       if (id !== undefined) connection.send(replyFrame(id, this.#serialize.subscribe(reply)))
+      if (channels.subscribe.hasSubscribers) channels.subscribe.publish({ connection, topic, pattern: subscription.pattern, recovered: recovery.recovered })
       release(connection, subscription, recovery.position, recovery.publications, this.gap)
       if (match.topic.presence !== null && current()) await this.#join(connection, subscription)
       return SENT
@@ -174,6 +176,7 @@ export class TopicCommands<U> {
       subscription.joined = false
       this.#broker.leave(topic, connection.id).catch((err) => connection.log.error({ err, topic }, 'presence leave failed'))
     }
+    if (subscription.held === null && channels.unsubscribe.hasSubscribers) channels.unsubscribe.publish({ connection, topic, pattern: subscription.pattern, reason })
     // A subscription still waiting for its reply was never confirmed: no onUnsubscribe.
     if (subscription.held === null && this.#hooks.onUnsubscribe.length > 0) {
       const params = (this.#topics.match(topic) as TopicMatch).params

@@ -19,8 +19,13 @@ await build({
   platform: 'node',
   target: 'node20',
   sourcemap: true,
-  logLevel: 'warning'
+  logLevel: 'warning',
+  // import.meta.url does not exist in CommonJS: the same URL, made from __filename.
+  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { 'import.meta.url': '__importMetaUrl' }
 })
+// Files modules read at run time (the dashboard's page and scripts) go next to both builds.
+for (const out of ['dist', join('dist', 'cjs')]) cpSync(join('lib', 'dashboard', 'public'), join(out, 'dashboard', 'public'), { recursive: true })
 for (const declaration of files('dist', '.d.ts').filter((f) => !f.startsWith(join('dist', 'cjs')))) {
   cpSync(declaration, join('dist', 'cjs', relative('dist', declaration)))
 }

@@ -259,3 +259,23 @@ t.test('hooks: "joined"/"left" once per user, and a user is online while any tab
   t.equal(bob.client.frames.filter((f) => f.topic === 'online' || aboutAnn(f)).length, 0, 'nothing told twice')
   await bye(bob.client)
 })
+
+t.test('the chat serves its metrics at /metrics and the dashboard at /dashboard', async (t) => {
+  const { base, url } = await start(t)
+  const { client } = await signIn(t, url, 'ann')
+  await join(t, client, 'general')
+  const metrics = await fetch(`${base}/metrics`)
+  t.match(metrics.headers.get('content-type'), /^text\/plain/)
+  const text = await metrics.text()
+  t.match(text, /realtime_connections\{state="open"\} 1/)
+  t.match(text, /realtime_subscriptions\{pattern="room\/:name"\} 1/)
+  t.match(text, /realtime_messages_received_total\{type="auth"\} 1/)
+  const dashboard = await fetch(`${base}/dashboard`)
+  t.equal(dashboard.status, 200)
+  t.match(await dashboard.text(), /data-auth="token"/, 'the page signs in by message, as this server requires')
+  const token = await (await fetch(`${base}/dashboard/api/token`)).json() as { token: string }
+  const watcher = await connect(t, url, { welcome: false })
+  t.equal((await watcher.request('auth', token)).type, 'reply', 'the dashboard token signs in')
+  t.equal((await watcher.request('subscribe', { topic: '$realtime/dashboard' })).type, 'reply')
+  await bye(client, watcher)
+})

@@ -20,6 +20,9 @@ export function headlineRatios (results: Record<string, ScenarioResults>, varian
     lines.push(`fan-out server CPU per delivery, plugin / ws true frame-once: ${fmt(ratios.fanoutCpuPerDeliveryPluginVsWs)} (target ≤ 1.10×)`)
     lines.push(`fan-out server user-space CPU per delivery, plugin / ws true frame-once: ${fmt(ratios.fanoutUserCpuPerDeliveryPluginVsWs)} (target ≤ 1.40×)`)
     lines.push(`fan-out paced p99, plugin / ws true frame-once: ${fmt(ratios.fanoutPacedP99PluginVsWs)} (target ≤ 1.05×)`)
+    ratios.fanoutDeliveriesMetricsVsPlugin = r('fanout', 'deliveriesPerSec', 'plugin-metrics', 'plugin')
+    ratios.fanoutCpuPerDeliveryMetricsVsPlugin = r('fanout', 'cpuPerDeliveryUs', 'plugin-metrics', 'plugin')
+    lines.push(`fan-out with metrics: true / without: deliveries/s ${fmt(ratios.fanoutDeliveriesMetricsVsPlugin)}, CPU per delivery ${fmt(ratios.fanoutCpuPerDeliveryMetricsVsPlugin)} (target: within 5 %)`)
   }
   if (results.memory !== undefined) {
     const parts = variants.filter((v) => results.memory[v.id] !== undefined).map((v) => {
@@ -41,6 +44,9 @@ export function headlineRatios (results: Record<string, ScenarioResults>, varian
     ratios.reqresPluginVsFastifyWebsocket = r('reqres', 'roundTripsPerSec', 'plugin', 'fastify-websocket')
     ratios.reqresPluginVsWs = r('reqres', 'roundTripsPerSec', 'plugin', BASELINE)
     lines.push(`request/response round trips/s, plugin / @fastify/websocket loop: ${fmt(ratios.reqresPluginVsFastifyWebsocket)} (target ≥ 1.00×; plugin / ws: ${fmt(ratios.reqresPluginVsWs)})`)
+    ratios.reqresMetricsVsPlugin = r('reqres', 'roundTripsPerSec', 'plugin-metrics', 'plugin')
+    ratios.reqresCpuMetricsVsPlugin = r('reqres', 'cpuPerRoundTripUs', 'plugin-metrics', 'plugin')
+    lines.push(`request/response with metrics: true / without: round trips/s ${fmt(ratios.reqresMetricsVsPlugin)}, CPU per round trip ${fmt(ratios.reqresCpuMetricsVsPlugin)} (target: within 5 %)`)
   }
   if (results.deflate !== undefined) {
     ratios.deflateCpuPluginVsWs = r('deflate', 'cpuPerDeliveryUs', 'plugin', BASELINE)

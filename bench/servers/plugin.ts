@@ -1,14 +1,16 @@
 // This plugin (fastify-realtime), as an application would use it: one topic pattern
 // with a message schema, one request route with data and reply schemas.
+// plugin-metrics.ts runs the same server with `metrics` on.
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import realtime from '../../lib/index.js'
-import { bytesWrittenBy, runServer } from './harness.js'
+import realtime, { type RealtimeOptions } from '../../lib/index.js'
+import { bytesWrittenBy, runServer, type BenchServer } from './harness.js'
 import { BENCH_DEFLATE } from './deflate.js'
 
-runServer('plugin', async () => {
+export async function startPlugin (extra: RealtimeOptions = {}): Promise<BenchServer> {
   const app = Fastify()
   await app.register(realtime, {
+    ...extra,
     path: '/ws',
     heartbeat: { interval: 25000, timeout: 10000 },
     // Every bench client comes from 127.0.0.1 and sends as fast as it can: the
@@ -46,4 +48,7 @@ runServer('plugin', async () => {
     bytesWritten: () => bytesWrittenBy(app.websocketServer.clients),
     close: () => app.close()
   }
-})
+}
+
+// Run directly (not imported by plugin-metrics.ts).
+if (process.argv[1]?.endsWith('plugin.ts') === true) runServer('plugin', () => startPlugin())

@@ -15,7 +15,9 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { build as esbuild } from 'esbuild'
+import { Registry } from 'prom-client'
 import realtime, { type Broker } from '../../lib/index.js'
+import realtimeDashboard from '../../lib/dashboard/index.js'
 
 export const ChatUserSchema = Type.Object({ id: Type.String(), name: Type.String() }, { title: 'ChatUser' })
 export type ChatUser = Static<typeof ChatUserSchema>
@@ -87,6 +89,7 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
   // Read and built once at startup: the page and the client are static and small.
   const page = await readFile(pagePath, 'utf8')
   const clientJs = await clientBundle()
+  const metrics = new Registry()
 
   await app.register(realtime, {
     // DEMO ONLY: there are no passwords here. The token a client sends in its `auth`
@@ -98,7 +101,24 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
     // Restarting with the same broker keeps history and epochs, so pages recover what they missed.
     broker: opts.broker,
     // The API's AsyncAPI document at /asyncapi.json (and .yaml), its page at /asyncapi.
-    asyncapi: { path: '/asyncapi', info: { title: 'Chat', version: '1.0.0', description: 'A multi-room chat: rooms are topics `room/<name>`; posts go through `chat.send`.' } }
+    asyncapi: { path: '/asyncapi', info: { title: 'Chat', version: '1.0.0', description: 'A multi-room chat: rooms are topics `room/<name>`; posts go through `chat.send`.' } },
+    // Prometheus metrics in this app's own registry, served at GET /metrics below.
+    metrics: { registry: metrics }
+  })
+
+  // The live monitoring dashboard at /dashboard. OPEN TO ANYONE HERE, for the demo:
+  // a real application lets only its operators in, for example
+  // `authorize: (request) => request.session?.user?.role === 'admin'`.
+  await app.register(realtimeDashboard, {
+    path: '/dashboard',
+    authorize: () => true,
+    // This server authenticates by message: the dashboard's own connection signs in
+    // as "dashboard" (any valid name is accepted in this demo, see above).
+    authToken: () => 'dashboard'
+  })
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(metrics.contentType).send(await metrics.metrics())
   })
 
   const rt = app.realtime
