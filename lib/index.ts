@@ -178,5 +178,5 @@ export type { Broker, Publication, StreamPosition, PublicationListener, Recovery
 export type { IdempotencyScope, IdempotencyClaim, IdempotencyStore } from './broker/types.js'
 export type { MemoryBrokerOptions } from './broker/memory.js'
 // The Redis broker and the publisher are in fastify-realtime/redis (lib/redis.ts).
-export type { MetricsOptions } from './metrics.js'
+export type { MetricsOptions, MetricsRegistry } from './metrics.js'
 export { channels as diagnosticsChannels, handlerChannel, type HandlerTrace } from './diagnostics.js'

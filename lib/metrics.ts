@@ -14,9 +14,18 @@ import { LightHistogram, PendingCounts } from './metrics-series.js'
 import { CloseCode } from './protocol.js'
 import type { Realtime } from './realtime.js'
 
+/**
+ * A prom-client Registry, as far as the plugin uses one. Typed here, not imported, so
+ * that an app without prom-client (an optional peer) still type-checks our declarations.
+ */
+export interface MetricsRegistry {
+  registerMetric: (metric: any) => void
+  removeSingleMetric: (name: string) => void
+}
+
 export interface MetricsOptions {
   /** The prom-client Registry to register in (say, the one fastify-metrics serves). Default: prom-client's global `register`. */
-  registry?: Registry
+  registry?: MetricsRegistry
   /** Prefix of every metric name. Default `realtime_`. */
   prefix?: string
 }
@@ -39,7 +48,7 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
     throw new errorCodes.FST_REALTIME_INVALID_OPTION('metrics', `needs prom-client, an optional peer dependency: npm install prom-client (${(err as Error).message})`)
   }
   const config = options === true ? {} : options
-  const registry = config.registry ?? prom.register
+  const registry = (config.registry ?? prom.register) as Registry
   const prefix = config.prefix ?? 'realtime_'
   const registers = [registry]
   const own = (connection: Connection<any>): boolean => connection.request.server.realtime === realtime

@@ -3,43 +3,9 @@
 // fan-out across nodes, Redis going away under load, a flush, a node dying without
 // cleaning up, kicks and presence across nodes.
 import t from 'tap'
-import { Type } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { connect, until, type TestClient } from './fixtures/helpers.js'
-import { FeedClient, hasRedisServer, requireOrSkip, startNode, startRedisServer, uniquePrefix, type Node, type RedisServer } from './fixtures/redis.js'
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function topics (app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
-    const name = request.headers['x-user']
-    if (typeof name === 'string') (request as unknown as { user: unknown }).user = { id: name }
-  })
-  app.realtime.topic('feed/:name', {
-    message: Type.Object({ n: Type.Integer(), from: Type.String() }),
-    history: { size: 20_000, ttl: 0 }
-  })
-  app.realtime.topic('room/:name', { message: Type.Object({ text: Type.String() }), presence: true })
-}
-
-async function nodes (t: any, server: RedisServer, count: number, brokerOptions = {}): Promise<Node[]> {
-  const prefix = uniquePrefix('cluster')
-  const out: Node[] = []
-  for (let i = 0; i < count; i++) out.push(await startNode(t, { redis: server.url, prefix, ...brokerOptions }, topics))
-  return out
-}
-
-async function feeds (t: any, list: Node[], perNode: number, topic: string, reconnect: boolean): Promise<FeedClient[]> {
-  const clients: FeedClient[] = []
-  for (const node of list) {
-    for (let i = 0; i < perNode; i++) clients.push(new FeedClient(node.url, topic, { reconnect }))
-  }
-  t.teardown(() => Promise.all(clients.map((c) => c.close())))
-  await Promise.all(clients.map((c) => c.open()))
-  await until(() => clients.every((c) => c.settled))
-  return clients
-}
+import { FeedClient, feedTopics, openFeeds, sleep, startNodes, hasRedisServer, requireOrSkip, startNode, startRedisServer, uniquePrefix, type Node } from './fixtures/redis.js'
 
 async function subscriberCount (probe: Redis, channel: string): Promise<number> {
   const reply = await probe.call('PUBSUB', 'NUMSUB', channel) as [string, number]
@@ -49,8 +15,8 @@ async function subscriberCount (probe: Redis, channel: string): Promise<number> 
 if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
   t.test('10,000 publications from two nodes reach every subscriber on three nodes, in offset order, none twice', async (t) => {
     const server = await startRedisServer(t)
-    const [a, b, c] = await nodes(t, server, 3)
-    const clients = await feeds(t, [a, b, c], 2, 'feed/big', false)
+    const [a, b, c] = await startNodes(t, { redis: server.url }, 3)
+    const clients = await openFeeds(t, [a, b, c], 2, 'feed/big', false)
     const publishFrom = async (node: Node, from: string, count: number) => {
       let batch: Array<Promise<unknown>> = []
       for (let n = 0; n < count; n++) {
@@ -85,9 +51,9 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
     t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
 
     const server = await startRedisServer(t)
-    const list = await nodes(t, server, 3)
+    const list = await startNodes(t, { redis: server.url }, 3)
     const [a, b] = list
-    const clients = await feeds(t, list, 2, 'feed/live', true)
+    const clients = await openFeeds(t, list, 2, 'feed/live', true)
     const probe = new Redis(server.url, { lazyConnect: true, retryStrategy: () => 50 })
     probe.on('error', () => {})
     t.teardown(() => { probe.disconnect() })
@@ -142,8 +108,8 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
 
   t.test('Redis flushed: subscribers and returning clients with the old epoch get recovered: false', async (t) => {
     const server = await startRedisServer(t)
-    const [a, b] = await nodes(t, server, 2)
-    const clients = await feeds(t, [a, b], 1, 'feed/flush', true)
+    const [a, b] = await startNodes(t, { redis: server.url }, 2)
+    const clients = await openFeeds(t, [a, b], 1, 'feed/flush', true)
     const away = new FeedClient(b.url, 'feed/flush', { reconnect: false })
     t.teardown(() => away.close())
     await away.open()
@@ -180,8 +146,8 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
     const redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null })
     const subscriber = new Redis(server.url, { retryStrategy: () => null })
     t.teardown(() => { redis.disconnect(); subscriber.disconnect() })
-    const doomed = await startNode(t, { redis, subscriber, prefix, presenceTtl }, topics)
-    const [b, c] = [await startNode(t, { redis: server.url, prefix, presenceTtl }, topics), await startNode(t, { redis: server.url, prefix, presenceTtl }, topics)]
+    const doomed = await startNode(t, { redis, subscriber, prefix, presenceTtl }, feedTopics)
+    const [b, c] = [await startNode(t, { redis: server.url, prefix, presenceTtl }, feedTopics), await startNode(t, { redis: server.url, prefix, presenceTtl }, feedTopics)]
     const join = async (node: Node, name: string): Promise<TestClient> => {
       const client = await connect(t, node.url, { headers: { 'x-user': name } })
       const reply = await client.request('subscribe', { topic: 'room/x' })
@@ -217,7 +183,7 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
 
   t.test('across nodes: a presence query lists every node\'s members; disconnectUser closes the user everywhere with 4503', async (t) => {
     const server = await startRedisServer(t)
-    const [a, b, c] = await nodes(t, server, 3)
+    const [a, b, c] = await startNodes(t, { redis: server.url }, 3)
     const enter = async (node: Node, name: string): Promise<TestClient> => {
       const client = await connect(t, node.url, { headers: { 'x-user': name } })
       t.equal((await client.request('subscribe', { topic: 'room/lobby' })).type, 'reply')

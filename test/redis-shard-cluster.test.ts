@@ -3,51 +3,17 @@
 // to subscribers on three, a node that dies (its members swept once), and last, a
 // master killed with SIGKILL while two nodes publish (its replica takes over).
 import t from 'tap'
-import { Type } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
 import { Cluster } from 'ioredis'
 import { connect, until, type TestClient } from './fixtures/helpers.js'
-import { FeedClient, hasRedisServer, requireOrSkip, startNode, uniquePrefix, type Node } from './fixtures/redis.js'
-import { clusterProbe, hasRedisCli, startRedisCluster, type RedisClusterServer } from './fixtures/redis-cluster.js'
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function topics (app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
-    const name = request.headers['x-user']
-    if (typeof name === 'string') (request as unknown as { user: unknown }).user = { id: name }
-  })
-  app.realtime.topic('feed/:name', {
-    message: Type.Object({ n: Type.Integer(), from: Type.String() }),
-    history: { size: 20_000, ttl: 0 }
-  })
-  app.realtime.topic('room/:name', { message: Type.Object({ text: Type.String() }), presence: true })
-}
-
-async function nodes (t: any, cluster: RedisClusterServer, count: number, brokerOptions = {}): Promise<Node[]> {
-  const prefix = uniquePrefix('shard-nodes')
-  const out: Node[] = []
-  for (let i = 0; i < count; i++) out.push(await startNode(t, { cluster: cluster.nodes, prefix, ...brokerOptions }, topics))
-  return out
-}
-
-async function feeds (t: any, list: Node[], perNode: number, topic: string, reconnect: boolean): Promise<FeedClient[]> {
-  const clients: FeedClient[] = []
-  for (const node of list) {
-    for (let i = 0; i < perNode; i++) clients.push(new FeedClient(node.url, topic, { reconnect }))
-  }
-  t.teardown(() => Promise.all(clients.map((c) => c.close())))
-  await Promise.all(clients.map((c) => c.open()))
-  await until(() => clients.every((c) => c.settled))
-  return clients
-}
+import { feedTopics, openFeeds, sleep, startNodes, hasRedisServer, requireOrSkip, startNode, uniquePrefix, type Node } from './fixtures/redis.js'
+import { clusterProbe, hasRedisCli, startRedisCluster } from './fixtures/redis-cluster.js'
 
 if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-cli are not installed')) {
   const cluster = await startRedisCluster(t, { masters: 3, replicas: 1 })
 
   t.test('10,000 publications from two nodes reach every subscriber on three nodes, in offset order, none twice', async (t) => {
-    const [a, b, c] = await nodes(t, cluster, 3)
-    const clients = await feeds(t, [a, b, c], 2, 'feed/big', false)
+    const [a, b, c] = await startNodes(t, { cluster: cluster.nodes }, 3)
+    const clients = await openFeeds(t, [a, b, c], 2, 'feed/big', false)
     const publishFrom = async (node: Node, from: string, count: number) => {
       let batch: Array<Promise<unknown>> = []
       for (let n = 0; n < count; n++) {
@@ -82,9 +48,9 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     const subscriber = new Cluster(cluster.nodes, { shardedSubscribers: true, clusterRetryStrategy: () => null })
     for (const client of [redis, subscriber]) client.on('error', () => {})
     t.teardown(() => { redis.disconnect(); subscriber.disconnect() })
-    const doomed = await startNode(t, { redis, subscriber, prefix, presenceTtl }, topics)
-    const b = await startNode(t, { cluster: cluster.nodes, prefix, presenceTtl }, topics)
-    const c = await startNode(t, { cluster: cluster.nodes, prefix, presenceTtl }, topics)
+    const doomed = await startNode(t, { redis, subscriber, prefix, presenceTtl }, feedTopics)
+    const b = await startNode(t, { cluster: cluster.nodes, prefix, presenceTtl }, feedTopics)
+    const c = await startNode(t, { cluster: cluster.nodes, prefix, presenceTtl }, feedTopics)
     const join = async (node: Node, name: string, room: string): Promise<TestClient> => {
       const client = await connect(t, node.url, { headers: { 'x-user': name } })
       t.equal((await client.request('subscribe', { topic: room })).type, 'reply')
@@ -113,10 +79,10 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
   })
 
   t.test('a promoted replica that lacks delivered publications: subscribers told 2500, a new epoch, no silent reuse of offsets', async (t) => {
-    const list = await nodes(t, cluster, 2)
+    const list = await startNodes(t, { cluster: cluster.nodes }, 2)
     const [a] = list
     const topic = 'feed/rewind'
-    const clients = await feeds(t, list, 1, topic, true)
+    const clients = await openFeeds(t, list, 1, topic, true)
     for (let n = 0; n < 5; n++) await a.app.realtime.publish(topic, { n, from: 'a' })
     await until(() => clients.every((c) => c.position?.offset === 5))
     const old = clients[0].position as { offset: number, epoch: string }
@@ -147,10 +113,10 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     process.on('uncaughtException', onUnhandled)
     t.teardown(() => { process.off('unhandledRejection', onUnhandled); process.off('uncaughtException', onUnhandled) })
 
-    const list = await nodes(t, cluster, 3)
+    const list = await startNodes(t, { cluster: cluster.nodes }, 3)
     const [a, b] = list
     const topic = 'feed/failover'
-    const clients = await feeds(t, list, 2, topic, true)
+    const clients = await openFeeds(t, list, 2, topic, true)
     const load = { running: true }
     const acked: Array<{ offset: number, epoch: string, key: string }> = []
     const counts = { failed: 0, codes: new Set<string>() }
