@@ -8,6 +8,7 @@ import { CloseCode, closeReason } from './protocol.js'
 import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.js'
 import type { Delivery } from './delivery.js'
 import type { DisconnectInfo } from './hooks.js'
+import { frameRoute, sendShared, type SharedFrame } from './compress-once.js'
 
 /**
  * The application's own state on a connection (`connection.data`), as Socket.IO's
@@ -95,6 +96,8 @@ export class Connection<U = unknown> {
    * socket reported (what onDisconnect is told). Set on the first close.
    */
   closeInfo: DisconnectInfo | undefined
+  /** How shared frames reach this socket (compress-once.ts `frameRoute`), fixed at open. */
+  readonly #route: number
   #log: FastifyBaseLogger | undefined
   #data: RealtimeConnectionData | undefined
 
@@ -108,6 +111,7 @@ export class Connection<U = unknown> {
     this.state = state
     this.connectedAt = this.lastSeen = Date.now()
     this.bucket = new TokenBucket(limits.rateLimit, this.connectedAt)
+    this.#route = frameRoute(socket)
   }
 
   /** A child of the request's logger carrying the connection id, made on first use. */
@@ -148,8 +152,30 @@ export class Connection<U = unknown> {
    * message is dropped and counted instead.
    */
   send (frame: string | Buffer, volatile = false): boolean {
+    if (!this.#admit(frame.length, volatile)) return false
+    if (typeof frame === 'string') this.socket.send(frame)
+    else this.socket.send(frame, TEXT)
+    return true
+  }
+
+  /**
+   * Sends a frame built once for many connections (a publication, a presence change,
+   * a broadcast): the same Buffer is written to this socket when ws holds nothing
+   * ahead of it, else ws.send() queues it in order (compress-once.ts). Same limits as send().
+   */
+  sendShared (frame: SharedFrame, volatile = false): boolean {
+    if (!this.#admit(frame.plain.length, volatile)) return false
+    sendShared(this.socket, frame, this.#route)
+    return true
+  }
+
+  /**
+   * The checks and bookkeeping of every send: open, under maxQueue (else 4008, or
+   * dropped when volatile), counted, and the socket corked for this tick.
+   */
+  #admit (length: number, volatile: boolean): boolean {
     if (this.socket.readyState !== 1) return false
-    if (this.socket.bufferedAmount + frame.length > this.#limits.maxQueue) {
+    if (this.socket.bufferedAmount + length > this.#limits.maxQueue) {
       if (volatile) {
         this.#limits.dropped++
         return false
@@ -172,8 +198,6 @@ export class Connection<U = unknown> {
         if (corked.length === 1) process.nextTick(uncorkAll)
       }
     }
-    if (typeof frame === 'string') this.socket.send(frame)
-    else this.socket.send(frame, TEXT)
     return true
   }
 

@@ -30,6 +30,7 @@ import type { Broker, BrokerCommand, HistoryOptions } from './broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from './asyncapi/description.js'
 import { asyncApiOf } from './asyncapi/serve.js'
 import type { AsyncApiDocument } from './asyncapi/document.js'
+import { SharedFrame } from './compress-once.js'
 
 /** A typed handle on a declared topic pattern. */
 export interface TopicHandle<P, M> {
@@ -210,12 +211,12 @@ export class Realtime<U = unknown> {
 
   /** Sends a declared event to every accepted connection. Returns how many it was sent to. */
   broadcast<E extends string>(event: E, data: NoInfer<EventPayload<E>>, options: BroadcastOptions = {}): number {
-    const frame = Buffer.from(this.#eventFrame(event, data))
+    const frame = new SharedFrame(this.#eventFrame(event, data))
     const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
     let sent = 0
     for (const connection of this.connections) {
       if (except !== undefined && except.includes(connection.id)) continue
-      if (connection.send(frame)) sent++
+      if (connection.sendShared(frame)) sent++
     }
     return sent
   }
