@@ -17,7 +17,7 @@
 // A payload under the threshold, or one deflate does not shrink, goes as the plain
 // frame: a plain message never touches the peer's inflate window.
 import { constants, deflateRawSync } from 'node:zlib'
-import type { WebSocket } from 'ws'
+import type { PerMessageDeflateOptions, WebSocket } from 'ws'
 import { deflateParams, frameOf, payloadOf, senderLooksFamiliar, textFrame, writeDeflated, writeFrame } from './ws-frame.js'
 
 export interface CompressionOptions {
@@ -27,6 +27,23 @@ export interface CompressionOptions {
   level: number
   /** zlib memLevel, 1 to 9. */
   memLevel: number
+}
+
+/**
+ * ws's settings for the compression option: no context takeover either way, so a
+ * frame compressed once decodes on every socket and no connection keeps a deflate
+ * window between messages. Nothing when compression is off (ws then never offers it).
+ */
+export function perMessageDeflateOf (compression: CompressionOptions | undefined): { perMessageDeflate?: PerMessageDeflateOptions } {
+  if (compression === undefined) return {}
+  return {
+    perMessageDeflate: {
+      serverNoContextTakeover: true,
+      clientNoContextTakeover: true,
+      threshold: compression.threshold,
+      zlibDeflateOptions: { level: compression.level, memLevel: compression.memLevel }
+    }
+  }
 }
 
 const DEFAULT_WINDOW_BITS = 15

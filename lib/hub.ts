@@ -22,6 +22,11 @@ export class Hub {
     this.#compression = compression
   }
 
+  /** A frame for many connections, compressed once where that is on. */
+  shared (text: string): SharedFrame {
+    return new SharedFrame(text, this.#compression)
+  }
+
   /** Called by the broker for every publication on a topic this node subscribes to. */
   deliver (publication: Publication): void {
     const subscribers = this.#subscribers.get(publication.topic)
@@ -30,9 +35,9 @@ export class Hub {
     const delivery: Delivery = {
       offset,
       epoch: publication.epoch,
-      frame: new SharedFrame(offset === 0
+      frame: this.shared(offset === 0
         ? ephemeralFrame(publication.topic, publication.data)
-        : messageFrame(publication.topic, offset, publication.epoch, publication.data), this.#compression),
+        : messageFrame(publication.topic, offset, publication.epoch, publication.data)),
       // Ephemeral publications (typing) are dropped for a slow subscriber, never closed over.
       volatile: true
     }
@@ -43,7 +48,7 @@ export class Hub {
   deliverPresence (event: PresenceEvent): void {
     const subscribers = this.#subscribers.get(event.topic)
     if (subscribers === undefined) return
-    const delivery: Delivery = { offset: 0, epoch: '', frame: new SharedFrame(presenceFrame(event.kind, event.topic, event.member.data), this.#compression), volatile: false }
+    const delivery: Delivery = { offset: 0, epoch: '', frame: this.shared(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false }
     this.#fanOut(event.topic, subscribers, delivery, [event.member.connectionId])
   }
 

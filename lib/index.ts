@@ -8,7 +8,8 @@ import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { WebSocketServer } from 'ws'
 import { errorCodes } from './errors.js'
-import { resolveOptions, type RealtimeOptions } from './options.js'
+import { compressionOf, resolveOptions, type RealtimeOptions } from './options.js'
+import { perMessageDeflateOf } from './compress-once.js'
 import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
@@ -92,7 +93,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     const releaseUpgrades = trackUpgrades(app.server)
     await app.register(websocket, {
       // Cast: @fastify/websocket's types load the CommonJS flavour of @types/ws.
-      options: { ...options.websocket, maxPayload: options.maxPayload, handleProtocols } as never,
+      options: { ...options.websocket, ...perMessageDeflateOf(compressionOf(options)), maxPayload: options.maxPayload, handleProtocols } as never,
       // Our shutdown sends 1012 and waits for the handshakes; @fastify/websocket's
       // default would close with no code and not wait.
       preClose: async function () {
