@@ -14,6 +14,7 @@ import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
 import { watchSilentSockets } from './http-sockets.js'
+import { releaseUpgradeResponse } from './upgrade-memory.js'
 import { registerAsyncApi } from './asyncapi/serve.js'
 
 declare module 'fastify' {
@@ -65,9 +66,11 @@ const websocketOwners = new WeakMap<object, string>()
  */
 function trackUpgrades (server: EventEmitter): () => void {
   const sockets = new Set<Duplex>()
+  // One listener for every socket ('close' comes once): no closure kept per connection.
+  const untrack = function (this: Duplex): void { sockets.delete(this) }
   const track = (_request: unknown, socket: Duplex): void => {
     sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
+    socket.on('close', untrack)
   }
   server.on('upgrade', track)
   return () => {
@@ -86,7 +89,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const realtime = new Realtime<RealtimeUser>(options, broker, app.log)
   const silent = watchSilentSockets(app.server)
 
-  if (!app.hasDecorator('websocketServer')) {
+  const ownWebsocket = !app.hasDecorator('websocketServer')
+  if (ownWebsocket) {
     const owner = websocketOwners.get(app.server)
     if (owner !== undefined) throw new errorCodes.FST_REALTIME_WEBSOCKET_SCOPE(options.path, owner)
     websocketOwners.set(app.server, options.path)
@@ -135,7 +139,10 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       }
     },
     handler: async (_request, reply) => reply.code(426).header('upgrade', 'websocket').send({ statusCode: 426, error: 'Upgrade Required', message: 'This endpoint speaks WebSocket' }),
-    wsHandler: (socket, request) => { realtime.accept(socket, request) }
+    wsHandler: (socket, request) => {
+      releaseUpgradeResponse(socket, request, ownWebsocket)
+      realtime.accept(socket, request)
+    }
   })
 
   registerAsyncApi(app, realtime)
