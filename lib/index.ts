@@ -140,7 +140,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     },
     handler: async (_request, reply) => reply.code(426).header('upgrade', 'websocket').send({ statusCode: 426, error: 'Upgrade Required', message: 'This endpoint speaks WebSocket' }),
     wsHandler: (socket, request) => {
-      releaseUpgradeResponse(socket, request, ownWebsocket)
+      releaseUpgradeResponse(socket, ownWebsocket)
       realtime.accept(socket, request)
     }
   })

@@ -1,30 +1,21 @@
 // What an accepted WebSocket keeps of its HTTP upgrade. @fastify/websocket routes
 // the upgrade through Fastify with a stand-in ServerResponse assigned to the socket,
-// and attaches an 'error' listener closing over the request and the Reply. Both
-// would live as long as the connection: the ServerResponse, the Reply and their
-// listeners (about 1 KiB per connection). The request itself stays (it is
-// `connection.request`); the response part of an upgrade that is done is let go.
-import type { FastifyRequest } from 'fastify'
-import type { Socket } from 'node:net'
+// and attaches an 'error' listener closing over the request and the Reply, which
+// would live as long as the connection. The request itself stays (it is
+// `connection.request`); the Reply of an upgrade that is done is let go.
 import type { WebSocket } from 'ws'
 import { kConnection } from './lifecycle.js'
 import type { Connection } from './connection.js'
 
-interface UpgradedSocket extends Socket {
-  /** The response assigned to the socket (http.ServerResponse#assignSocket). */
-  _httpMessage?: { detachSocket?: (socket: Socket) => void } | null
-}
-
 /**
- * Lets go of the upgrade's response: detaches the stand-in ServerResponse from the
- * socket and, when the plugin registered @fastify/websocket itself (`ownErrorHandler`:
- * its errorHandler is ours, a debug log), replaces the error listener by one shared
- * listener that logs the same without the Reply. An app's own errorHandler is kept.
+ * Lets go of the Reply: when the plugin registered @fastify/websocket itself
+ * (`ownErrorHandler`: its errorHandler is ours, a debug log), the per-socket error
+ * listener closing over request and Reply is replaced by one shared listener that
+ * logs the same. An app's own errorHandler is kept. (The stand-in ServerResponse
+ * stays assigned to the socket: Node's closeIdleConnections() would otherwise take
+ * the upgraded socket for an idle HTTP connection and destroy it at shutdown.)
  */
-export function releaseUpgradeResponse (socket: WebSocket, request: FastifyRequest, ownErrorHandler: boolean): void {
-  const raw = request.raw.socket as UpgradedSocket | null
-  const response = raw?._httpMessage
-  if (raw != null && response != null && typeof response.detachSocket === 'function') response.detachSocket(raw)
+export function releaseUpgradeResponse (socket: WebSocket, ownErrorHandler: boolean): void {
   if (!ownErrorHandler) return
   socket.removeAllListeners('error')
   socket.on('error', onSocketError)
