@@ -9,6 +9,7 @@ import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.j
 import type { Delivery } from './delivery.js'
 import type { DisconnectInfo } from './hooks.js'
 import { channels, dropTally, frameType } from './diagnostics.js'
+import { frameRoute, sendShared, type SharedFrame } from './compress-once.js'
 
 /**
  * The application's own state on a connection (`connection.data`), as Socket.IO's
@@ -98,6 +99,8 @@ export class Connection<U = unknown> {
    * socket reported (what onDisconnect is told). Set on the first close.
    */
   closeInfo: DisconnectInfo | undefined
+  /** How shared frames reach this socket (compress-once.ts `frameRoute`), fixed at open. */
+  readonly #route: number
   #log: FastifyBaseLogger | undefined
   #data: RealtimeConnectionData | undefined
 
@@ -111,6 +114,7 @@ export class Connection<U = unknown> {
     this.state = state
     this.connectedAt = this.lastSeen = Date.now()
     this.bucket = new TokenBucket(limits.rateLimit, this.connectedAt)
+    this.#route = frameRoute(socket)
   }
 
   /** A child of the request's logger carrying the connection id, made on first use. */
@@ -151,8 +155,32 @@ export class Connection<U = unknown> {
    * message is dropped and counted instead.
    */
   send (frame: string | Buffer, volatile = false): boolean {
+    if (!this.#admit(frame.length, volatile)) return false
+    // Replies, errors and events (strings) are observed one by one; fan-out once per publication (hub.ts).
+    if (typeof frame === 'string' && channels.messageOut.hasSubscribers) channels.messageOut.publish({ connection: this, type: frameType(frame) })
+    if (typeof frame === 'string') this.socket.send(frame)
+    else this.socket.send(frame, TEXT)
+    return true
+  }
+
+  /**
+   * Sends a frame built once for many connections (a publication, a presence change,
+   * a broadcast): the same Buffer is written to this socket when ws holds nothing
+   * ahead of it, else ws.send() queues it in order (compress-once.ts). Same limits as send().
+   */
+  sendShared (frame: SharedFrame, volatile = false): boolean {
+    if (!this.#admit(frame.plain.length, volatile)) return false
+    sendShared(this.socket, frame, this.#route)
+    return true
+  }
+
+  /**
+   * The checks and bookkeeping of every send: open, under maxQueue (else 4008, or
+   * dropped when volatile), counted, and the socket corked for this tick.
+   */
+  #admit (length: number, volatile: boolean): boolean {
     if (this.socket.readyState !== 1) return false
-    if (this.socket.bufferedAmount + frame.length > this.#limits.maxQueue) {
+    if (this.socket.bufferedAmount + length > this.#limits.maxQueue) {
       if (volatile) {
         this.#limits.dropped++
         dropTally.count++
@@ -164,7 +192,6 @@ export class Connection<U = unknown> {
     }
     this.messagesOut++
     this.#limits.sent++
-    if (typeof frame === 'string' && channels.messageOut.hasSubscribers) channels.messageOut.publish({ connection: this, type: frameType(frame) })
     if (!this.corked) {
       // Frames sent to this socket in the same tick (a burst of publications, replies
       // and the messages they announce) leave in one write instead of one each.
@@ -177,8 +204,6 @@ export class Connection<U = unknown> {
         if (corked.length === 1) process.nextTick(uncorkAll)
       }
     }
-    if (typeof frame === 'string') this.socket.send(frame)
-    else this.socket.send(frame, TEXT)
     return true
   }
 

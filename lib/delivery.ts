@@ -4,13 +4,15 @@
 import type { Connection, Subscription } from './connection.js'
 import { messageFrame } from './frames.js'
 import type { Publication, StreamPosition } from './broker/types.js'
+import type { SharedFrame } from './compress-once.js'
 
 /** One framed publication (or presence change) on its way to the subscribers of a topic. */
 export interface Delivery {
   /** The publication's offset; 0 for a frame outside the stream (ephemeral, presence). */
   offset: number
   epoch: string
-  frame: Buffer
+  /** Framed once (and compressed once where negotiated) for every subscriber. */
+  frame: SharedFrame
   /** For a frame outside the stream: drop it for a slow subscriber instead of closing (typing, not presence). */
   volatile: boolean
 }
@@ -47,7 +49,7 @@ export function release (connection: Connection<any>, subscription: Subscription
 function apply (connection: Connection<any>, subscription: Subscription, delivery: Delivery, onGap: GapHandler): void {
   const offset = delivery.offset
   if (offset === 0) {
-    connection.send(delivery.frame, delivery.volatile)
+    connection.sendShared(delivery.frame, delivery.volatile)
   } else if (delivery.epoch !== subscription.epoch) {
     // The stream was reset (store flushed, meta expired): offsets restart, so
     // comparing them would hide a gap.
@@ -57,7 +59,7 @@ function apply (connection: Connection<any>, subscription: Subscription, deliver
   } else if (offset === subscription.offset + 1 || subscription.volatile) {
     // A volatile topic skips what a slow subscriber lost instead of calling it a gap.
     subscription.offset = offset
-    connection.send(delivery.frame, subscription.volatile)
+    connection.sendShared(delivery.frame, subscription.volatile)
   } else {
     onGap(connection, subscription)
   }

@@ -12,9 +12,11 @@ export interface SilentSockets {
 
 export function watchSilentSockets (server: Server): SilentSockets {
   const sockets = new Set<Socket>()
+  // One listener for every socket ('close' comes once): no closure kept per connection.
+  const forget = function (this: Socket): void { sockets.delete(this) }
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
+    socket.on('close', forget)
   })
   return {
     release () {

@@ -1,22 +1,31 @@
 // Local fan-out: which connections of this process subscribe to which topic, and the
 // delivery of what the broker hands us to them. A publication arrives serialised once
-// (by the topic's schema, on the publishing node) and is framed here once, into a
-// Buffer that every subscriber's socket sends as it is.
+// (by the topic's schema, on the publishing node) and is framed here once (and
+// compressed once where that is on), into a Buffer written as it is to every
+// subscriber's socket that can take it (compress-once.ts, ws-frame.ts).
 import type { Broker, PresenceEvent, Publication } from './broker/types.js'
 import type { Connection, Subscription } from './connection.js'
 import { deliver, type Delivery, type GapHandler } from './delivery.js'
 import { ephemeralFrame, messageFrame, presenceFrame } from './frames.js'
 import { channels, dropTally, publishFanOut } from './diagnostics.js'
+import { SharedFrame, type CompressionOptions } from './compress-once.js'
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()
   readonly #pending = new Map<string, Promise<void>>()
   readonly #broker: Broker
   readonly #onGap: GapHandler
+  readonly #compression: CompressionOptions | undefined
 
-  constructor (broker: Broker, onGap: GapHandler) {
+  constructor (broker: Broker, onGap: GapHandler, compression?: CompressionOptions) {
     this.#broker = broker
     this.#onGap = onGap
+    this.#compression = compression
+  }
+
+  /** A frame for many connections, compressed once where that is on. */
+  shared (text: string): SharedFrame {
+    return new SharedFrame(text, this.#compression)
   }
 
   /** Called by the broker for every publication on a topic this node subscribes to. */
@@ -27,7 +36,7 @@ export class Hub {
     const delivery: Delivery = {
       offset,
       epoch: publication.epoch,
-      frame: Buffer.from(offset === 0
+      frame: this.shared(offset === 0
         ? ephemeralFrame(publication.topic, publication.data)
         : messageFrame(publication.topic, offset, publication.epoch, publication.data)),
       // Ephemeral publications (typing) are dropped for a slow subscriber, never closed over.
@@ -40,7 +49,7 @@ export class Hub {
   deliverPresence (event: PresenceEvent): void {
     const subscribers = this.#subscribers.get(event.topic)
     if (subscribers === undefined) return
-    const delivery: Delivery = { offset: 0, epoch: '', frame: Buffer.from(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false }
+    const delivery: Delivery = { offset: 0, epoch: '', frame: this.shared(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false }
     this.#fanOut(event.topic, subscribers, delivery, [event.member.connectionId])
   }
 

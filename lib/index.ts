@@ -8,12 +8,14 @@ import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { WebSocketServer } from 'ws'
 import { errorCodes } from './errors.js'
-import { resolveOptions, type RealtimeOptions } from './options.js'
+import { compressionOf, resolveOptions, type RealtimeOptions } from './options.js'
+import { perMessageDeflateOf } from './compress-once.js'
 import { Realtime } from './realtime.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
 import { registerMetrics, type MetricsOptions } from './metrics.js'
 import { watchSilentSockets } from './http-sockets.js'
+import { releaseUpgradeResponse } from './upgrade-memory.js'
 import { registerAsyncApi } from './asyncapi/serve.js'
 
 declare module 'fastify' {
@@ -65,9 +67,11 @@ const websocketOwners = new WeakMap<object, string>()
  */
 function trackUpgrades (server: EventEmitter): () => void {
   const sockets = new Set<Duplex>()
+  // One listener for every socket ('close' comes once): no closure kept per connection.
+  const untrack = function (this: Duplex): void { sockets.delete(this) }
   const track = (_request: unknown, socket: Duplex): void => {
     sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
+    socket.on('close', untrack)
   }
   server.on('upgrade', track)
   return () => {
@@ -86,14 +90,15 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const realtime = new Realtime<RealtimeUser>(options, broker, app.log)
   const silent = watchSilentSockets(app.server)
 
-  if (!app.hasDecorator('websocketServer')) {
+  const ownWebsocket = !app.hasDecorator('websocketServer')
+  if (ownWebsocket) {
     const owner = websocketOwners.get(app.server)
     if (owner !== undefined) throw new errorCodes.FST_REALTIME_WEBSOCKET_SCOPE(options.path, owner)
     websocketOwners.set(app.server, options.path)
     const releaseUpgrades = trackUpgrades(app.server)
     await app.register(websocket, {
       // Cast: @fastify/websocket's types load the CommonJS flavour of @types/ws.
-      options: { ...options.websocket, maxPayload: options.maxPayload, handleProtocols } as never,
+      options: { ...options.websocket, ...perMessageDeflateOf(compressionOf(options)), maxPayload: options.maxPayload, handleProtocols } as never,
       // Our shutdown sends 1012 and waits for the handshakes; @fastify/websocket's
       // default would close with no code and not wait.
       preClose: async function () {
@@ -136,7 +141,10 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       }
     },
     handler: async (_request, reply) => reply.code(426).header('upgrade', 'websocket').send({ statusCode: 426, error: 'Upgrade Required', message: 'This endpoint speaks WebSocket' }),
-    wsHandler: (socket, request) => { realtime.accept(socket, request) }
+    wsHandler: (socket, request) => {
+      releaseUpgradeResponse(socket, ownWebsocket)
+      realtime.accept(socket, request)
+    }
   })
 
   registerAsyncApi(app, realtime)

@@ -17,7 +17,7 @@ import type { TopicCommands } from './topic-commands.js'
 import type { Users } from './users.js'
 import { channels } from './diagnostics.js'
 
-const kConnection = Symbol('fastify-realtime.connection')
+export const kConnection = Symbol('fastify-realtime.connection')
 // Optional in the type: ws's listener signatures are typed for a plain WebSocket.
 type SocketWithConnection = WebSocket & { [kConnection]?: Connection<any> }
 

@@ -7,6 +7,7 @@ import type { ServerOptions } from 'ws'
 import { errorCodes } from './errors.js'
 import type { AjvConfig } from './schema-compiler.js'
 import type { Broker } from './broker/types.js'
+import type { CompressionOptions } from './compress-once.js'
 
 export const defaults = {
   path: '/ws',
@@ -33,6 +34,9 @@ export const defaults = {
   maxConnectionsPerUser: 100,
   maxDepth: 32,
   validateReplies: true,
+  compressionThreshold: 1024,
+  compressionLevel: -1,
+  compressionMemLevel: 8,
   asyncapiPath: '/asyncapi',
   idempotencyTtl: 5 * 60_000,
   idempotencyPendingTimeout: 30_000
@@ -78,6 +82,14 @@ export const OptionsSchema = Type.Object({
     pendingTimeout: Ms(defaults.idempotencyPendingTimeout, 'ms a repeat waits for the first run of its key, and a dead node\'s claim on a key lasts')
   }, { default: {} }),
   validateReplies: Type.Boolean({ default: defaults.validateReplies, description: 'check each route reply against its schema before sending it (a mismatch answers INTERNAL and is logged); publications and events are always checked' }),
+  compression: Type.Union([
+    Type.Boolean(),
+    Type.Object({
+      threshold: Type.Optional(Type.Integer({ minimum: 0, default: defaults.compressionThreshold, description: 'payloads smaller than this many bytes are sent uncompressed' })),
+      level: Type.Optional(Type.Integer({ minimum: -1, maximum: 9, default: defaults.compressionLevel, description: 'zlib level: 1 fast … 9 small, -1 zlib\'s default (6)' })),
+      memLevel: Type.Optional(Type.Integer({ minimum: 1, maximum: 9, default: defaults.compressionMemLevel, description: 'zlib memLevel' }))
+    }, { additionalProperties: false })
+  ], { default: false, description: 'permessage-deflate without context takeover, each publication compressed once for every subscriber that negotiated it (true, or { threshold, level, memLevel }); off by default' }),
   allowedOrigins: Type.Optional(Type.Array(Type.String(), { description: 'browser origins allowed to connect; others get 403 before the upgrade (default: any)' })),
   asyncapi: Type.Optional(Type.Object({
     path: Type.Optional(Type.String({ pattern: '^/', default: defaults.asyncapiPath, description: 'serves the page at path, JSON at path.json, YAML at path.yaml (or by Accept)' })),
@@ -95,6 +107,18 @@ export const OptionsSchema = Type.Object({
 }, { additionalProperties: true })
 
 export type JsonOptions = Static<typeof OptionsSchema>
+
+/** The compression settings of resolved options, or undefined when compression is off. */
+export function compressionOf (options: Pick<JsonOptions, 'compression'>): CompressionOptions | undefined {
+  const value = options.compression
+  if (value === false) return undefined
+  const given = value === true ? {} : value
+  return {
+    threshold: given.threshold ?? defaults.compressionThreshold,
+    level: given.level ?? defaults.compressionLevel,
+    memLevel: given.memLevel ?? defaults.compressionMemLevel
+  }
+}
 
 /** What `authenticate` returns: the user, and optionally when its credentials expire (ms since the epoch). */
 export type AuthResult<U = unknown> = { user: U, expiresAt?: number } | null | undefined | false
@@ -155,6 +179,9 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
     throw new errorCodes.FST_REALTIME_INVALID_OPTION(name, first.message)
   }
   const resolved = withDefaults as unknown as ResolvedOptions
+  if (resolved.compression !== false && (raw.websocket as ServerOptions | undefined)?.perMessageDeflate !== undefined) {
+    throw new errorCodes.FST_REALTIME_INVALID_OPTION('websocket.perMessageDeflate', 'the compression option sets it (without context takeover, so each publication is compressed once): give one or the other')
+  }
   // Behaviour options are kept by reference: cloning would break class instances such as a broker.
   for (const key of [...functionKeys, ...objectKeys, 'metrics']) {
     if (raw[key] !== undefined) (resolved as unknown as Record<string, unknown>)[key] = raw[key]

@@ -15,7 +15,7 @@ import { Hooks, type HookName, type RealtimeHooks } from './hooks.js'
 import { Hub } from './hub.js'
 import { idempotencyStore } from './idempotency.js'
 import { Lifecycle, type Refusal } from './lifecycle.js'
-import type { ResolvedOptions } from './options.js'
+import { compressionOf, type ResolvedOptions } from './options.js'
 import { CloseCode } from './protocol.js'
 import { publishTo, resolveTopic, type PublishOptions, type PublishResult } from './publish.js'
 import { Registry } from './registry.js'
@@ -102,7 +102,7 @@ export class Realtime<U = unknown> {
     const answers = new Answers(options.errorBudget)
     const who = users(options, compiler, log)
     this.#commands = new TopicCommands<U>(options, compiler, this.#topics, broker, this.#hooks, who.serialize)
-    this.#hub = this.#commands.hub = new Hub(broker, this.#commands.gap)
+    this.#hub = this.#commands.hub = new Hub(broker, this.#commands.gap, compressionOf(options))
     this.#dispatcher = new Dispatcher<U>(options, this.#router, this.#commands, this.#hooks, answers, broker, (topic, data, opts) => this.publish(topic, data, opts))
     const lifecycle = this.#lifecycle = new Lifecycle<U>(options, this.connections, this.#hooks, who, this.#dispatcher, this.#commands, answers, this.#limits)
     if (options.authenticate !== undefined) {
@@ -210,12 +210,12 @@ export class Realtime<U = unknown> {
 
   /** Sends a declared event to every accepted connection. Returns how many it was sent to. */
   broadcast<E extends string>(event: E, data: NoInfer<EventPayload<E>>, options: BroadcastOptions = {}): number {
-    const frame = Buffer.from(this.#eventFrame(event, data))
+    const frame = this.#hub.shared(this.#eventFrame(event, data))
     const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
     let sent = 0
     for (const connection of this.connections) {
       if (except !== undefined && except.includes(connection.id)) continue
-      if (connection.send(frame)) sent++
+      if (connection.sendShared(frame)) sent++
     }
     return sent
   }

@@ -1,6 +1,7 @@
 // Recovery after a reconnect: every missed publication, in order, no duplicate,
 // between the reply and the next live one; or recovered: false and none.
 import t from 'tap'
+import { Socket } from 'node:net'
 import { Type } from '@sinclair/typebox'
 import { MemoryBroker, type StreamPosition } from '../lib/index.js'
 import { build, connect, until, type Frame } from './fixtures/helpers.js'
@@ -116,7 +117,7 @@ t.test('a live subscriber that would miss publications is told with unsubscribed
   t.same([(await c.nextOfType('message')).offset, (await c.nextOfType('message')).offset], [2, 3], 'resubscribing with since fills the gap')
 })
 
-t.test('a publication is serialised once and framed once for 1,000 subscribers', async (t) => {
+t.test('a publication is serialised once, framed once and written as that one Buffer to 1,000 subscribers', async (t) => {
   // Count calls of the serializer compiled for the topic's message schema.
   let serialised = 0
   const compile = SchemaCompiler.prototype.serializer
@@ -131,18 +132,24 @@ t.test('a publication is serialised once and framed once for 1,000 subscribers',
   })
   const all = await Promise.all(Array.from({ length: 1000 }, () => connect(t, url)))
   await Promise.all(all.map((c) => c.request('subscribe', { topic: 'wide' })))
-  const originalFrom = Buffer.from
-  let framed = 0
-  Buffer.from = ((...args: Parameters<typeof Buffer.from>) => { framed++; return (originalFrom as any).apply(Buffer, args) }) as typeof Buffer.from
+  // Every write to a socket during the publication: the one frame Buffer, written as it is.
+  const write = Socket.prototype.write
+  const written: unknown[] = []
+  Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+    written.push(chunk)
+    return (write as any).call(this, chunk, ...rest)
+  } as typeof write
   try {
     await app.realtime.publish('wide', { n: 1 })
   } finally {
-    Buffer.from = originalFrom
+    Socket.prototype.write = write
   }
   const received = await Promise.all(all.map((c) => c.nextOfType('message')))
   t.ok(received.every((m) => m.data.n === 1 && m.offset === 1), 'all 1,000 got it')
   t.equal(serialised, 1, 'the message schema serialised it once')
-  t.equal(framed, 1, 'one frame buffer for 1,000 subscribers')
+  t.equal(written.length, 1000, 'one write per subscriber: header and payload in one chunk')
+  t.equal(new Set(written).size, 1, 'the same frame Buffer for 1,000 subscribers')
+  t.ok(Buffer.isBuffer(written[0]) && (written[0] as Buffer)[0] === 0x81, 'a whole text frame, built once')
 })
 
 t.test('history(): the latest publications of a topic, for history on join', async (t) => {

@@ -51,7 +51,7 @@ export function headlineRatios (results: Record<string, ScenarioResults>, varian
   if (results.deflate !== undefined) {
     ratios.deflateCpuPluginVsWs = r('deflate', 'cpuPerDeliveryUs', 'plugin', BASELINE)
     ratios.deflateCpuWsSendVsWs = r('deflate', 'cpuPerDeliveryUs', 'ws-send-once', BASELINE)
-    lines.push(`compressed fan-out server CPU per delivery, / ws compress-once: plugin ${fmt(ratios.deflateCpuPluginVsWs)} (ws per-socket deflate until compress-once lands), ws.send each ${fmt(ratios.deflateCpuWsSendVsWs)}`)
+    lines.push(`compressed fan-out server CPU per delivery, / ws compress-once: plugin (compress once) ${fmt(ratios.deflateCpuPluginVsWs)}, ws.send each (ws per-socket deflate) ${fmt(ratios.deflateCpuWsSendVsWs)}`)
   }
   return { lines, ratios }
 }

@@ -3,11 +3,8 @@
 // deflate shrinks about as much as real JSON, so compression pays for itself here.
 //
 // Only the variants that can compress run it. The baseline compresses each
-// publication once and writes that one compressed frame to every socket (the
-// compress-once prototype); `ws (ws.send each)` and the plugin hand the message to
-// ws, which compresses it again for every socket. The plugin's row is the slot for
-// its own compress-once option (issue 16): until that lands it measures ws's
-// per-socket compression inside the plugin.
+// publication once and writes that one compressed frame to every socket (lib/compress-once.ts), and so does the plugin with its `compression` option;
+// `ws (ws.send each)` hands the message to ws, which compresses it again for every socket.
 
 import { BASELINE } from '../variants.js'
 import { measureFanout } from './fanout.js'

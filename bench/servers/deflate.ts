@@ -3,13 +3,13 @@
 // connection's memory flat), ws's default threshold and zlib level. The servers
 // accept it only when a client offers it, which only the deflate scenario's clients do.
 import type { PerMessageDeflateOptions } from 'ws'
-import { defaultDeflateOnce, type DeflateOnceOptions } from '../prototype/deflate-once.js'
+import type { CompressionOptions } from '../../lib/compress-once.js'
 
 export const BENCH_DEFLATE: PerMessageDeflateOptions = {
   serverNoContextTakeover: true,
   clientNoContextTakeover: true,
-  threshold: defaultDeflateOnce.threshold
+  threshold: 1024
 }
 
-/** The compress-once prototype with the same threshold and zlib level as ws uses above. */
-export const BENCH_DEFLATE_ONCE: DeflateOnceOptions = defaultDeflateOnce
+/** Compress once (lib/compress-once.ts) with ws's defaults: the threshold above, zlib's default level and memLevel. */
+export const BENCH_DEFLATE_ONCE: CompressionOptions = { threshold: 1024, level: -1, memLevel: 8 }

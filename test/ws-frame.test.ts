@@ -1,13 +1,13 @@
-// The issue 16 prototype (bench/prototype/): frames built once and written straight
-// to a ws connection's net.Socket, and payloads deflated once. Every check goes
+// Frames built once and written straight to a ws connection's net.Socket
+// (lib/ws-frame.ts), and payloads deflated once (lib/compress-once.ts). Every check goes
 // through a real ws server and a real ws client, which must read exactly the
 // messages sent, in the order sent, whatever route each one took.
 import t from 'tap'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws'
-import { frameOf, payloadOf, senderIdle, senderLooksFamiliar, textFrame, writeFrame } from '../bench/prototype/frame-once.js'
-import { Publication, sendPublication } from '../bench/prototype/deflate-once.js'
+import { frameOf, payloadOf, senderIdle, senderLooksFamiliar, textFrame, writeFrame } from '../lib/ws-frame.js'
+import { SharedFrame, frameRoute, sendShared, type CompressionOptions } from '../lib/compress-once.js'
 import { until } from './fixtures/helpers.js'
 
 interface Pair { server: WebSocket, client: WebSocket, received: string[] }
@@ -95,6 +95,10 @@ t.test('nothing is written to a socket that is not open', async (t) => {
   await closed
 })
 
+const defaults: CompressionOptions = { threshold: 1024, level: -1, memLevel: 8 }
+/** What the plugin's connection does: the route fixed at open, then the shared frame. */
+const send = (ws: WebSocket, frame: SharedFrame): string => sendShared(ws, frame, frameRoute(ws))
+
 const noTakeover: PerMessageDeflateOptions = { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 0 }
 
 t.test('compress once: one deflated frame serves every socket that negotiated no context takeover', async (t) => {
@@ -102,10 +106,10 @@ t.test('compress once: one deflated frame serves every socket that negotiated no
   const b = await pair(t, { serverDeflate: noTakeover, clientDeflate: { serverMaxWindowBits: 10 } })
   const plain = await pair(t, { serverDeflate: noTakeover, clientDeflate: false })
   const text = JSON.stringify({ type: 'message', topic: 'ticker', data: Array.from({ length: 60 }, (_, i) => ({ symbol: `S${i % 7}`, price: 100 + i })) })
-  const publication = new Publication(text)
-  t.equal(sendPublication(a.server, publication), 'direct-deflated')
-  t.equal(sendPublication(b.server, publication), 'direct-deflated')
-  t.equal(sendPublication(plain.server, publication), 'direct', 'no extension: the plain frame')
+  const publication = new SharedFrame(text, defaults)
+  t.equal(send(a.server, publication), 'direct-deflated')
+  t.equal(send(b.server, publication), 'direct-deflated')
+  t.equal(send(plain.server, publication), 'direct', 'no extension: the plain frame')
   const w15 = publication.deflated(15) as Buffer
   const w10 = publication.deflated(10) as Buffer
   t.equal(w15[0], 0xc1, 'FIN, RSV1 and the text opcode')
@@ -124,7 +128,7 @@ t.test('compress once mixes with ws\'s own compressed sends in one order', async
     const text = JSON.stringify({ n: i, body: `payload ${i % 5} `.repeat(40 + (i % 13)) })
     expected.push(text)
     if (i % 4 === 0) server.send(text) // ws compresses this one itself, asynchronously
-    else routes.add(sendPublication(server, new Publication(text, { threshold: 0, level: 1, memLevel: 8 })))
+    else routes.add(send(server, new SharedFrame(text, { threshold: 0, level: 1, memLevel: 8 })))
     // Now and then let ws finish compressing, so later publications find its Sender idle.
     if (i % 8 === 5) await until(() => senderIdle(server))
   }
@@ -137,16 +141,26 @@ t.test('compress once mixes with ws\'s own compressed sends in one order', async
 t.test('with context takeover negotiated, ws compresses for the socket; small or incompressible payloads go plain', async (t) => {
   const takeover = await pair(t, { serverDeflate: { threshold: 0 }, clientDeflate: true })
   const text = 'context '.repeat(200)
-  t.equal(sendPublication(takeover.server, new Publication(text)), 'ws')
+  t.equal(send(takeover.server, new SharedFrame(text, defaults)), 'ws')
   await until(() => takeover.received.length === 1)
   t.same(takeover.received, [text])
 
   const { server, received } = await pair(t, { serverDeflate: noTakeover, clientDeflate: true })
-  t.equal(sendPublication(server, new Publication('short')), 'direct', 'under the 1024-byte threshold')
+  t.equal(send(server, new SharedFrame('short', defaults)), 'direct', 'under the 1024-byte threshold')
   const noise = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919 + (i >> 3) * 104729) % 94 + 33)).toString('latin1')
-  const publication = new Publication(noise, { threshold: 0, level: 1, memLevel: 8 })
-  const route = sendPublication(server, publication)
+  const publication = new SharedFrame(noise, { threshold: 0, level: 1, memLevel: 8 })
+  const route = send(server, publication)
   t.equal(publication.deflated(15) === null ? 'direct' : 'direct-deflated', route, 'plain only when deflate does not shrink it')
   await until(() => received.length === 2)
   t.same(received, ['short', noise])
+})
+
+t.test('a frame made without compression goes through ws to a socket that negotiated it, so ws compresses as configured', async (t) => {
+  const { server, received } = await pair(t, { serverDeflate: noTakeover, clientDeflate: true })
+  const text = 'compressed by ws '.repeat(100)
+  const frame = new SharedFrame(text)
+  t.equal(frame.deflated(15), undefined, 'no compressed form')
+  t.equal(send(server, frame), 'ws')
+  await until(() => received.length === 1)
+  t.same(received, [text])
 })

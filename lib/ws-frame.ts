@@ -1,12 +1,6 @@
-// Prototype (issue 16): a publication's WebSocket frame built once, header and
-// payload in one Buffer, and written as that same Buffer to every subscriber's
-// net.Socket, bypassing ws's per-send framing (a header allocation, an options
-// object and a cork/two-write/uncork per delivery).
-//
-// It lives in bench/ until the core refactor lands: the bench's true frame-once
-// server runs on it and test/frame-once-prototype.test.ts checks it through real
-// sockets. lib/connection.ts can adopt `writeFrame` as its send path (see
-// bench/prototype/README.md).
+// WebSocket frames built once, header and payload in one Buffer, and written as
+// that same Buffer to every subscriber's net.Socket, bypassing ws's per-send framing
+// (a header allocation, an options object and a cork/two-write/uncork per delivery).
 //
 // Why a direct write is safe, and when it is not. ws.send() on an OPEN socket whose
 // Sender is idle frames the data and writes it to the net.Socket synchronously.
@@ -16,24 +10,19 @@
 //   - it is compressing a message (permessage-deflate runs zlib asynchronously) or
 //     reading a Blob: its `_state` is not DEFAULT (0) (ws < 8.17: `_deflating`);
 //   - sends are queued behind that work: `_queue` is not empty.
-// A frame written directly then would overtake them, so we hand the payload to
-// ws.send(), which queues it behind them. Nothing else in ws writes data frames
-// behind the Sender's back. Our frames are never masked (server to client) and
-// never fragmented, so they cannot interleave with a fragmented ws message either:
-// ws only sends one when the app calls send() with fin: false, which nothing here
-// does.
+// A frame written directly then would overtake them, so its payload goes through
+// ws.send(), which queues it behind them. Our frames are never masked (server to
+// client) and never fragmented; ws only fragments when the app passes fin: false,
+// which nothing here does, so frames cannot interleave with a fragmented message.
 //
 // bufferedAmount stays meaningful: ws computes it as
 // `_socket._writableState.length + _sender._bufferedBytes`, and bytes written
-// directly that the kernel did not take at once are in `_writableState.length`
-// like ws's own. A send-queue limit that reads ws.bufferedAmount therefore sees
-// them. Corking works the same: a cork()ed net.Socket keeps our write in the same
-// batch as ws's.
+// directly that the kernel did not take at once are in `_writableState.length` like
+// ws's own, so the send-queue limit sees them. A cork()ed net.Socket keeps a direct
+// write in the same batch as ws's writes.
 //
-// The frame Buffer is shared by every socket it is written to and may still be
-// referenced by a socket's write queue after the loop: it must never be modified
-// once built (nothing here does).
-
+// A frame Buffer is shared by every socket it is written to and may still sit in a
+// socket's write queue after the loop: it is never modified once built.
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 
@@ -44,7 +33,7 @@ const RSV1 = 0x40
 const OPEN = 1
 
 /** Bytes a frame header takes for a payload of `length` bytes (server frames are unmasked). */
-export function headerLength (length: number): number {
+function headerLength (length: number): number {
   return length < 126 ? 2 : length < 65536 ? 4 : 10
 }
 
@@ -69,8 +58,7 @@ function writeHeader (frame: Buffer, length: number, opcode: number, rsv1: boole
 
 /**
  * A complete, unmasked, unfragmented text frame for `text`, in one Buffer. The
- * string is encoded straight into the frame, so no intermediate payload Buffer is
- * made.
+ * string is encoded straight into the frame: no intermediate payload Buffer.
  */
 export function textFrame (text: string): Buffer {
   const length = Buffer.byteLength(text)
@@ -95,7 +83,7 @@ export function payloadOf (frame: Buffer): Buffer {
   return frame.subarray(len7 < 126 ? 2 : len7 === 126 ? 4 : 10)
 }
 
-/** The parts of ws's WebSocket and Sender this module reads (ws 8; not public API). */
+/** The parts of ws's WebSocket and Sender read here (ws 8; not public API). */
 interface SenderInternals {
   _queue: unknown[]
   /** ws >= 8.17: DEFAULT (0), DEFLATING (1), GET_BLOB_DATA (2). */
@@ -103,20 +91,21 @@ interface SenderInternals {
   /** ws < 8.17. */
   _deflating?: boolean
 }
-export interface WsInternals {
+interface WsInternals {
   readyState: number
   _socket: Socket | null
   _sender: SenderInternals | null
   _extensions: Record<string, { params?: Record<string, unknown> | null } | undefined>
 }
 
-export function internals (ws: WebSocket): WsInternals {
+function internals (ws: WebSocket): WsInternals {
   return ws as unknown as WsInternals
 }
 
 /**
  * Whether this ws build exposes the Sender state the safety check reads. Checked
- * once on a live connection; when false, every send goes through ws.send().
+ * once on a live connection; when false, every send goes through ws.send() (a
+ * future ws that renames them degrades to ws's own framing, never to reordering).
  */
 export function senderLooksFamiliar (ws: WebSocket): boolean {
   const sender = internals(ws)._sender
@@ -135,11 +124,9 @@ export function senderIdle (ws: WebSocket): boolean {
 export type Route = 'direct' | 'ws' | 'closed'
 
 /**
- * Sends an uncompressed frame built by `textFrame`/`frameOf`: the Buffer itself
- * when ws's Sender is idle, otherwise its payload through ws.send() (queued behind
- * whatever ws holds). With `direct` false it always goes through ws.send(): the
- * caller passes false for a socket that negotiated permessage-deflate and should
- * have the message compressed by ws (deflate-once.ts decides that per socket).
+ * Sends a frame built by `textFrame`/`frameOf` (uncompressed): the Buffer itself
+ * when `direct` is allowed and ws's Sender is idle, otherwise its payload through
+ * ws.send() (queued behind whatever ws holds, and compressed by ws if it should).
  * Returns the route taken, or 'closed' when the socket is not OPEN (nothing sent).
  */
 export function writeFrame (ws: WebSocket, frame: Buffer, direct: boolean): Route {
@@ -153,7 +140,15 @@ export function writeFrame (ws: WebSocket, frame: Buffer, direct: boolean): Rout
   return 'ws'
 }
 
-/** Whether permessage-deflate was negotiated on this connection. */
-export function deflateNegotiated (ws: WebSocket): boolean {
-  return internals(ws)._extensions['permessage-deflate'] !== undefined
+/** Writes an already compressed frame (RSV1) when ws's Sender is idle; false when it is not. */
+export function writeDeflated (ws: WebSocket, frame: Buffer): boolean {
+  if (internals(ws).readyState !== OPEN || !senderIdle(ws)) return false
+  ;(internals(ws)._socket as Socket).write(frame)
+  return true
+}
+
+/** The negotiated permessage-deflate parameters, or undefined when it was not negotiated. */
+export function deflateParams (ws: WebSocket): Record<string, unknown> | undefined {
+  const extension = internals(ws)._extensions['permessage-deflate']
+  return extension === undefined ? undefined : (extension.params ?? {})
 }
