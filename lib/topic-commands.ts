@@ -101,16 +101,26 @@ export class TopicCommands<U> {
         })
         if (!current() || !connection.isOpen) throw wireErrors.notSubscribed(topic)
       }
+      if (match.topic.presence !== null) {
+        // Joined before the reply: a `presence` request sent right after it lists this
+        // member (on a Redis Cluster a join is two scripts the reply must not overtake).
+        await this.#join(connection, subscription)
+        if (!current() || !connection.isOpen) throw wireErrors.notSubscribed(topic)
+      }
       const reply: Static<typeof SubscribeReply> = { topic, offset: recovery.position.offset, epoch: recovery.position.epoch }
       if (since !== undefined) reply.recovered = recovery.recovered
       if (id !== undefined) connection.send(replyFrame(id, this.#serialize.subscribe(reply)))
       if (channels.subscribe.hasSubscribers) channels.subscribe.publish({ connection, topic, pattern: subscription.pattern, recovered: recovery.recovered })
       release(connection, subscription, recovery.position, recovery.publications, this.gap)
-      if (match.topic.presence !== null && current()) await this.#join(connection, subscription)
       return SENT
     } catch (err) {
       if (current()) {
         connection.subscriptions.delete(topic)
+        if (subscription.joined) {
+          // Joined, then refused (the connection closed meanwhile): out of presence again.
+          subscription.joined = false
+          this.#broker.leave(topic, connection.id).catch((leaveErr) => connection.log.error({ err: leaveErr, topic }, 'presence leave failed'))
+        }
         await this.hub.remove(connection as Connection, topic)
       }
       throw err
@@ -192,8 +202,8 @@ export class TopicCommands<U> {
     try {
       await this.#broker.join(subscription.topic, { connectionId: connection.id, data: memberData(connection.id, user, subscription.meta) })
     } catch (err) {
-      // The reply is out already: the subscription stays, without presence; the
-      // broker's leave (or its TTL) undoes a join that half happened.
+      // Presence is not worth refusing the subscription for: it goes on without it, and
+      // the broker's leave (or its TTL) undoes a join that half happened.
       connection.log.error({ err, topic: subscription.topic }, 'presence join failed')
       subscription.joined = false
       this.#broker.leave(subscription.topic, connection.id).catch(() => {})
