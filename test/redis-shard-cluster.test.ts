@@ -5,7 +5,7 @@
 import t from 'tap'
 import { Cluster } from 'ioredis'
 import { connect, until, type TestClient } from './fixtures/helpers.js'
-import { feedTopics, openFeeds, sleep, startNodes, hasRedisServer, requireOrSkip, startNode, uniquePrefix, type Node } from './fixtures/redis.js'
+import { feedTopics, openFeeds, tenThousandFromTwoNodes, sleep, startNodes, hasRedisServer, requireOrSkip, startNode, uniquePrefix, type Node } from './fixtures/redis.js'
 import { clusterProbe, hasRedisCli, startRedisCluster } from './fixtures/redis-cluster.js'
 
 if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-cli are not installed')) {
@@ -14,30 +14,7 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
   t.test('10,000 publications from two nodes reach every subscriber on three nodes, in offset order, none twice', async (t) => {
     const [a, b, c] = await startNodes(t, { cluster: cluster.nodes }, 3)
     const clients = await openFeeds(t, [a, b, c], 2, 'feed/big', false)
-    const publishFrom = async (node: Node, from: string, count: number) => {
-      let batch: Array<Promise<unknown>> = []
-      for (let n = 0; n < count; n++) {
-        batch.push(node.app.realtime.publish('feed/big', { n, from }))
-        if (batch.length === 200) {
-          await Promise.all(batch)
-          batch = []
-        }
-      }
-      await Promise.all(batch)
-    }
-    const started = Date.now()
-    await Promise.all([publishFrom(a, 'a', 5000), publishFrom(b, 'b', 5000)])
-    await until(() => clients.every((client) => client.received.length >= 10_000), 30_000)
-    t.comment(`10,000 publications to 6 subscribers on 3 nodes over a cluster in ${Date.now() - started} ms`)
-    const expected = Array.from({ length: 10_000 }, (_, i) => i + 1)
-    for (const [i, client] of clients.entries()) {
-      t.same(client.violations, [], `subscriber ${i}: no gap, no duplicate, no disorder`)
-      t.ok(client.received.map((r) => r.offset).every((offset, j) => offset === expected[j]), `subscriber ${i}: offsets 1 to 10,000`)
-      t.equal(new Set(client.received.map((r) => `${r.data.from}${r.data.n}`)).size, 10_000, `subscriber ${i}: every publication once`)
-    }
-    const order = (from: string) => clients[0].received.filter((r) => r.data.from === from).map((r) => r.data.n)
-    t.same(order('a'), Array.from({ length: 5000 }, (_, i) => i), 'each node\'s publications keep their order')
-    t.same(order('b'), Array.from({ length: 5000 }, (_, i) => i))
+    await tenThousandFromTwoNodes(t, [a, b, c], clients, 'over a cluster')
   })
 
   t.test('a node that dies without cleaning up: its members leave within 2 × presence ttl, once each', async (t) => {
