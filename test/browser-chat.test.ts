@@ -71,11 +71,26 @@ if (chromiumOrSkip(t, 'the chat page in Chromium')) {
     // A post from one page appears in the other, once.
     await alice.fill('#text', 'hello bob')
     await waitText(bob, '#typing', 'alice is typing…')
+    // Counts, after every change to alice's list, the lines showing the post: the pending
+    // line and the post arrive in separate tasks, so a moment with both is seen here.
+    await alice.evaluate(() => {
+      const list = document.querySelector('#messages') as HTMLElement
+      const seen = { most: 0 }
+      ;(window as unknown as { seen: typeof seen }).seen = seen
+      new MutationObserver(() => {
+        const lines = [...list.querySelectorAll('li')].filter((li) => li.textContent?.includes('hello bob') === true)
+        seen.most = Math.max(seen.most, lines.length)
+      }).observe(list, { childList: true, subtree: true })
+    })
     await alice.click('#send')
     await bob.locator('#messages li', { hasText: 'hello bob' }).waitFor()
     await waitText(bob, '#typing', '')
     t.equal(await posts(bob, 'hello bob'), 1, 'bob sees alice\'s post, and alice stopped typing')
-    await alice.locator('#messages li.mine', { hasText: 'hello bob' }).waitFor()
+    // The author's pending line gives way to the post itself; the post never shows twice,
+    // whichever of the publication and the reply reaches the page first.
+    await alice.locator('#messages li.mine[data-id]', { hasText: 'hello bob' }).waitFor()
+    t.equal(await posts(alice, 'hello bob'), 1, 'alice sees her post once')
+    t.equal(await alice.evaluate(() => (window as unknown as { seen: { most: number } }).seen.most), 1, 'and never saw it twice on the way')
     await bob.fill('#text', 'hi alice')
     await bob.press('#text', 'Enter')
     await alice.locator('#messages li', { hasText: 'hi alice' }).waitFor()
