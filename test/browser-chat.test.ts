@@ -78,7 +78,7 @@ if (chromiumOrSkip(t, 'the chat page in Chromium')) {
       const seen = { most: 0 }
       ;(window as unknown as { seen: typeof seen }).seen = seen
       new MutationObserver(() => {
-        const lines = [...list.querySelectorAll('li')].filter((li) => li.textContent?.includes('hello bob') === true)
+        const lines = Array.from(list.querySelectorAll('li')).filter((li) => li.textContent?.includes('hello bob') === true)
         seen.most = Math.max(seen.most, lines.length)
       }).observe(list, { childList: true, subtree: true })
     })
