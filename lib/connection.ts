@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
+import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
 import { CloseCode, closeReason } from './protocol.js'
 import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.js'
@@ -61,6 +62,23 @@ function uncorkAll (): void {
     connection.corked = false
     ;(connection.socket as unknown as { _socket: Socket })._socket.uncork()
   }
+}
+
+/**
+ * Corks an upgrading socket until the end of this tick (ws's 'headers' event, just
+ * before it writes the 101 response): the `welcome` sent when the connection is
+ * accepted, in the same tick, leaves with the 101 in one write instead of two.
+ */
+export function corkHandshake (_headers: string[], request: IncomingMessage): void {
+  // An injected upgrade (@fastify/websocket's injectWS) has no net.Socket to cork.
+  const socket = request.socket as Socket | undefined
+  if (socket === undefined || typeof socket.cork !== 'function') return
+  socket.cork()
+  process.nextTick(uncorkSocket, socket)
+}
+
+function uncorkSocket (socket: Socket): void {
+  socket.uncork()
 }
 
 export class Connection<U = unknown> {

@@ -11,11 +11,12 @@ import { errorCodes } from './errors.js'
 import { compressionOf, resolveOptions, type RealtimeOptions } from './options.js'
 import { perMessageDeflateOf } from './compress-once.js'
 import { Realtime } from './realtime.js'
+import { corkHandshake } from './connection.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
 import { registerMetrics, type MetricsOptions } from './metrics.js'
 import { watchSilentSockets } from './http-sockets.js'
-import { releaseUpgradeResponse } from './upgrade-memory.js'
+import { releaseUpgrade } from './upgrade-memory.js'
 import { registerAsyncApi } from './asyncapi/serve.js'
 
 declare module 'fastify' {
@@ -127,6 +128,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     })
   }
 
+  ;(app as unknown as { websocketServer: WebSocketServer }).websocketServer.on('headers', corkHandshake)
   app.decorate('realtime', realtime)
   if (options.metrics !== undefined && options.metrics !== false) await registerMetrics(app, realtime, options.metrics as true | MetricsOptions)
 
@@ -142,8 +144,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     },
     handler: async (_request, reply) => reply.code(426).header('upgrade', 'websocket').send({ statusCode: 426, error: 'Upgrade Required', message: 'This endpoint speaks WebSocket' }),
     wsHandler: (socket, request) => {
-      releaseUpgradeResponse(socket, ownWebsocket)
-      realtime.accept(socket, request)
+      realtime.accept(socket, releaseUpgrade(socket, request, ownWebsocket))
     }
   })
 

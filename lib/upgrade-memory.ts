@@ -1,24 +1,96 @@
-// What an accepted WebSocket keeps of its HTTP upgrade. @fastify/websocket routes
-// the upgrade through Fastify with a stand-in ServerResponse assigned to the socket,
-// and attaches an 'error' listener closing over the request and the Reply, which
-// would live as long as the connection. The request itself stays (it is
-// `connection.request`); the Reply of an upgrade that is done is let go.
+// What an accepted WebSocket keeps of its HTTP upgrade. @fastify/websocket routes the
+// upgrade through Fastify: an IncomingMessage (a stream, with its raw header lines),
+// a stand-in ServerResponse assigned to the socket, a Reply, and an 'error' listener
+// closing over the request and the Reply. Kept for the life of a connection they are
+// about 2 KiB of a ten-thousand-connection server's heap each. After the upgrade we
+// keep only what the API documents of the request: `connection.request` /
+// `ctx.request` with its headers, query, params, ip, logger and the app's decorations.
+import type { FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { kConnection } from './lifecycle.js'
 import type { Connection } from './connection.js'
 
+interface UpgradedSocket extends Socket {
+  /** The response assigned to the socket (http.ServerResponse#assignSocket). */
+  _httpMessage?: { detachSocket?: (socket: Socket) => void } | null
+}
+
 /**
- * Lets go of the Reply: when the plugin registered @fastify/websocket itself
- * (`ownErrorHandler`: its errorHandler is ours, a debug log), the per-socket error
- * listener closing over request and Reply is replaced by one shared listener that
- * logs the same. An app's own errorHandler is kept. (The stand-in ServerResponse
- * stays assigned to the socket: Node's closeIdleConnections() would otherwise take
- * the upgraded socket for an idle HTTP connection and destroy it at shutdown.)
+ * What stays of the IncomingMessage as `request.raw`: what Fastify's request getters
+ * read (url, method, headers, the socket for ip and protocol), without the stream.
+ * Listeners go to the socket, whose 'close' is the connection's end: `request.signal`
+ * aborts when the connection closes.
  */
-export function releaseUpgradeResponse (socket: WebSocket, ownErrorHandler: boolean): void {
-  if (!ownErrorHandler) return
-  socket.removeAllListeners('error')
-  socket.on('error', onSocketError)
+class UpgradeRequest {
+  readonly url: string | undefined
+  readonly method: string | undefined
+  readonly httpVersion: string
+  readonly headers: IncomingHttpHeaders
+  readonly socket: Socket
+
+  constructor (raw: FastifyRequest['raw']) {
+    this.url = raw.url
+    this.method = raw.method
+    this.httpVersion = raw.httpVersion
+    this.headers = raw.headers
+    this.socket = raw.socket
+  }
+
+  on (event: string, listener: (...args: any[]) => void): this {
+    this.socket.on(event, listener)
+    return this
+  }
+
+  once (event: string, listener: (...args: any[]) => void): this {
+    this.socket.once(event, listener)
+    return this
+  }
+
+  removeListener (event: string, listener: (...args: any[]) => void): this {
+    this.socket.removeListener(event, listener)
+    return this
+  }
+
+  off (event: string, listener: (...args: any[]) => void): this {
+    return this.removeListener(event, listener)
+  }
+}
+
+/**
+ * The request a connection keeps: a copy of the Fastify request (same prototype, so
+ * its getters and the app's decorations work) whose `raw` is an UpgradeRequest. Own
+ * properties are copied in the request's order, so every copy shares one shape.
+ */
+function keptRequest (request: FastifyRequest): FastifyRequest {
+  const kept = Object.create(Object.getPrototypeOf(request)) as Record<PropertyKey, unknown>
+  const source = request as unknown as Record<PropertyKey, unknown>
+  const raw = new UpgradeRequest(request.raw)
+  // `raw` and Fastify's own symbol for the payload stream both hold the IncomingMessage.
+  for (const key of Reflect.ownKeys(source)) kept[key] = source[key] === request.raw ? raw : source[key]
+  return kept as unknown as FastifyRequest
+}
+
+/**
+ * Lets go of the upgrade: detaches the stand-in ServerResponse from the socket (with
+ * it the Reply and its listeners), returns the request to keep, and, when the plugin
+ * registered @fastify/websocket itself (`ownErrorHandler`: its errorHandler is ours, a
+ * debug log), replaces the per-socket error listener closing over request and Reply
+ * by one shared listener that logs the same. An app's own errorHandler is kept, and
+ * with it what it closes over. (An upgraded socket is no longer one of the HTTP
+ * server's connections, so `closeIdleConnections()` does not see it either way.)
+ */
+export function releaseUpgrade (socket: WebSocket, request: FastifyRequest, ownErrorHandler: boolean): FastifyRequest {
+  const raw = request.raw.socket as UpgradedSocket | null
+  const response = raw?._httpMessage
+  if (raw != null && response != null && typeof response.detachSocket === 'function') response.detachSocket(raw)
+  if (ownErrorHandler) {
+    socket.removeAllListeners('error')
+    socket.on('error', onSocketError)
+  }
+  // An injected upgrade (injectWS) has no net.Socket: its request is kept whole.
+  return raw == null ? request : keptRequest(request)
 }
 
 /** One listener for every socket: the connection (set by accept) leads to the request's logger. */

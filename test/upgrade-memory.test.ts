@@ -1,14 +1,18 @@
 // What a connection keeps of its HTTP upgrade (lib/upgrade-memory.ts): the upgrade's
-// Reply is let go, the request stays readable as `connection.request`, and a ws
-// error on the socket is still logged and closes only that connection.
+// IncomingMessage, ServerResponse and Reply are let go, the request stays readable as
+// `connection.request`, and a ws error on the socket is still logged and closes only
+// that connection.
 import t from 'tap'
 import { Writable } from 'node:stream'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import Fastify from 'fastify'
 import realtime from '../lib/index.js'
 import { connect } from './fixtures/helpers.js'
 import { Op, rawConnect } from './fixtures/raw-ws.js'
 
-t.test('a connection keeps its request readable and lets the upgrade Reply go', async (t) => {
+t.test('a connection keeps its request readable and lets the rest of the upgrade go', async (t) => {
   const lines: Array<Record<string, unknown>> = []
   const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(chunk.toString())); done() } })
   const app = Fastify({ logger: { level: 'debug', stream } })
@@ -33,4 +37,44 @@ t.test('a connection keeps its request readable and lets the upgrade Reply go', 
   t.equal((await bad.closed).code, 1002)
   t.ok(lines.some((line) => line.msg === 'websocket error' && line.level === 20), 'logged at debug')
   t.equal(connection.socket.readyState, 1, 'the other connection is untouched')
+})
+
+t.test('the upgrade\'s IncomingMessage and ServerResponse are collected while the connection lives', async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  let message: WeakRef<IncomingMessage> | undefined
+  let response: WeakRef<ServerResponse> | undefined
+  const app = Fastify()
+  app.decorateRequest('shout', function (this: { headers: Record<string, string> }) { return this.headers['x-app'].toUpperCase() })
+  app.addHook('onRequest', async (request, reply) => {
+    message = new WeakRef(request.raw)
+    response = new WeakRef(reply.raw)
+  })
+  await app.register(realtime)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as { port: number }).port
+  const client = await connect(t, `ws://127.0.0.1:${port}/ws`, { headers: { 'x-app': 'test', 'x-forwarded-for': '10.0.0.1' } })
+  const [connection] = [...app.realtime.connections]
+  const request = connection.request as typeof connection.request & { shout: () => string }
+  // Collection runs once the stack that held them is gone.
+  await new Promise((resolve) => setImmediate(resolve))
+  gc()
+  t.equal(message?.deref(), undefined, 'the IncomingMessage is collected')
+  t.equal(response?.deref(), undefined, 'the ServerResponse (and with it the Reply) is collected')
+
+  t.equal(request.shout(), 'TEST', 'decorations on the prototype still see the headers')
+  t.equal(request.raw.headers['x-app'], 'test', 'request.raw keeps the headers')
+  t.equal(request.raw.url, '/ws')
+  t.equal(request.method, 'GET')
+  t.equal(request.url, '/ws')
+  t.equal(request.hostname, '127.0.0.1')
+  t.equal(request.protocol, 'http')
+  t.equal(request.ip, '127.0.0.1', 'the socket\'s address: no proxy is trusted')
+  t.equal(request.server, app, 'the Fastify instance')
+  const signal = request.signal
+  t.equal(signal.aborted, false)
+  client.close()
+  await new Promise((resolve) => signal.addEventListener('abort', resolve))
+  t.pass('request.signal aborts when the connection closes')
 })
