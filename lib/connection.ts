@@ -53,14 +53,21 @@ export interface ConnectionLimits {
   sent: number
 }
 
-const corked: Array<Connection<any>> = []
+/** What this tick has sent to a connection: nothing, one frame (written at once), or more (corked). */
+const NONE = 0
+const ONE = 1
+const CORKED = 2
 
-function uncorkAll (): void {
+/** Connections sent to in this tick, reset (and uncorked) at its end. */
+const touched: Array<Connection<any>> = []
+
+function endOfTick (): void {
   // Swap the list out first: an uncork that writes may run code that sends again.
-  const batch = corked.splice(0, corked.length)
+  const batch = touched.splice(0, touched.length)
   for (const connection of batch) {
-    connection.corked = false
-    ;(connection.socket as unknown as { _socket: Socket })._socket.uncork()
+    const writes = connection.tickWrites
+    connection.tickWrites = NONE
+    if (writes === CORKED) (connection.socket as unknown as { _socket: Socket })._socket.uncork()
   }
 }
 
@@ -96,8 +103,8 @@ export class Connection<U = unknown> {
   pingedAt = 0
   messagesIn = 0
   messagesOut = 0
-  /** True while the socket is corked until the end of this tick. */
-  corked = false
+  /** What this tick has sent: the first frame goes out at once, later ones are corked. */
+  tickWrites: number = NONE
   readonly subscriptions = new Map<string, Subscription>()
   /**
    * Frames waiting while an auth, subscribe or unsubscribe of this connection is in
@@ -194,7 +201,7 @@ export class Connection<U = unknown> {
 
   /**
    * The checks and bookkeeping of every send: open, under maxQueue (else 4008, or
-   * dropped when volatile), counted, and the socket corked for this tick.
+   * dropped when volatile), counted, and later frames of this tick corked.
    */
   #admit (length: number, volatile: boolean): boolean {
     if (this.socket.readyState !== 1) return false
@@ -210,16 +217,21 @@ export class Connection<U = unknown> {
     }
     this.messagesOut++
     this.#limits.sent++
-    if (!this.corked) {
-      // Frames sent to this socket in the same tick (a burst of publications, replies
-      // and the messages they announce) leave in one write instead of one each.
+    // A burst to this socket in one tick (publications, replies and the messages they
+    // announce) leaves in two writes, not one each: the first frame at once, the rest
+    // corked until the end of the tick. Corking from the first frame would put every
+    // lone frame (one publication per tick, the usual fan-out) through the stream's
+    // buffer for nothing.
+    if (this.tickWrites === NONE) {
+      this.tickWrites = ONE
+      touched.push(this)
+      // One callback per tick resets every connection sent to in it, not one per connection.
+      if (touched.length === 1) process.nextTick(endOfTick)
+    } else if (this.tickWrites === ONE) {
       const raw = (this.socket as unknown as { _socket?: Socket })._socket
       if (raw !== undefined) {
-        this.corked = true
+        this.tickWrites = CORKED
         raw.cork()
-        corked.push(this)
-        // One callback per tick uncorks every socket corked in it, not one per socket.
-        if (corked.length === 1) process.nextTick(uncorkAll)
       }
     }
     return true

@@ -60,12 +60,16 @@ t.test('every metric after a scripted session', async (t) => {
   t.equal(await value(registry, 'realtime_errors_total', { code: 'UNKNOWN_TYPE' }), 1)
   t.equal(await value(registry, 'realtime_subscriptions', { pattern: 'room/:name' }), 2)
   t.equal(await value(registry, 'realtime_broker_up'), 1)
-  // Frames sent in one tick wait (corked) until its end: the gauge, read in that tick, sees them.
+  // A burst in one tick: the first frame is written at once, the next ones wait (corked)
+  // until its end, so the gauge, read in that tick, sees them.
   app.realtime.broadcast('big', 'x'.repeat(4000))
+  app.realtime.broadcast('big', 'y'.repeat(4000))
   const queued = (registry.getSingleMetric('realtime_send_queue_bytes') as import('prom-client').Gauge).get()
   t.ok((await queued).values[0].value >= 4000, 'the queue of the largest connection')
-  await a.nextOfType('big')
-  await b.nextOfType('big')
+  for (const c of [a, b]) {
+    t.equal((await c.nextOfType('big')).data, 'x'.repeat(4000))
+    t.equal((await c.nextOfType('big')).data, 'y'.repeat(4000), 'in order')
+  }
   t.equal(await value(registry, 'realtime_send_queue_bytes'), 0, 'and nothing once it is written')
   t.equal(await value(registry, 'realtime_messages_sent_total', { type: 'big' }), 0, 'broadcast frames are not counted (see README)')
   const handler = await values(registry, 'realtime_handler_duration_seconds')

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import realtime from '../lib/index.js'
 import { connect } from './fixtures/helpers.js'
 import { Op, rawConnect } from './fixtures/raw-ws.js'
@@ -45,7 +45,7 @@ t.test('the upgrade\'s IncomingMessage and ServerResponse are collected while th
   let message: WeakRef<IncomingMessage> | undefined
   let response: WeakRef<ServerResponse> | undefined
   const app = Fastify()
-  app.decorateRequest('shout', function (this: { headers: Record<string, string> }) { return this.headers['x-app'].toUpperCase() })
+  app.decorateRequest('shout', function (this: FastifyRequest) { return String(this.headers['x-app']).toUpperCase() })
   app.addHook('onRequest', async (request, reply) => {
     message = new WeakRef(request.raw)
     response = new WeakRef(reply.raw)
