@@ -20,9 +20,13 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
   t.test('a node that dies without cleaning up: its members leave within 2 × presence ttl, once each', async (t) => {
     const presenceTtl = 1000
     const prefix = uniquePrefix('shard-death')
-    // The doomed node borrows its cluster clients, so the test can cut them abruptly.
-    const redis = new Cluster(cluster.nodes, { enableOfflineQueue: false, clusterRetryStrategy: () => null })
-    const subscriber = new Cluster(cluster.nodes, { shardedSubscribers: true, clusterRetryStrategy: () => null })
+    // The doomed node borrows its cluster clients, so the test can cut them abruptly
+    // (disconnect() by hand never reconnects). Until then they retry as any client
+    // would: a busy machine can miss the first slots refresh, and without a retry the
+    // node would fail to start instead of dying later.
+    const retry = (times: number): number | null => times > 20 ? null : 100
+    const redis = new Cluster(cluster.nodes, { enableOfflineQueue: false, clusterRetryStrategy: retry })
+    const subscriber = new Cluster(cluster.nodes, { shardedSubscribers: true, clusterRetryStrategy: retry })
     for (const client of [redis, subscriber]) client.on('error', () => {})
     t.teardown(() => { redis.disconnect(); subscriber.disconnect() })
     const doomed = await startNode(t, { redis, subscriber, prefix, presenceTtl }, feedTopics)
