@@ -14,7 +14,7 @@
 // See bench/README.md for what each figure means.
 
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -53,6 +53,7 @@ const QUICK: Counts = {
   reqresClients: 100,
   reqresRounds: 200,
   connectConnections: 500,
+  connectWarmup: 300,
   connectConcurrency: 50,
   seedBroadcastClients: 100,
   seedBroadcasts: 40,
@@ -157,6 +158,25 @@ function fitToFdLimit (counts: Counts, limit: number, workers: number): string[]
   return warnings
 }
 
+/**
+ * The servers load the built package (dist/), as an app does: run from the TypeScript
+ * source through tsx, every closure would also pay tsx's keepNames helper, a cost no
+ * user has. Built here when dist/ is missing or older than lib/.
+ */
+function ensureBuilt (log: (message: string) => void): void {
+  const root = path.join(HERE, '..')
+  const newest = (dir: string): number => readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .reduce((latest, entry) => Math.max(latest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs), 0)
+  let built = 0
+  try {
+    built = statSync(path.join(root, 'dist', 'index.js')).mtimeMs
+  } catch {}
+  if (built >= newest(path.join(root, 'lib'))) return
+  log('building dist/ (npm run build): the servers load the built package')
+  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+}
+
 /** Above this share of the machine used by other processes, a run is flagged as noisy. */
 const NOISY = 0.1
 
@@ -173,6 +193,7 @@ async function ownCpu (server: ServerGroup, load: LoadPool): Promise<number | nu
 async function main (): Promise<number> {
   const cli = parseCli()
   if (cli.multinode) {
+    ensureBuilt((message) => process.stderr.write(`[bench] ${message}\n`))
     const { runMultinode, MULTINODE_QUICK, MULTINODE_FULL } = await import('./multinode/run.js')
     await runMultinode(cli.mode === 'full' ? MULTINODE_FULL : MULTINODE_QUICK, path.join(RESULTS, 'multinode.json'))
     return 0
@@ -198,6 +219,7 @@ async function main (): Promise<number> {
 
   const log = (message: string) => process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1).padStart(5)}s] ${message}\n`)
   for (const warning of warnings) log(`warning: ${warning}`)
+  ensureBuilt(log)
   log(`${cli.mode} mode: ${cli.variants.length} variants × ${cli.scenarios.length} scenarios${cli.repeat > 1 ? ` × ${cli.repeat} runs` : ''}, ${cli.workers} load-generator process(es), ${os.cpus().length} cores, node ${process.version}`)
 
   // Children: every server process and the load generators, started together.

@@ -9,8 +9,7 @@ import { Type } from '@sinclair/typebox'
 import { createShardedAdapter } from '@socket.io/redis-adapter'
 import { createClient, createCluster } from 'redis'
 import { Server } from 'socket.io'
-import realtime from '../../lib/index.js'
-import { RedisBroker } from '../../lib/redis.js'
+import { plugin as pkg, redis as redisEntry } from '../package.js'
 import { redisFromEnv } from '../../examples/cluster/redis-env.js'
 
 const impl = process.env.IMPL ?? 'plugin'
@@ -19,9 +18,9 @@ if (redis === undefined) throw new Error('set REDIS_URL or REDIS_CLUSTER_NODES')
 const prefix = process.env.PREFIX ?? 'bench:'
 
 async function plugin (): Promise<{ port: number, close: () => Promise<void> }> {
-  const broker = new RedisBroker({ ...redis!.connection, prefix })
+  const broker = new redisEntry.RedisBroker({ ...redis!.connection, prefix })
   const app = Fastify()
-  await app.register(realtime, {
+  await app.register(pkg.default, {
     broker,
     // Every bench client comes from 127.0.0.1 and sends as fast as it can: the limits
     // that would refuse that are raised out of the way (their checks still run).

@@ -16,7 +16,9 @@ export const connect: Scenario = {
   ],
   async run (ctx) {
     const { counts, load, server } = ctx
-    await openChecked(ctx, 20, { concurrency: 10 })
+    // Warm: the first few hundred upgrades of a process also pay for compiling its code
+    // (more code for a Fastify plugin than for raw ws), which is not the steady rate.
+    await openChecked(ctx, counts.connectWarmup, { concurrency: counts.connectConcurrency })
     await load.closeAll()
     await server.waitConnections(0, 10_000)
     const before = await server.stats()

@@ -22,6 +22,8 @@ export interface Counts {
   reqresClients: number
   reqresRounds: number
   connectConnections: number
+  /** Connections opened and closed before the measured ones, so the servers' code is compiled (JIT) by then. */
+  connectWarmup: number
   connectConcurrency: number
   seedBroadcastClients: number
   seedBroadcasts: number

@@ -3,13 +3,14 @@
 // plugin-metrics.ts runs the same server with `metrics` on.
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import realtime, { type RealtimeOptions } from '../../lib/index.js'
+import type { RealtimeOptions } from '../../lib/index.js'
+import { plugin } from '../package.js'
 import { bytesWrittenBy, runServer, type BenchServer } from './harness.js'
 import { BENCH_DEFLATE_ONCE } from './deflate.js'
 
 export async function startPlugin (extra: RealtimeOptions = {}): Promise<BenchServer> {
   const app = Fastify()
-  await app.register(realtime, {
+  await app.register(plugin.default, {
     ...extra,
     path: '/ws',
     heartbeat: { interval: 25000, timeout: 10000 },

@@ -10,7 +10,8 @@
 //
 // The route each delivery took is counted (one increment), and the fan-out
 // scenarios print it: proof that the frames did go out directly.
-import { SharedFrame, frameRoute, sendShared, type SendRoute } from '../../lib/compress-once.js'
+import type { SendRoute } from '../../lib/compress-once.js'
+import { compressOnce } from '../package.js'
 import { runServer } from './harness.js'
 import { BENCH_DEFLATE, BENCH_DEFLATE_ONCE } from './deflate.js'
 import { messageEnvelope, startRawWsServer } from './raw-protocol.js'
@@ -19,8 +20,8 @@ const routes: Record<SendRoute, number> = { direct: 0, 'direct-deflated': 0, ws:
 
 runServer('ws-true-frame-once', async () => {
   const server = await startRawWsServer((subscribers, topic, message) => {
-    const frame = new SharedFrame(JSON.stringify(messageEnvelope(topic, message)), BENCH_DEFLATE_ONCE)
-    for (const socket of subscribers) routes[sendShared(socket, frame, frameRoute(socket))]++
+    const frame = new compressOnce.SharedFrame(JSON.stringify(messageEnvelope(topic, message)), BENCH_DEFLATE_ONCE)
+    for (const socket of subscribers) routes[compressOnce.sendShared(socket, frame, compressOnce.frameRoute(socket))]++
   }, { perMessageDeflate: BENCH_DEFLATE })
   return { ...server, routes: () => ({ ...routes }) }
 })
