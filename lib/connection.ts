@@ -11,6 +11,7 @@ import type { Delivery } from './delivery.js'
 import type { DisconnectInfo } from './hooks.js'
 import { channels, dropTally, frameType } from './diagnostics.js'
 import { frameRoute, sendShared, type SharedFrame } from './compress-once.js'
+import { Subscriptions } from './subscriptions.js'
 
 /**
  * The application's own state on a connection (`connection.data`), as Socket.IO's
@@ -105,7 +106,8 @@ export class Connection<U = unknown> {
   messagesOut = 0
   /** What this tick has sent: the first frame goes out at once, later ones are corked. */
   tickWrites: number = NONE
-  readonly subscriptions = new Map<string, Subscription>()
+  /** Keyed by topic, read like a Map (subscriptions.ts). */
+  readonly subscriptions = new Subscriptions()
   /**
    * Frames waiting while an auth, subscribe or unsubscribe of this connection is in
    * flight (null when none is): they run in order once it completes.

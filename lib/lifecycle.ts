@@ -103,7 +103,8 @@ export class Lifecycle<U> {
     shared[kConnection] = connection
     shared.on('message', this.#onMessage)
     shared.on('pong', onPong)
-    shared.once('close', this.#onClose)
+    // on, not once: ws emits 'close' once, and once() would wrap the listener per socket.
+    shared.on('close', this.#onClose)
 
     if (this.closing) {
       connection.close(CloseCode.RESTARTING, 'server restarting')

@@ -78,7 +78,7 @@ export class TopicCommands<U> {
     // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
     const subscription: Subscription = { topic, pattern: match.topic.pattern, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false }
     if (metaJson !== undefined) subscription.meta = metaJson
-    connection.subscriptions.set(topic, subscription)
+    connection.subscriptions.set(subscription)
     const current = (): boolean => connection.subscriptions.get(topic) === subscription
     try {
       // Every subscribe, recovery included, is authorized afresh: access lost while

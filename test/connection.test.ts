@@ -148,3 +148,34 @@ t.test('disconnectUser closes every connection of that user with 4503', async (t
   await app.realtime.disconnectUser('bob', 4011, 'please reconnect')
   t.same(await other.closed, { code: 4011, reason: 'please reconnect' })
 })
+
+t.test('connection.subscriptions reads like a Map, from one subscription to many and back', async (t) => {
+  const { app, url } = await build(t, {}, (app) => {
+    app.realtime.topic('room/:name', { message: Type.Object({ text: Type.String() }) })
+  })
+  const c = await connect(t, url)
+  const [connection] = [...app.realtime.connections]
+  const topics = () => [...connection.subscriptions.keys()]
+  t.equal(connection.subscriptions.size, 0)
+  await c.request('subscribe', { topic: 'room/a' })
+  t.same(topics(), ['room/a'])
+  t.equal(connection.subscriptions.get('room/a')?.pattern, 'room/:name')
+  t.equal(connection.subscriptions.get('room/b'), undefined)
+  for (const name of ['b', 'c']) await c.request('subscribe', { topic: `room/${name}` })
+  t.same(topics(), ['room/a', 'room/b', 'room/c'], 'in the order subscribed')
+  t.equal(connection.subscriptions.size, 3)
+  await c.request('unsubscribe', { topic: 'room/b' })
+  t.same([...connection.subscriptions].map(([topic, s]) => [topic, s.topic]), [['room/a', 'room/a'], ['room/c', 'room/c']], 'entries')
+  t.notOk(connection.subscriptions.has('room/b'))
+  t.same(connection.toJSON().subscriptions, ['room/a', 'room/c'])
+  await app.realtime.publish('room/c', { text: 'still here' })
+  t.equal((await c.nextOfType('message')).data.text, 'still here', 'delivery finds the subscription')
+  for (const name of ['a', 'c']) await c.request('unsubscribe', { topic: `room/${name}` })
+  t.equal(connection.subscriptions.size, 0)
+  const seen: string[] = []
+  connection.subscriptions.forEach((_s, topic) => seen.push(topic))
+  t.same(seen, [])
+  await c.request('subscribe', { topic: 'room/d' })
+  t.same([...connection.subscriptions.values()].map((s) => s.topic), ['room/d'])
+  t.ok(connection.isSubscribed('room/d'))
+})

@@ -54,9 +54,17 @@ t.test('the upgrade\'s IncomingMessage and ServerResponse are collected while th
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const port = (app.server.address() as { port: number }).port
-  const client = await connect(t, `ws://127.0.0.1:${port}/ws`, { headers: { 'x-app': 'test', 'x-forwarded-for': '10.0.0.1' } })
-  const [connection] = [...app.realtime.connections]
+  const sent = { 'x-app': 'test', 'x-forwarded-for': '10.0.0.1', 'user-agent': 'Mozilla/5.0 (test)', origin: 'https://app.example' }
+  const client = await connect(t, `ws://127.0.0.1:${port}/ws`, { headers: sent })
+  // A second client with the same shared values: each connection still reads its own headers.
+  const other = await connect(t, `ws://127.0.0.1:${port}/ws?room=b`, { headers: { ...sent, 'x-app': 'other' } })
+  const [connection, second] = [...app.realtime.connections]
   const request = connection.request as typeof connection.request & { shout: () => string }
+  t.match(request.headers, sent, 'every header the client sent')
+  t.match(second.request.headers, { ...sent, 'x-app': 'other' })
+  t.same(second.request.query, { room: 'b' })
+  t.equal(second.request.url, '/ws?room=b')
+  other.close()
   // Collection runs once the stack that held them is gone.
   await new Promise((resolve) => setImmediate(resolve))
   gc()
