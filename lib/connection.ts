@@ -54,22 +54,22 @@ export interface ConnectionLimits {
   sent: number
 }
 
-/** What this tick has sent to a connection: nothing, one frame (written at once), or more (corked). */
-const NONE = 0
-const ONE = 1
-const CORKED = 2
+/**
+ * The event-loop iteration frames are being sent in: advanced by one setImmediate,
+ * scheduled by the first send of an iteration (one callback per iteration with sends,
+ * however many connections and messages it had).
+ */
+let iteration = 1
+let advancing = false
+/** Connections corked in this iteration, uncorked when it ends. */
+const corked: Array<Connection<any>> = []
 
-/** Connections sent to in this tick, reset (and uncorked) at its end. */
-const touched: Array<Connection<any>> = []
-
-function endOfTick (): void {
+function endOfIteration (): void {
+  advancing = false
+  iteration++
   // Swap the list out first: an uncork that writes may run code that sends again.
-  const batch = touched.splice(0, touched.length)
-  for (const connection of batch) {
-    const writes = connection.tickWrites
-    connection.tickWrites = NONE
-    if (writes === CORKED) (connection.socket as unknown as { _socket: Socket })._socket.uncork()
-  }
+  const batch = corked.splice(0, corked.length)
+  for (const connection of batch) (connection.socket as unknown as { _socket: Socket })._socket.uncork()
 }
 
 /**
@@ -104,8 +104,10 @@ export class Connection<U = unknown> {
   pingedAt = 0
   messagesIn = 0
   messagesOut = 0
-  /** What this tick has sent: the first frame goes out at once, later ones are corked. */
-  tickWrites: number = NONE
+  /** The iteration of the last frame sent: the first of an iteration goes out at once... */
+  sentIn = 0
+  /** ...and the next ones are corked until the iteration ends (the iteration it was corked in). */
+  corkedIn = 0
   /** Keyed by topic, read like a Map (subscriptions.ts). */
   readonly subscriptions = new Subscriptions()
   /**
@@ -203,7 +205,7 @@ export class Connection<U = unknown> {
 
   /**
    * The checks and bookkeeping of every send: open, under maxQueue (else 4008, or
-   * dropped when volatile), counted, and later frames of this tick corked.
+   * dropped when volatile), counted, and later frames of this iteration corked.
    */
   #admit (length: number, volatile: boolean): boolean {
     if (this.socket.readyState !== 1) return false
@@ -219,21 +221,23 @@ export class Connection<U = unknown> {
     }
     this.messagesOut++
     this.#limits.sent++
-    // A burst to this socket in one tick (publications, replies and the messages they
-    // announce) leaves in two writes, not one each: the first frame at once, the rest
-    // corked until the end of the tick. Corking from the first frame would put every
-    // lone frame (one publication per tick, the usual fan-out) through the stream's
-    // buffer for nothing.
-    if (this.tickWrites === NONE) {
-      this.tickWrites = ONE
-      touched.push(this)
-      // One callback per tick resets every connection sent to in it, not one per connection.
-      if (touched.length === 1) process.nextTick(endOfTick)
-    } else if (this.tickWrites === ONE) {
+    // A burst to this socket (publications, replies and the messages they announce)
+    // leaves in two writes, not one each: the first frame at once, the rest corked
+    // until this event-loop iteration ends. Corking from the first frame would put
+    // every lone frame (a publication per iteration, a reply per request: the usual
+    // case) through the stream's buffer for nothing.
+    if (this.sentIn !== iteration) {
+      this.sentIn = iteration
+      if (!advancing) {
+        advancing = true
+        setImmediate(endOfIteration)
+      }
+    } else if (this.corkedIn !== iteration) {
       const raw = (this.socket as unknown as { _socket?: Socket })._socket
       if (raw !== undefined) {
-        this.tickWrites = CORKED
+        this.corkedIn = iteration
         raw.cork()
+        corked.push(this)
       }
     }
     return true
