@@ -241,7 +241,7 @@ async function main (): Promise<number> {
   const runOrder: Variant[] = [...cli.variants].sort((a, b) => Number(b.id === BASELINE) - Number(a.id === BASELINE))
   let failures = 0
   for (const scenario of cli.scenarios) {
-    const takesPart = (v: Variant) => v.id === BASELINE || scenario.variants === undefined || scenario.variants.includes(v.id)
+    const takesPart = (v: Variant) => v.id === BASELINE || ((scenario.variants === undefined || scenario.variants.includes(v.id)) && (v.scenarios === undefined || v.scenarios.includes(scenario.id)))
     const runs = new Map<string, VariantResult[]>(cli.variants.filter(takesPart).map((v) => [v.id, []]))
     for (let repeat = 0; repeat < cli.repeat; repeat++) {
       // The baseline goes first in the first round; later rounds rotate every variant,

@@ -22,6 +22,8 @@ export interface Variant {
   url: (port: number) => string
   /** What this variant is, in one sentence, for the README and the JSON. */
   description: string
+  /** The scenarios it takes part in, when not all of them. */
+  scenarios?: string[]
 }
 
 const wsUrl = (port: number) => `ws://127.0.0.1:${port}/ws`
@@ -49,6 +51,17 @@ export const variants: Variant[] = [
     color: '#7fa7ef',
     url: wsUrl,
     description: 'this plugin with metrics: true (prom-client counters and histograms on the diagnostics channels)'
+  },
+  {
+    id: 'plugin-unchecked',
+    label: 'fastify-realtime, replies unchecked',
+    server: 'plugin-unchecked.ts',
+    client: 'realtime',
+    nodes: 1,
+    color: '#b7cdf5',
+    url: wsUrl,
+    description: 'this plugin with validateReplies: false (route replies serialised without the check against their schema); request/response only',
+    scenarios: ['reqres']
   },
   {
     id: 'ws-true-frame-once',

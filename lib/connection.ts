@@ -10,7 +10,8 @@ import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.j
 import type { Delivery } from './delivery.js'
 import type { DisconnectInfo } from './hooks.js'
 import { channels, dropTally, frameType } from './diagnostics.js'
-import { frameRoute, sendShared, type SharedFrame } from './compress-once.js'
+import { FrameRoute, frameRoute, sendShared, type SharedFrame } from './compress-once.js'
+import { textFrame, writeFrame } from './ws-frame.js'
 import { Subscriptions } from './subscriptions.js'
 
 /**
@@ -187,8 +188,12 @@ export class Connection<U = unknown> {
     if (!this.#admit(frame.length, volatile)) return false
     // Replies, errors and events (strings) are observed one by one; fan-out once per publication (hub.ts).
     if (typeof frame === 'string' && channels.messageOut.hasSubscribers) channels.messageOut.publish({ connection: this, type: frameType(frame) })
-    if (typeof frame === 'string') this.socket.send(frame)
-    else this.socket.send(frame, TEXT)
+    if (typeof frame !== 'string') this.socket.send(frame, TEXT)
+    // Without compression, a frame of this connection alone goes the way shared frames
+    // do: header and payload built as one Buffer and written at once when ws holds
+    // nothing ahead of it (ws-frame.ts), instead of ws framing it into two.
+    else if (this.#route === FrameRoute.Plain) writeFrame(this.socket, textFrame(frame), true)
+    else this.socket.send(frame)
     return true
   }
 

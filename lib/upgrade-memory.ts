@@ -92,18 +92,19 @@ class UpgradeRequest {
 }
 
 /**
- * The request a connection keeps: a copy of the Fastify request (same prototype, so
- * its getters and the app's decorations work) whose `raw` is an UpgradeRequest.
- * Object.assign copies the own properties (Fastify assigns them all plainly) in one
- * native call, in the request's order, so every copy shares one shape.
+ * The request a connection keeps: the Fastify request itself (its getters and the app's
+ * decorations keep working), its `raw` replaced by an UpgradeRequest. The upgrade's
+ * Reply is hijacked and its response detached, so nothing in Fastify reads this
+ * request's `raw` again.
  */
-function keptRequest (request: FastifyRequest): FastifyRequest {
-  const kept = Object.assign(Object.create(Object.getPrototypeOf(request)), request) as Record<PropertyKey, unknown>
-  const raw = new UpgradeRequest(request.raw)
-  kept.raw = raw
+function keepRequest (request: FastifyRequest): FastifyRequest {
+  const original = request.raw
+  const raw = new UpgradeRequest(original)
+  const fields = request as unknown as Record<PropertyKey, unknown>
+  fields.raw = raw
   // Fastify's own symbol for the payload stream holds the IncomingMessage too.
-  for (const key of Object.getOwnPropertySymbols(request)) if (kept[key] === request.raw) kept[key] = raw
-  return kept as unknown as FastifyRequest
+  for (const key of Object.getOwnPropertySymbols(request)) if (fields[key] === original) fields[key] = raw
+  return request
 }
 
 /**
@@ -124,7 +125,7 @@ export function releaseUpgrade (socket: WebSocket, request: FastifyRequest, ownE
     socket.on('error', onSocketError)
   }
   // An injected upgrade (injectWS) has no net.Socket: its request is kept whole.
-  return raw == null ? request : keptRequest(request)
+  return raw == null ? request : keepRequest(request)
 }
 
 /** One listener for every socket: the connection (set by accept) leads to the request's logger. */

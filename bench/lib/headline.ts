@@ -47,6 +47,9 @@ export function headlineRatios (results: Record<string, ScenarioResults>, varian
     ratios.reqresMetricsVsPlugin = r('reqres', 'roundTripsPerSec', 'plugin-metrics', 'plugin')
     ratios.reqresCpuMetricsVsPlugin = r('reqres', 'cpuPerRoundTripUs', 'plugin-metrics', 'plugin')
     lines.push(`request/response with metrics: true / without: round trips/s ${fmt(ratios.reqresMetricsVsPlugin)}, CPU per round trip ${fmt(ratios.reqresCpuMetricsVsPlugin)} (target: within 5 %)`)
+    ratios.reqresCheckedVsUnchecked = r('reqres', 'roundTripsPerSec', 'plugin', 'plugin-unchecked')
+    ratios.reqresCpuCheckedVsUnchecked = r('reqres', 'cpuPerRoundTripUs', 'plugin', 'plugin-unchecked')
+    lines.push(`request/response with replies checked (the default) / unchecked: round trips/s ${fmt(ratios.reqresCheckedVsUnchecked)}, CPU per round trip ${fmt(ratios.reqresCpuCheckedVsUnchecked)} (target: within 5 %)`)
   }
   if (results.deflate !== undefined) {
     ratios.deflateCpuPluginVsWs = r('deflate', 'cpuPerDeliveryUs', 'plugin', BASELINE)
