@@ -60,8 +60,8 @@ t.test('every metric after a scripted session', async (t) => {
   t.equal(await value(registry, 'realtime_errors_total', { code: 'UNKNOWN_TYPE' }), 1)
   t.equal(await value(registry, 'realtime_subscriptions', { pattern: 'room/:name' }), 2)
   t.equal(await value(registry, 'realtime_broker_up'), 1)
-  // A burst in one tick: the first frame is written at once, the next ones wait (corked)
-  // until its end, so the gauge, read in that tick, sees them.
+  // A burst: the first frame is written at once, the next ones wait (corked) until this
+  // event-loop iteration ends, so the gauge, read now, sees them.
   app.realtime.broadcast('big', 'x'.repeat(4000))
   app.realtime.broadcast('big', 'y'.repeat(4000))
   const queued = (registry.getSingleMetric('realtime_send_queue_bytes') as import('prom-client').Gauge).get()
