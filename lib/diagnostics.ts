@@ -29,7 +29,9 @@ export const channels = {
   /** `{ broker, topic, pattern, subscribers, dropped }`: one publication (or presence change) fanned out on this node. */
   delivery: dc.channel(`${CHANNEL_PREFIX}:delivery`),
   /** `{ broker, topic, pattern, count }`: messages of one publication dropped for slow subscribers of a volatile topic. */
-  dropped: dc.channel(`${CHANNEL_PREFIX}:dropped`)
+  dropped: dc.channel(`${CHANNEL_PREFIX}:dropped`),
+  /** `{ broker, type, connections }`: one `broadcast()` of an event, sent to that many connections (once, not per connection). */
+  broadcast: dc.channel(`${CHANNEL_PREFIX}:broadcast`)
 }
 
 /** start / end / asyncStart / asyncEnd / error around each route handler, with `{ route, connectionId, connection }`. */

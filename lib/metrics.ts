@@ -137,6 +137,10 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
       deliveries.add(event.pattern, event.subscribers)
       if (event.subscribers > event.dropped) sent.add('message', event.subscribers - event.dropped)
     },
+    broadcast: (m) => {
+      const event = m as { broker: unknown, type: string, connections: number }
+      if (event.broker === realtime.broker && event.connections > 0) sent.add(event.type, event.connections)
+    },
     dropped: (m) => {
       const event = m as { broker: unknown, pattern: string, count: number }
       if (event.broker === realtime.broker) dropped.add(event.pattern, event.count)

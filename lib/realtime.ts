@@ -30,6 +30,7 @@ import type { Broker, BrokerCommand, HistoryOptions } from './broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from './asyncapi/description.js'
 import { asyncApiOf } from './asyncapi/serve.js'
 import type { AsyncApiDocument } from './asyncapi/document.js'
+import { channels } from './diagnostics.js'
 
 /** A typed handle on a declared topic pattern. */
 export interface TopicHandle<P, M> {
@@ -217,6 +218,8 @@ export class Realtime<U = unknown> {
       if (except !== undefined && except.includes(connection.id)) continue
       if (connection.sendShared(frame)) sent++
     }
+    // Observed once per broadcast, as fan-out is (diagnostics.ts).
+    if (channels.broadcast.hasSubscribers) channels.broadcast.publish({ broker: this.broker, type: event, connections: sent })
     return sent
   }
 

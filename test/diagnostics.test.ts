@@ -25,6 +25,7 @@ t.test('each channel tells its event once, with its payload', async (t) => {
     app.realtime.topic('room/:name', { message: Type.Object({ text: Type.String() }) })
     app.realtime.topic('ticker', { message: Type.Object({ pad: Type.String() }), volatile: true })
     app.realtime.route({ type: 'echo', schema: { data: Type.String(), reply: Type.String() }, handler: (data) => data })
+    app.realtime.event('notice', Type.String())
   })
   const a = await connect(t, url)
   const [connection] = [...app.realtime.connections]
@@ -48,6 +49,10 @@ t.test('each channel tells its event once, with its payload', async (t) => {
   t.ok(on.publish[0].duration >= 0 && on.publish[0].duration < 5000, 'the broker round trip in ms')
   t.match(on.delivery, [{ broker: app.realtime.broker, topic: 'room/x', pattern: 'room/:name', subscribers: 1, dropped: 0 }])
   t.equal(on.messageOut.length, 5, 'fan-out is told on delivery, not per subscriber')
+  t.equal(app.realtime.broadcast('notice', 'all'), 1)
+  await a.nextOfType('notice')
+  t.match(on.broadcast, [{ broker: app.realtime.broker, type: 'notice', connections: 1 }], 'a broadcast is told once')
+  t.equal(on.messageOut.length, 5, 'and not per connection')
 
   await a.request('unsubscribe', { topic: 'room/x' })
   t.match(on.unsubscribe, [{ connection, topic: 'room/x', pattern: 'room/:name', reason: 'client' }])

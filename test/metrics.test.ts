@@ -71,7 +71,7 @@ t.test('every metric after a scripted session', async (t) => {
     t.equal((await c.nextOfType('big')).data, 'y'.repeat(4000), 'in order')
   }
   t.equal(await value(registry, 'realtime_send_queue_bytes'), 0, 'and nothing once it is written')
-  t.equal(await value(registry, 'realtime_messages_sent_total', { type: 'big' }), 0, 'broadcast frames are not counted (see README)')
+  t.equal(await value(registry, 'realtime_messages_sent_total', { type: 'big' }), 4, 'two broadcasts to two connections, counted by event name')
   const handler = await values(registry, 'realtime_handler_duration_seconds')
   const count = (route: string) => handler.find((v) => v.metricName === 'realtime_handler_duration_seconds_count' && v.labels.route === route)?.value
   t.equal(count('echo'), 1, 'an async handler is timed')
