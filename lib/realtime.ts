@@ -189,15 +189,16 @@ export class Realtime<U = unknown> {
 
   /**
    * The latest publications of a topic still in its history (oldest first), for
-   * showing recent messages on join. `data` is as the topic's schema serialised it.
+   * showing recent messages on join. `data` is as the topic's schema serialised it,
+   * typed by the declared topics (`unknown` for a name of no declared pattern).
    */
-  async history (topic: string, options: { limit?: number } = {}): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: unknown }> }> {
+  async history<T extends string> (topic: T, options: { limit?: number } = {}): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }> {
     resolveTopic(this.#topics, topic)
     const { position, publications } = await this.#broker.history(topic, options.limit ?? 50)
     return {
       offset: position.offset,
       epoch: position.epoch,
-      publications: publications.map((p) => ({ offset: p.offset, data: JSON.parse(p.data) }))
+      publications: publications.map((p) => ({ offset: p.offset, data: JSON.parse(p.data) as TopicData<T> }))
     }
   }
 
