@@ -17,4 +17,5 @@ npx tap --disable-coverage \
   test/routes.test.ts test/topics.test.ts test/topic-names.test.ts test/hooks.test.ts \
   test/lifecycle.test.ts test/recovery.test.ts test/presence.test.ts test/limits.test.ts \
   test/outbound.test.ts test/shutdown.test.ts test/delivery.test.ts test/connection.test.ts \
-  test/options.test.ts test/idempotency.test.ts test/encapsulation.test.ts test/example-chat.test.ts
+  test/options.test.ts test/idempotency.test.ts test/encapsulation.test.ts test/example-chat.test.ts \
+  test/upgrade-memory.test.ts
