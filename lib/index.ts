@@ -82,6 +82,11 @@ function trackUpgrades (server: EventEmitter): () => void {
   }
 }
 
+/** @fastify/websocket's ws server (its types load the CommonJS flavour of @types/ws). */
+function websocketServerOf (app: FastifyInstance): WebSocketServer {
+  return (app as unknown as { websocketServer: WebSocketServer }).websocketServer
+}
+
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 429: 'Too Many Requests', 503: 'Service Unavailable' }
 
 const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealtime (app: FastifyInstance, input) {
@@ -106,8 +111,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
       preClose: async function () {
         await realtime.shutdown()
         silent.release()
-        const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
-        await new Promise<void>((resolve) => wss.close(() => resolve()))
+        await new Promise<void>((resolve) => websocketServerOf(app).close(() => resolve()))
         releaseUpgrades()
         websocketOwners.delete(app.server)
       },
@@ -121,15 +125,16 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     // The server is shared (the app's own, or another fastify-realtime's in a parent
     // context): its options are already set.
     if (input.websocket !== undefined) throw new errorCodes.FST_REALTIME_INVALID_OPTION('websocket', 'the WebSocket server is already registered (@fastify/websocket); give these options where it is registered')
-    const wss = (app as unknown as { websocketServer: WebSocketServer }).websocketServer
-    wss.options.handleProtocols ??= handleProtocols
+    websocketServerOf(app).options.handleProtocols ??= handleProtocols
     app.addHook('preClose', async () => {
       await realtime.shutdown()
       silent.release()
     })
   }
 
-  ;(app as unknown as { websocketServer: WebSocketServer }).websocketServer.on('headers', corkHandshake)
+  // Once per ws server, which registrations in child contexts share.
+  const wss = websocketServerOf(app)
+  if (!wss.listeners('headers').includes(corkHandshake)) wss.on('headers', corkHandshake)
   app.decorate('realtime', realtime)
   if (options.metrics !== undefined && options.metrics !== false) await registerMetrics(app, realtime, options.metrics as true | MetricsOptions)
 

@@ -87,9 +87,9 @@ app.realtime.route({
 })
 
 // history() is typed by the same declarations.
-const recent = await app.realtime.history('room/a', { limit: 10 })
+export const recent = await app.realtime.history('room/a', { limit: 10 })
 assertEqual<Equal<typeof recent.publications[number]['data'], { text: string }>>()
-const prices = await app.realtime.history('ticker/BTC/USDT')
+export const prices = await app.realtime.history('ticker/BTC/USDT')
 assertEqual<Equal<typeof prices.publications[number]['data'], { price: number }>>()
-const anyTopic = await app.realtime.history(id)
+export const anyTopic = await app.realtime.history(id)
 assertEqual<Equal<typeof anyTopic.publications[number]['data'], unknown>>()
