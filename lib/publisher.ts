@@ -29,6 +29,8 @@ export interface PublisherOptions<T extends Record<string, PublisherTopic>> exte
   history?: Partial<HistoryOptions>
   /** Ajv options for params validation and the serialisers, as the server's `ajv` option. */
   ajv?: AjvConfig
+  /** Longest topic name in characters, as the server's `maxTopicLength` (default 256): a longer name is refused before Redis sees it. */
+  maxTopicLength?: number
 }
 
 export type PublisherPublishOptions = PublishOptions
@@ -56,10 +58,14 @@ export interface Publisher<T extends Record<string, PublisherTopic>> {
  * publishes reject with FST_REALTIME_BROKER_UNAVAILABLE.
  */
 export function createPublisher<T extends Record<string, PublisherTopic>> (options: PublisherOptions<T>): Publisher<T> {
+  const maxTopicLength = options.maxTopicLength ?? defaults.maxTopicLength
+  if (!Number.isInteger(maxTopicLength) || maxTopicLength < 1) {
+    throw new errorCodes.FST_REALTIME_INVALID_OPTION('maxTopicLength', `must be a whole number >= 1 (got ${String(maxTopicLength)})`)
+  }
   const topics = new Topics(new SchemaCompiler(options.ajv), {
     size: options.history?.size ?? defaults.historySize,
     ttl: options.history?.ttl ?? defaults.historyTtl
-  })
+  }, maxTopicLength)
   const compiled = new Map<string, CompiledTopic>()
   for (const [pattern, definition] of Object.entries(options.topics)) {
     compiled.set(pattern, topics.add(pattern, { message: definition.message, params: definition.params, history: definition.history }))

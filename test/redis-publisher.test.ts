@@ -64,6 +64,19 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     await t.rejects(publisher.topic('news/:id').publish({ id: 'a/b' }, { text: 'x', by: 'y' }), { code: 'FST_REALTIME_INVALID_DATA' })
   })
 
+  t.test('maxTopicLength: a longer name is refused before Redis sees it, as on the server', async (t) => {
+    t.throws(() => createPublisher({ redis: REDIS_URL, prefix, topics, maxTopicLength: 0 }), { code: 'FST_REALTIME_INVALID_OPTION' })
+    t.throws(() => createPublisher({ redis: REDIS_URL, prefix, topics, maxTopicLength: 1.5 }), { code: 'FST_REALTIME_INVALID_OPTION' })
+    const short = createPublisher({ redis: REDIS_URL, prefix, topics: { 'w/*path': { message: Post } }, maxTopicLength: 12 })
+    t.teardown(() => short.close())
+    t.equal((await short.publish('w/0123456789', { text: 'x', by: 'y' })).offset, 1, '12 characters: at the limit')
+    await t.rejects(short.publish('w/0123456789a', { text: 'x', by: 'y' }), { code: 'FST_REALTIME_UNKNOWN_TOPIC' }, 'one more: no topic')
+    t.throws(() => short.topic('w/*path').name({ path: '0123456789a' }), { code: 'FST_REALTIME_INVALID_DATA' }, 'name() refuses to build it')
+    const byDefault = createPublisher({ redis: REDIS_URL, prefix, topics: { 'w/*path': { message: Post } } })
+    t.teardown(() => byDefault.close())
+    await t.rejects(byDefault.publish('w/' + 'a'.repeat(255), { text: 'x', by: 'y' }), { code: 'FST_REALTIME_UNKNOWN_TOPIC' }, '257 characters over the default 256')
+  })
+
   t.test('defaults follow the server: history 100 publications, 5 minutes; its own connection is closed', async (t) => {
     const publisher = createPublisher({ redis: REDIS_URL, prefix, topics: { 'plain/:id': { message: Post } } })
     await publisher.publish('plain/1', { text: 'x', by: 'y' })
