@@ -4,8 +4,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import realtime, { asyncapiFromContract, buildAsyncApi, defineContract, type AsyncApiDocument } from '../lib/index.js'
-import type { ApiDescription } from '../lib/asyncapi/description.js'
+import realtime, { asyncapiFromContract, defineContract, type AsyncApiDocument } from '../lib/index.js'
 import { buildChat } from '../examples/chat/app.js'
 import { contract as cliContract } from '../examples/cli/contract.js'
 import { problems } from './fixtures/asyncapi.js'
@@ -154,19 +153,15 @@ t.test('an app that declares every kind of thing', async (t) => {
   t.ok(doc.operations.ping.reply, 'ping is answered by pong')
 })
 
-t.test('declarations the server cannot take yet: routes without data, wildcard topics, idempotency', async (t) => {
-  const description: ApiDescription = {
-    routes: [
-      { type: 'session.end' },
-      { type: 'order.place', data: Type.Object({ sku: Type.String() }), reply: Type.Object({ id: Type.String() }), idempotent: true }
-    ],
-    topics: [{ pattern: 'ticker/*symbol', message: Type.Object({ price: Type.Number() }), presence: { }, clientPublish: false }],
-    events: [],
-    auth: 'none',
-    path: '/realtime',
-    heartbeat: { interval: 1000, timeout: 500 }
-  }
-  const doc = buildAsyncApi(description, { server: { url: 'ws://127.0.0.1:8080' } })
+t.test('routes without data, wildcard topics and idempotency, declared on a real server', async (t) => {
+  const app = Fastify()
+  await app.register(realtime, { path: '/realtime', heartbeat: { interval: 1000, timeout: 500 } })
+  app.realtime.route({ type: 'session.end', handler: () => undefined })
+  app.realtime.route({ type: 'order.place', idempotent: true, schema: { data: Type.Object({ sku: Type.String() }), reply: Type.Object({ id: Type.String() }) }, handler: () => ({ id: 'o1' }) })
+  app.realtime.topic('ticker/*symbol', { message: Type.Object({ price: Type.Number() }), presence: true })
+  await app.ready()
+  t.teardown(() => app.close())
+  const doc = app.realtime.asyncapi({ server: { url: 'ws://127.0.0.1:8080' } })
   t.same(await problems(doc), [], 'no error, no warning')
   const [end] = payloads(doc, 'session.end')
   t.same(end.required, ['type'], 'a route without data takes none')
@@ -181,6 +176,37 @@ t.test('declarations the server cannot take yet: routes without data, wildcard t
   t.match(ticker.parameters.symbol.description, /slashes included/)
   t.match(doc.servers.realtime, { host: '127.0.0.1:8080', pathname: '/realtime', description: /every 1000 ms .* \(1500 ms\)/ })
   t.match(deref(doc, payloads(doc, 'ticker.symbol.receive')[1].properties.member).properties.user, { type: 'object' }, 'presence without a user schema: the default user')
+})
+
+t.test('a contract describes what the server built from it describes', async (t) => {
+  const contract = defineContract({
+    routes: {
+      'order.place': { data: Type.Object({ sku: Type.String() }), reply: Type.Object({ id: Type.String() }), idempotent: true, errors: { SOLD_OUT: Type.Object({}) } },
+      'session.end': {}
+    },
+    topics: { 'ticker/*symbol': { message: Type.Object({ price: Type.Number() }) } },
+    events: { notice: Type.Object({ text: Type.String() }) }
+  })
+  const app = Fastify()
+  await app.register(realtime, { authenticate: () => ({ user: { id: 'u' } }) })
+  app.realtime.route({ type: 'order.place', schema: contract.routes['order.place'], handler: () => ({ id: 'o1' }) })
+  app.realtime.route({ type: 'session.end', schema: contract.routes['session.end'], handler: () => undefined })
+  app.realtime.topic('ticker/*symbol', contract.topics['ticker/*symbol'])
+  app.realtime.event('notice', contract.events.notice)
+  await app.ready()
+  t.teardown(() => app.close())
+  const server = app.realtime.asyncapi({ server: { url: 'ws://127.0.0.1:3000' } })
+  const fromContract = asyncapiFromContract(contract, { auth: true, server: { url: 'ws://127.0.0.1:3000' } })
+  t.same(await problems(fromContract), [], 'no error, no warning')
+  t.ok(payloads(fromContract, 'order.place')[0].properties.key, 'idempotency survives the contract')
+  for (const part of ['channels', 'operations'] as const) t.same(fromContract[part], server[part], `the same ${part}`)
+  // Only the server knows its heartbeat: its welcome example carries the real interval.
+  const { welcome: contractWelcome, ...contractMessages } = fromContract.components.messages as Obj
+  const { welcome: serverWelcome, ...serverMessages } = server.components.messages as Obj
+  t.same(contractMessages, serverMessages, 'the same messages')
+  t.same({ ...fromContract.components, messages: null }, { ...server.components, messages: null }, 'the same schemas and security')
+  t.equal(serverWelcome.examples[0].payload.data.heartbeat.interval, 25_000)
+  t.ok(contractWelcome, 'a contract\'s document has welcome too')
 })
 
 t.test('a contract with events and params, and the options a contract needs', async (t) => {

@@ -64,7 +64,7 @@ export interface ContractAsyncApiOptions extends AsyncApiOptions {
 /** A contract's declarations as the generator reads them. */
 export function describeContract (contract: Contract, options: ContractAsyncApiOptions = {}): ApiDescription {
   return {
-    routes: Object.entries(contract.routes ?? {}).map(([type, route]) => ({ type, data: route.data, reply: route.reply, errors: route.errors })),
+    routes: Object.entries(contract.routes ?? {}).map(([type, route]) => ({ type, data: route.data, reply: route.reply, errors: route.errors, idempotent: route.idempotent === true })),
     topics: Object.entries(contract.topics ?? {}).map(([pattern, topic]) => ({
       pattern,
       params: topic.params,
