@@ -98,13 +98,16 @@ export function traceHandler<C> (handler: (data: unknown, context: C) => unknown
 /** Messages dropped by Connection.send, read by the hub around one fan-out (synchronous, so the difference is that fan-out's). */
 export const dropTally = { count: 0 }
 
+/** What a fan-out carried: a publication (`message` frames) or a presence change (`join`, `leave`). */
+export type FanOutKind = 'message' | 'join' | 'leave'
+
 /**
  * After one fan-out: one event for every subscriber reached, one for the drops, never
  * one per subscriber. `pattern` is the declared pattern of the topic's subscriptions.
  */
-export function publishFanOut (broker: Broker, topic: string, subscribers: Set<Connection<any>>, reached: number, dropped: number): void {
+export function publishFanOut (broker: Broker, topic: string, subscribers: Set<Connection<any>>, reached: number, dropped: number, kind: FanOutKind): void {
   const first = subscribers.values().next().value
   const pattern = first?.subscriptions.get(topic)?.pattern ?? 'unknown'
-  if (channels.delivery.hasSubscribers) channels.delivery.publish({ broker, topic, pattern, subscribers: reached, dropped })
+  if (channels.delivery.hasSubscribers) channels.delivery.publish({ broker, topic, pattern, kind, subscribers: reached, dropped })
   if (dropped > 0 && channels.dropped.hasSubscribers) channels.dropped.publish({ broker, topic, pattern, count: dropped })
 }

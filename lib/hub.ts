@@ -7,7 +7,7 @@ import type { Broker, PresenceEvent, Publication } from './broker/types.js'
 import type { Connection, Subscription } from './connection.js'
 import { deliver, type Delivery, type GapHandler } from './delivery.js'
 import { ephemeralFrame, messageFrame, presenceFrame } from './frames.js'
-import { channels, dropTally, publishFanOut } from './diagnostics.js'
+import { channels, dropTally, publishFanOut, type FanOutKind } from './diagnostics.js'
 import { SharedFrame, type CompressionOptions } from './compress-once.js'
 
 export class Hub {
@@ -42,7 +42,7 @@ export class Hub {
       // Ephemeral publications (typing) are dropped for a slow subscriber, never closed over.
       volatile: true
     }
-    this.#fanOut(publication.topic, subscribers, delivery, publication.except)
+    this.#fanOut(publication.topic, subscribers, delivery, publication.except, 'message')
   }
 
   /** Called by the broker for a presence change: every local subscriber but the member itself hears it. */
@@ -50,10 +50,10 @@ export class Hub {
     const subscribers = this.#subscribers.get(event.topic)
     if (subscribers === undefined) return
     const delivery: Delivery = { offset: 0, epoch: '', frame: this.shared(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false }
-    this.#fanOut(event.topic, subscribers, delivery, [event.member.connectionId])
+    this.#fanOut(event.topic, subscribers, delivery, [event.member.connectionId], event.kind)
   }
 
-  #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, except: string[] | undefined): void {
+  #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, except: string[] | undefined, kind: FanOutKind): void {
     const dropsBefore = dropTally.count
     let reached = 0
     for (const connection of subscribers) {
@@ -63,7 +63,7 @@ export class Hub {
       deliver(connection, connection.subscriptions.get(topic) as Subscription, delivery, this.#onGap)
     }
     // Counted once per publication, never per subscriber (see diagnostics.ts).
-    if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, subscribers, reached, dropTally.count - dropsBefore)
+    if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, subscribers, reached, dropTally.count - dropsBefore, kind)
   }
 
   /** The broker cannot vouch for continuity on this topic: every local subscriber is told. */

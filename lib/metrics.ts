@@ -132,10 +132,11 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
       if (own(connection)) errors.add(code)
     },
     delivery: (m) => {
-      const event = m as { broker: unknown, pattern: string, subscribers: number, dropped: number }
+      const event = m as { broker: unknown, pattern: string, kind: string, subscribers: number, dropped: number }
       if (event.broker !== realtime.broker) return
       deliveries.add(event.pattern, event.subscribers)
-      if (event.subscribers > event.dropped) sent.add('message', event.subscribers - event.dropped)
+      // Labelled by the frame's type, as every other sent frame is: join and leave are not messages.
+      if (event.subscribers > event.dropped) sent.add(event.kind, event.subscribers - event.dropped)
     },
     broadcast: (m) => {
       const event = m as { broker: unknown, type: string, connections: number }

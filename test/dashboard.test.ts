@@ -83,6 +83,8 @@ t.test('an authorized connection gets a snapshot every interval, with live figur
   const s = snapshot as Snapshot
   t.equal(s.connections.open, 2)
   t.ok(s.rates.in > 0 && s.rates.out > 0)
+  t.ok(s.rates.deliveries > 0, 'deliveries are charted')
+  t.ok(typeof s.latency.p50 === 'number' && s.latency.p50 >= 0, 'so is handler latency')
   t.same(s.errors, { UNKNOWN_TYPE: 1 })
   t.equal(s.patterns['room/:name'], 1)
   t.equal(s.broker, true)

@@ -6,6 +6,8 @@ import Fastify from 'fastify'
 import { Registry } from 'prom-client'
 import realtime, { RealtimeError } from '../lib/index.js'
 import { build, connect, until } from './fixtures/helpers.js'
+import { hasRedisServer, startRedisServer } from './fixtures/redis.js'
+import { RedisBroker } from '../lib/redis.js'
 
 async function values (registry: Registry, name: string): Promise<Array<{ labels: Record<string, unknown>, value: number, metricName?: string }>> {
   const metric = registry.getSingleMetric(name)
@@ -99,6 +101,47 @@ t.test('every metric after a scripted session', async (t) => {
   await a.closed
   await until(() => app.realtime.stats().connections.active === 0)
   t.equal(await value(registry, 'realtime_disconnects_total', { code: '4503' }), 1)
+})
+
+t.test('presence changes are sent as join and leave; a connection awaiting auth is authenticating', async (t) => {
+  const registry = new Registry()
+  const { app, url } = await build(t, { metrics: { registry }, authenticate: (token) => ({ user: { id: token } }) }, (app) => {
+    app.realtime.topic('lobby', { message: Type.Object({ text: Type.String() }), presence: true })
+  })
+  const waiting = await connect(t, url, { welcome: false })
+  await until(() => app.realtime.stats().connections.authenticating === 1)
+  t.equal(await value(registry, 'realtime_connections', { state: 'authenticating' }), 1, 'connected, no auth yet')
+  t.equal(await value(registry, 'realtime_connections', { state: 'open' }), 0)
+  await waiting.request('auth', { token: 'ann' })
+  await waiting.nextOfType('welcome')
+  t.equal(await value(registry, 'realtime_connections', { state: 'authenticating' }), 0)
+  t.equal(await value(registry, 'realtime_connections', { state: 'open' }), 1)
+
+  await waiting.request('subscribe', { topic: 'lobby', presence: true })
+  const bob = await connect(t, url, { welcome: false })
+  await bob.request('auth', { token: 'bob' })
+  await bob.request('subscribe', { topic: 'lobby', presence: true })
+  await waiting.nextOfType('join')
+  await bob.request('unsubscribe', { topic: 'lobby' })
+  await waiting.nextOfType('leave')
+  t.equal(await value(registry, 'realtime_messages_sent_total', { type: 'join' }), 1, 'a join is counted as join')
+  t.equal(await value(registry, 'realtime_messages_sent_total', { type: 'leave' }), 1)
+  t.equal(await value(registry, 'realtime_messages_sent_total', { type: 'message' }), 0, 'and not as a message')
+})
+
+t.test('broker_up falls to 0 while Redis is away', { skip: hasRedisServer() ? false : 'redis-server is not installed' }, async (t) => {
+  const server = await startRedisServer(t)
+  const broker = new RedisBroker({ redis: server.url })
+  t.teardown(() => broker.close())
+  const registry = new Registry()
+  await build(t, { metrics: { registry }, broker }, () => {})
+  t.equal(await value(registry, 'realtime_broker_up'), 1)
+  await server.kill()
+  await until(async () => await value(registry, 'realtime_broker_up') === 0)
+  t.pass('0 once the connection is lost')
+  await server.start()
+  await until(async () => await value(registry, 'realtime_broker_up') === 1, 10_000)
+  t.pass('1 again once it is back')
 })
 
 t.test('drops on a volatile topic are counted by pattern', async (t) => {
