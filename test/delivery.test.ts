@@ -4,41 +4,8 @@
 // cannot take is dropped and counted, never a reason to close.
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
-import { MemoryBroker, type PublicationListener, type StreamPosition } from '../lib/index.js'
 import { build, connect, until } from './fixtures/helpers.js'
-
-/** A memory broker whose position() waits for the test, and which can hand this node any publication. */
-class HeldBroker extends MemoryBroker {
-  #listener!: PublicationListener
-  gate: Promise<void> | null = null
-  entered: (() => void) | null = null
-
-  override start (listener: PublicationListener, ...rest: unknown[]) {
-    this.#listener = listener
-    return (super.start as (...args: unknown[]) => void)(listener, ...rest)
-  }
-
-  override async position (topic: string): Promise<StreamPosition> {
-    const position = await super.position(topic)
-    if (this.gate !== null) {
-      this.entered?.()
-      await this.gate
-    }
-    return position
-  }
-
-  /** What a node receives from a store that was reset behind its back. */
-  inject (topic: string, offset: number, epoch: string, data: string): void {
-    this.#listener({ topic, offset, epoch, data })
-  }
-}
-
-function hold (broker: HeldBroker): { entered: Promise<void>, release: () => void } {
-  let release!: () => void
-  broker.gate = new Promise((resolve) => { release = resolve })
-  const entered = new Promise<void>((resolve) => { broker.entered = resolve })
-  return { entered, release: () => { broker.gate = null; release() } }
-}
+import { HeldBroker, hold } from './fixtures/held-broker.js'
 
 t.test('a publication of another epoch held during the subscribe is a gap: 2500, not a silent jump', async (t) => {
   const broker = new HeldBroker()

@@ -8,7 +8,7 @@ import { Agent, request } from 'node:http'
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import realtime from '../lib/index.js'
-import { build, connect, until } from './fixtures/helpers.js'
+import { build, connect, until, watchCrashes } from './fixtures/helpers.js'
 
 t.test('a handler running when shutdown starts finishes, publishes and replies before the close', async (t) => {
   let entered!: () => void
@@ -85,6 +85,39 @@ t.test('app.close() ends within closeTimeout + closeGrace whatever the browsers 
   const took = Date.now() - start
   t.ok(took < 500 + 300 + 1000, `app.close() took ${took} ms`)
   t.equal((await ws.closed).code, 1012)
+})
+
+t.test('app.close() is bounded by closeTimeout + closeGrace with a handler that never settles and a peer that stopped reading', async (t) => {
+  const crashes = watchCrashes(t)
+  const closeTimeout = 300
+  const closeGrace = 200
+  let entered!: () => void
+  const started = new Promise<void>((resolve) => { entered = resolve })
+  const disconnects: number[] = []
+  const { app, url } = await build(t, { closeTimeout, closeGrace, heartbeat: { interval: 60_000, timeout: 60_000 } }, (app) => {
+    app.realtime.route({ type: 'forever', handler: () => { entered(); return new Promise<never>(() => {}) } })
+    app.realtime.addHook('onDisconnect', (_connection, { code }) => { disconnects.push(code) })
+  })
+  const busy = await connect(t, url)
+  busy.send({ type: 'forever', id: 'f' })
+  await started
+  // A peer that stopped reading never sees the close frame, so never answers it.
+  const deaf = await connect(t, url)
+  const deafSocket = (deaf.ws as unknown as { _socket: { pause: () => void, resume: () => void } })._socket
+  deafSocket.pause()
+  const start = Date.now()
+  await app.close()
+  const took = Date.now() - start
+  // At least: the wait for the handler, then the grace the deaf peer never used.
+  t.ok(took >= closeTimeout + closeGrace - 20, `app.close() waited for the handler and the grace (${took} ms)`)
+  t.ok(took < closeTimeout + closeGrace + 100 + 1000, `app.close() took ${took} ms, not ws's 30 s or forever`)
+  t.equal(app.realtime.stats().connections.active, 0, 'nothing outlives it')
+  t.same(await busy.closed, { code: 1012, reason: 'server restarting' }, 'the peer with the handler in flight hears 1012')
+  // Reading again, the deaf peer finds the close frame the server sent before cutting it off.
+  deafSocket.resume()
+  t.same(await deaf.closed, { code: 1012, reason: 'server restarting' }, 'the peer that stopped reading hears 1012 too')
+  t.same(disconnects, [1012, 1012], 'onDisconnect hears the shutdown code for both')
+  t.equal(crashes.uncaught + crashes.unhandled, 0)
 })
 
 t.test('a slow consumer closed with 4008 is terminated after closeGrace: registry, presence and onDisconnect follow', async (t) => {

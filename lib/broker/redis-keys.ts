@@ -13,6 +13,28 @@
 // Pcontrol (commands). On a cluster a topic's channel is the sharded channel P{T}:ch
 // (SPUBLISH/SSUBSCRIBE: served by the topic's shard only), and Pcontrol stays a classic
 // channel, which the cluster forwards to every shard.
+//
+// The tag on a cluster. Redis hashes what lies between the first `{` of a key and the
+// first `}` after it, unless that is empty: then it hashes the whole key. A topic may
+// hold braces (only control characters are barred, lib/topic-names.ts), so the tag of
+// P{T}:… is T up to its first `}`: `a}b` hashes as `a`, `{x}` as `{x`, the same for
+// all its keys and its channel, which is all that matters. But a topic that starts
+// with `}` has an empty tag: Redis would hash each whole key, its meta, stream and
+// channel would land in different slots, and every script on it would fail with
+// CROSSSLOT. So on a cluster such a name is written with a control character (ESCAPE)
+// in front: P{\u0001}x}:meta, whose tag `\u0001` is never empty. No topic name starts
+// with a control character, so the escaped form cannot be another topic's own; and a
+// name handed to the broker directly (unchecked) that does start with ESCAPE is
+// escaped too, so the mapping stays one-to-one for every string (topicOf strips one
+// ESCAPE, and knows no channel that channel() would not write). Every other name keeps
+// the layout it always had. On one Redis there are no slots and nothing is escaped: the
+// keys of a `}…` topic stay where they were, and nodes of two versions in a rolling
+// upgrade keep using the same keys. (All `}…` topics share the one slot of `\u0001`, as
+// all `a}…` topics share the slot of `a`. This reasoning assumes a prefix without `{`:
+// a prefix's own `{` would open the tag instead.)
+
+/** Put before a cluster tag that would be empty (a topic starting with `}`); a control character, so never a topic's first. */
+const ESCAPE = '\u0001'
 
 export class RedisKeys {
   readonly prefix: string
@@ -31,15 +53,15 @@ export class RedisKeys {
   }
 
   meta (topic: string): string {
-    return `${this.prefix}{${topic}}:meta`
+    return `${this.prefix}{${this.#tag(topic)}}:meta`
   }
 
   stream (topic: string): string {
-    return `${this.prefix}{${topic}}:stream`
+    return `${this.prefix}{${this.#tag(topic)}}:stream`
   }
 
   presence (topic: string): string {
-    return `${this.prefix}{${topic}}:presence`
+    return `${this.prefix}{${this.#tag(topic)}}:presence`
   }
 
   /** The set of members a node added. */
@@ -48,7 +70,7 @@ export class RedisKeys {
   }
 
   channel (topic: string): string {
-    return this.cluster ? `${this.prefix}{${topic}}:ch` : `${this.prefix}ch:${topic}`
+    return this.cluster ? `${this.prefix}{${this.#tag(topic)}}:ch` : `${this.prefix}ch:${topic}`
   }
 
   /** The topic of a channel, or null when the channel is not a topic's. */
@@ -56,9 +78,18 @@ export class RedisKeys {
     if (this.cluster) {
       const open = this.prefix.length
       if (!channel.startsWith(this.prefix) || channel[open] !== '{' || !channel.endsWith('}:ch')) return null
-      return channel.slice(open + 1, -4)
+      const tag = channel.slice(open + 1, -4)
+      if (tag[0] !== ESCAPE) return tag[0] === '}' ? null : tag
+      // Only what channel() writes: an escaped tag is a `}` or ESCAPE name, escaped once.
+      const topic = tag.slice(1)
+      return topic[0] === '}' || topic[0] === ESCAPE ? topic : null
     }
     const head = `${this.prefix}ch:`
     return channel.startsWith(head) ? channel.slice(head.length) : null
+  }
+
+  /** What goes between the braces: the topic, escaped on a cluster where its tag would be empty (see the top). */
+  #tag (topic: string): string {
+    return this.cluster && (topic[0] === '}' || topic[0] === ESCAPE) ? ESCAPE + topic : topic
   }
 }

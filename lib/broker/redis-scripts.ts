@@ -36,16 +36,39 @@ local function int (n)
   return string.format('%.0f', n)
 end
 
--- The topic's epoch, offset and history ttl; a topic seen for the first time (or
--- whose meta expired, or after a flush) gets the caller's fresh epoch, and any stream
--- left behind is dropped: its offsets belong to the old epoch.
+-- The topic's epoch, offset and history ttl, then the lineage fields: the replication
+-- id of the Redis that last published to it, and (after a fork) the epoch it forked
+-- from and the offset of the fork. A topic seen for the first time (or whose meta
+-- expired, or after a flush) gets the caller's fresh epoch, and any stream left behind
+-- is dropped: its offsets belong to the old epoch.
 local function meta_of (meta, stream, candidate, metaTtl)
-  local m = redis.call('HMGET', meta, 'epoch', 'offset', 'ttl')
-  if m[1] then return m[1], tonumber(m[2]), tonumber(m[3] or '0') end
+  local m = redis.call('HMGET', meta, 'epoch', 'offset', 'ttl', 'rid', 'parent', 'fork')
+  if m[1] then return m[1], tonumber(m[2]), tonumber(m[3] or '0'), m[4], m[5], tonumber(m[6] or '0') end
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'epoch', candidate, 'offset', 0)
   if metaTtl > 0 then redis.call('PEXPIRE', meta, metaTtl) end
-  return candidate, 0, 0
+  return candidate, 0, 0, false, false, 0
+end
+
+-- The replication id of the Redis running the script. A promoted replica gets a new one,
+-- and so does a Redis that restarted: either may lack publications that were
+-- acknowledged (replication is asynchronous), so their offsets must not be handed out
+-- again under the epoch subscribers saw them in.
+local function replid ()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+end
+
+-- Starts a new epoch that continues the current one up to offset: a position at or
+-- before the fork is common to both (READ recovers across it), anything after it in
+-- the old epoch may be lost and is not. The stream keeps what the two share; entries
+-- past the fork (a stream ahead of its meta) go, and its last id comes back to the
+-- fork so that the next publication's id is free.
+local function fork (meta, stream, epoch, offset, candidate, rid)
+  local later = redis.call('XRANGE', stream, int(offset + 1), '+')
+  for _, e in ipairs(later) do redis.call('XDEL', stream, e[1]) end
+  if redis.call('EXISTS', stream) == 1 then redis.call('XSETID', stream, int(offset) .. '-0') end
+  redis.call('HSET', meta, 'epoch', candidate, 'parent', epoch, 'fork', int(offset), 'rid', rid)
+  return candidate
 end
 
 local function fields (f)
@@ -90,10 +113,16 @@ end
  */
 export const PUBLISH = script(2, `
 local metaTtl = tonumber(ARGV[6])
-local epoch, offset = meta_of(KEYS[1], KEYS[2], ARGV[1], metaTtl)
+local epoch, offset, _, known = meta_of(KEYS[1], KEYS[2], ARGV[1], metaTtl)
 if ARGV[3] == '1' then
   redis.call(ARGV[12], ARGV[8], 'e\\n' .. epoch .. '\\n' .. ARGV[9] .. '\\n' .. ARGV[10] .. '\\n' .. ARGV[11])
   return { offset, epoch }
+end
+local rid = replid()
+if known ~= rid then
+  -- Not the Redis that published last: fork before handing out the next offset. A
+  -- topic without a recorded id (new, or older than this field) has nothing to lose.
+  if known then epoch = fork(KEYS[1], KEYS[2], epoch, offset, ARGV[1], rid) else redis.call('HSET', KEYS[1], 'rid', rid) end
 end
 offset = offset + 1
 local size = tonumber(ARGV[4])
@@ -126,7 +155,7 @@ return { offset, epoch }
  *   `limit` entries still alive, oldest first.
  */
 export const READ = script(2, `
-local epoch, offset, ttl = meta_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[3]))
+local epoch, offset, ttl, _, parent, forkedAt = meta_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[3]))
 local mode = ARGV[4]
 if mode == 'p' then return { offset, epoch } end
 local limit = tonumber(ARGV[7])
@@ -135,7 +164,13 @@ if ttl > 0 then cutoff = clock(ARGV[2]) - ttl end
 local out = {}
 if mode == 'r' then
   local since = tonumber(ARGV[5])
-  if ARGV[6] ~= epoch or since > offset then return { offset, epoch, 0 } end
+  if ARGV[6] ~= epoch then
+    -- A position in the epoch this one forked from is good up to the fork: the entries
+    -- after it in the stream are the current epoch's, and the client gets them in it.
+    if not (parent and ARGV[6] == parent and since <= forkedAt) then return { offset, epoch, 0 } end
+  elseif since > offset then
+    return { offset, epoch, 0 }
+  end
   local missed = offset - since
   if missed == 0 then return { offset, epoch, 1, out } end
   if missed > limit then return { offset, epoch, 0 } end
@@ -172,15 +207,14 @@ return { offset, epoch, 1, out }
  * KEYS meta, stream. ARGV 1 the epoch a node saw, 2 the offset it saw, 3 a new epoch.
  * After a failover the promoted replica may lack the last publications its master
  * acknowledged: the stream is behind what subscribers saw. Its offsets would be handed
- * out again for other publications, so the stream starts a new epoch (clients recover
- * nothing across it and are told to start afresh). Returns the epoch now in force.
+ * out again for other publications, so the topic forks into a new epoch at what the
+ * stream holds (clients at or before it recover across the fork, later ones are told
+ * to start afresh). Returns the epoch now in force.
  */
 export const REWIND = script(2, `
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
 if m[1] == ARGV[1] and tonumber(m[2]) < tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[3])
-  return ARGV[3]
+  return fork(KEYS[1], KEYS[2], m[1], tonumber(m[2]), ARGV[3], replid())
 end
 return m[1] or ''
 `)
