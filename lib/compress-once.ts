@@ -56,7 +56,7 @@ const TRAILER_LENGTH = 4 // 00 00 ff ff, left by Z_SYNC_FLUSH and removed on the
  * empty window, sync-flushed, without the trailing 00 00 ff ff. Null when it is not
  * smaller than the payload.
  */
-export function deflateMessage (payload: Buffer, windowBits: number, options: CompressionOptions): Buffer | null {
+function deflateMessage (payload: Buffer, windowBits: number, options: CompressionOptions): Buffer | null {
   const out = deflateRawSync(payload, { level: options.level, memLevel: options.memLevel, windowBits, finishFlush: constants.Z_SYNC_FLUSH })
   const length = out.length - TRAILER_LENGTH
   return length >= payload.length ? null : out.subarray(0, length)

@@ -1,7 +1,7 @@
 // Builds every frame the server sends, as strings. Data parts arrive already
 // serialised (by a schema's serializer), so a frame is a concatenation, never a second
 // stringify. No other module writes frame JSON by hand: the wire format lives here.
-import type { RealtimeError } from './errors.js'
+import { errorCodes, type RealtimeError } from './errors.js'
 
 export type MessageId = string | number | undefined
 
@@ -22,6 +22,19 @@ export function errorFrame (id: MessageId, error: RealtimeError, details?: strin
   if (error.temporary) body += ',"temporary":true'
   if (error.retryAfterMs !== undefined) body += `,"retryAfterMs":${error.retryAfterMs}`
   return `{"type":"error"${idPart(id)},"error":{${body}}}`
+}
+
+/**
+ * Puts a request's id into a reply or error frame built without one: an idempotent
+ * route's answer is remembered id-less, and each repeat carries its own id.
+ */
+export function withId (answer: string, id: MessageId): string {
+  // Both heads, `{"type":"reply"` and `{"type":"error"`, are 15 characters long.
+  const head = 15
+  if (!answer.startsWith('{"type":"reply"') && !answer.startsWith('{"type":"error"')) {
+    throw new errorCodes.FST_REALTIME_INVALID_DATA('an idempotent answer', 'it must be a reply or error frame built without an id')
+  }
+  return id === undefined ? answer : `${answer.slice(0, head)}${idPart(id)}${answer.slice(head)}`
 }
 
 export function pongFrame (id: MessageId): string {

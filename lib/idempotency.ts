@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Broker, IdempotencyScope, IdempotencyStore } from './broker/types.js'
 import { errorCodes, wireErrors } from './errors.js'
-import type { MessageId } from './frames.js'
+import { withId, type MessageId } from './frames.js'
 import { defaults } from './options.js'
 import { MAX_KEY_LENGTH } from './protocol.js'
 
@@ -97,15 +97,4 @@ export function checkIdempotencyKey (value: unknown): string | undefined {
     throw wireErrors.badRequest(`key must be a string of 1 to ${MAX_KEY_LENGTH} characters`)
   }
   return value
-}
-
-/** Puts the request's id into an answer frame built without one (`{"type":"reply"…`). */
-export function withId (answer: string, id: MessageId): string {
-  if (id === undefined) return answer
-  // Both heads, `{"type":"reply"` and `{"type":"error"`, are 15 characters long.
-  const head = 15
-  if (!answer.startsWith('{"type":"reply"') && !answer.startsWith('{"type":"error"')) {
-    throw new errorCodes.FST_REALTIME_INVALID_DATA('an idempotent answer', 'it must be a reply or error frame built without an id')
-  }
-  return `${answer.slice(0, head)},"id":${JSON.stringify(id)}${answer.slice(head)}`
 }

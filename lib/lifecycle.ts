@@ -21,6 +21,26 @@ export const kConnection = Symbol('fastify-realtime.connection')
 // Optional in the type: ws's listener signatures are typed for a plain WebSocket.
 type SocketWithConnection = WebSocket & { [kConnection]?: Connection<any> }
 
+/**
+ * The close codes ws sends when a peer breaks the protocol. ws then stops reading, so
+ * the peer's answering close frame is never parsed and its 'close' event says 1006;
+ * the hooks and metrics are to hear the code that was sent.
+ */
+const PROTOCOL_ERROR_CODES: Record<string, number> = {
+  WS_ERR_INVALID_UTF8: 1007,
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: 1009,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: 1009
+}
+
+function onProtocolError (this: SocketWithConnection, error: Error & { code?: string }): void {
+  const connection = this[kConnection]
+  const code = error.code
+  if (connection === undefined || typeof code !== 'string' || !code.startsWith('WS_ERR_')) return
+  // Every other WS_ERR_ (bad opcode, mask, RSV bits, close code) is a 1002 in ws.
+  connection.closeInfo ??= { code: PROTOCOL_ERROR_CODES[code] ?? 1002, reason: error.message }
+}
+
 function onPong (this: SocketWithConnection): void {
   (this[kConnection] as Connection<any>).lastSeen = Date.now()
 }
@@ -105,6 +125,7 @@ export class Lifecycle<U> {
     shared.on('pong', onPong)
     // on, not once: ws emits 'close' once, and once() would wrap the listener per socket.
     shared.on('close', this.#onClose)
+    shared.on('error', onProtocolError)
 
     if (this.closing) {
       connection.close(CloseCode.RESTARTING, 'server restarting')

@@ -185,7 +185,7 @@ export function subscriptionsByPattern (realtime: Realtime<any>): Map<string, nu
   return counts
 }
 
-export function largestQueue (realtime: Realtime<any>): number {
+function largestQueue (realtime: Realtime<any>): number {
   let largest = 0
   for (const connection of realtime.connections) largest = Math.max(largest, connection.bufferedAmount)
   return largest

@@ -26,8 +26,8 @@
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 
-export const OPCODE_TEXT = 0x01
-export const OPCODE_BINARY = 0x02
+const OPCODE_TEXT = 0x01
+const OPCODE_BINARY = 0x02
 const FIN = 0x80
 const RSV1 = 0x40
 const OPEN = 1

@@ -235,7 +235,8 @@ t.test('hooks: "joined"/"left" once per user, and a user is online while any tab
   const bob = await signIn(t, url, 'bob')
   t.same((await bob.client.request('subscribe', { topic: 'online' })).type, 'reply')
   await join(t, bob.client, 'general')
-  t.same((await bob.client.request('people.online', {})).data, { users: [{ id: 'bob', name: 'bob' }] })
+  t.same((await bob.client.request('people.online')).data, { users: [{ id: 'bob', name: 'bob' }] })
+  t.equal((await bob.client.request('people.online', {})).error?.code, 'VALIDATION_FAILED', 'a route without data takes none')
 
   const ann1 = await signIn(t, url, 'ann')
   t.same((await bob.client.next((f) => f.topic === 'online')).data, { user: { id: 'ann', name: 'ann' }, online: true }, 'ann comes online')
@@ -245,17 +246,17 @@ t.test('hooks: "joined"/"left" once per user, and a user is online while any tab
   const joined = await bob.client.next(aboutAnn)
   t.same({ ...joined.data, at: 0 }, { kind: 'notice', user: { id: 'ann', name: 'ann' }, event: 'joined', at: 0 })
   await join(t, ann2.client, 'general')
-  t.same((await bob.client.request('people.online', {})).data.users.map((u: { id: string }) => u.id).sort(), ['ann', 'bob'])
+  t.same((await bob.client.request('people.online')).data.users.map((u: { id: string }) => u.id).sort(), ['ann', 'bob'])
 
   // The first tab goes: ann is still online and still in the room.
   await bye(ann1.client)
-  t.same((await bob.client.request('people.online', {})).data.users.map((u: { id: string }) => u.id).sort(), ['ann', 'bob'])
+  t.same((await bob.client.request('people.online')).data.users.map((u: { id: string }) => u.id).sort(), ['ann', 'bob'])
   // The second goes too: one "left", one "offline", each once.
   await bye(ann2.client)
   const left = await bob.client.next(aboutAnn)
   t.equal(left.data.event, 'left')
   t.same((await bob.client.next((f) => f.topic === 'online')).data, { user: { id: 'ann', name: 'ann' }, online: false })
-  t.same((await bob.client.request('people.online', {})).data, { users: [{ id: 'bob', name: 'bob' }] })
+  t.same((await bob.client.request('people.online')).data, { users: [{ id: 'bob', name: 'bob' }] })
   t.equal(bob.client.frames.filter((f) => f.topic === 'online' || aboutAnn(f)).length, 0, 'nothing told twice')
   await bye(bob.client)
 })

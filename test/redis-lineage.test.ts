@@ -12,12 +12,12 @@ import { Redis } from 'ioredis'
 import { RedisBroker } from '../lib/broker/redis.js'
 import type { Publication } from '../lib/broker/types.js'
 import { hasRedisServer, requireOrSkip, startRedisServer } from './fixtures/redis.js'
-import { until } from './fixtures/helpers.js'
+import { until, type TestContext } from './fixtures/helpers.js'
 
 const history = { size: 100, ttl: 0 }
 
 if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
-  async function setup (t: Tap.Test) {
+  async function setup (t: TestContext) {
     const server = await startRedisServer(t, ['--enable-debug-command', 'local'])
     const probe = new Redis(server.url)
     t.teardown(() => probe.quit())

@@ -171,7 +171,7 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
 
   rt.route({
     type: 'people.online',
-    schema: { data: Type.Unknown(), reply: Type.Object({ users: Type.Array(ChatUserSchema) }) },
+    schema: { reply: Type.Object({ users: Type.Array(ChatUserSchema) }) },
     handler: () => ({ users: tabs.values() })
   })
 

@@ -106,7 +106,7 @@ async function command (line: string): Promise<boolean> {
         return true
       }
       case 'status': {
-        const s = await client.request('status', {})
+        const s = await client.request('status')
         say(`server: ${s.connections} connection(s), ${s.subscribers} listening, up ${Math.round(s.uptimeMs / 1000)} s; you are ${s.you}`)
         const position = client.subscriptions.find((sub) => sub.topic === 'broadcast')
         say(`client: ${client.state}, last broadcast seen #${position?.offset ?? '-'}, ${client.queued} command(s) waiting`)
@@ -167,7 +167,7 @@ async function demo (): Promise<void> {
   } catch (err) {
     step(`a blank broadcast is refused -> ${describe(err)}`)
   }
-  const status = await client.request('status', {})
+  const status = await client.request('status')
   step(`status -> ${status.connections} connection(s), ${status.subscribers} listening`)
 }
 

@@ -19,7 +19,6 @@ export const contract = defineContract({
     },
     /** What the server knows about itself and about this connection. */
     status: {
-      data: Type.Object({}),
       reply: Type.Object({
         connections: Type.Integer(),
         subscribers: Type.Integer(),

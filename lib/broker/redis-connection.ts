@@ -20,7 +20,7 @@ export type RedisClient = Redis | Cluster
  * (no offline queue, no silent resend of a script that may have run), and reconnect
  * within about a second of Redis coming back.
  */
-export const CONNECTION_DEFAULTS: RedisOptions = {
+const CONNECTION_DEFAULTS: RedisOptions = {
   lazyConnect: true,
   enableOfflineQueue: false,
   maxRetriesPerRequest: 0,
@@ -34,7 +34,7 @@ export const CONNECTION_DEFAULTS: RedisOptions = {
  * CLUSTERDOWN), never after a connection closed under it (retryDelayOnFailover 0): the
  * script may have run, and running it again would publish twice.
  */
-export const CLUSTER_DEFAULTS: ClusterOptions = {
+const CLUSTER_DEFAULTS: ClusterOptions = {
   lazyConnect: true,
   // Unlike a single connection, the cluster client needs its queue: a command for a
   // node it has just discovered waits there while that node's connection opens (without
@@ -50,7 +50,7 @@ export const CLUSTER_DEFAULTS: ClusterOptions = {
 }
 
 /** A client rather than options (duck-typed: the app may load another copy of ioredis). */
-export function isClient (value: unknown): value is RedisClient {
+function isClient (value: unknown): value is RedisClient {
   return typeof value === 'object' && value !== null && typeof (value as Redis).evalsha === 'function'
 }
 
