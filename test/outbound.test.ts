@@ -67,6 +67,26 @@ t.test('publish, send, broadcast and event handles refuse data that fails the sc
   t.same((await c.nextOfType('notice')).data, { n: 3 })
 })
 
+t.test('outbound data is checked once per publication or broadcast, never once per subscriber', async (t) => {
+  let checks = 0
+  // A format that counts its calls: every check of the schema runs it once.
+  const ajv = { customOptions: { formats: { counted: { type: 'string' as const, validate: () => { checks++; return true } } } } }
+  const { app, url } = await build(t, { ajv }, (app) => {
+    app.realtime.topic('feed', { message: Type.Object({ text: Type.String({ format: 'counted' }) }) })
+  })
+  const notice = app.realtime.event('notice', Type.Object({ text: Type.String({ format: 'counted' }) }))
+  const clients = await Promise.all([1, 2, 3, 4, 5].map(async () => await connect(t, url)))
+  for (const c of clients) await c.request('subscribe', { topic: 'feed' })
+  checks = 0
+  await app.realtime.publish('feed', { text: 'to five subscribers' })
+  for (const c of clients) t.equal((await c.nextOfType('message')).data.text, 'to five subscribers')
+  t.equal(checks, 1, 'one publication, one check')
+  checks = 0
+  t.equal(notice.broadcast({ text: 'to five connections' }), 5)
+  for (const c of clients) await c.nextOfType('notice')
+  t.equal(checks, 1, 'one broadcast, one check')
+})
+
 t.test('a route without a data schema takes no data', async (t) => {
   const seen: unknown[] = []
   const { url } = await build(t, {}, (app) => {

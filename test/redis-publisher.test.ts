@@ -58,7 +58,7 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     t.teardown(() => publisher.close())
     await t.rejects(publisher.publish('other/1', { text: 'x', by: 'y' }), { code: 'FST_REALTIME_UNKNOWN_TOPIC' })
     await t.rejects(publisher.publish('news/abc', { text: 'x', by: 'y' }), { code: 'FST_REALTIME_UNKNOWN_TOPIC' }, 'params by their schema')
-    await t.rejects(publisher.publish('news/1', { text: 'no author' }), { code: 'FST_REALTIME_INVALID_DATA' })
+    await t.rejects(publisher.publish('news/1', { text: 'no author' }), { code: 'FST_REALTIME_INVALID_DATA', message: /topic "news\/1".*by/ }, 'naming the topic and what is wrong')
     await t.rejects(publisher.publish(42 as unknown as string, {}), { code: 'FST_REALTIME_UNKNOWN_TOPIC' })
     t.throws(() => publisher.topic('nope/:id' as 'news/:id'), { code: 'FST_REALTIME_UNKNOWN_TOPIC' })
     await t.rejects(publisher.topic('news/:id').publish({ id: 'a/b' }, { text: 'x', by: 'y' }), { code: 'FST_REALTIME_INVALID_DATA' })
