@@ -51,6 +51,14 @@ if (chromiumOrSkip(t, 'the chat page in Chromium')) {
     const posts = (page: Page, needle: string): Promise<number> => page.locator('#messages li', { hasText: needle }).count()
 
     const alice = await open('alice')
+    // Alice's client takes its backoff's random source when she signs in: this one draws
+    // from the top of each window while the test says so (to see the countdown tick
+    // below), and is Math.random otherwise.
+    await alice.evaluate(() => {
+      const random = Math.random
+      const page = window as unknown as { highRandom?: boolean }
+      Math.random = () => page.highRandom === true ? 0.95 + 0.0499 * random() : random()
+    })
     const bob = await open('bob')
     await signIn(alice, 'alice')
     await signIn(bob, 'bob')
@@ -105,6 +113,19 @@ if (chromiumOrSkip(t, 'the chat page in Chromium')) {
     await bob.locator('#messages li', { hasText: 'hi alice' }).waitFor()
     t.pass('history shows recent posts on joining')
 
+    // Every change of alice's indicator, with when it happened (the page's clock).
+    await alice.evaluate(() => {
+      const state = document.getElementById('state') as HTMLElement
+      const log: Array<{ at: number, text: string }> = []
+      const page = window as unknown as { stateLog: typeof log, highRandom?: boolean }
+      page.stateLog = log
+      new MutationObserver(() => {
+        const text = state.textContent ?? ''
+        if (log.at(-1)?.text !== text) log.push({ at: performance.now(), text })
+      }).observe(state, { childList: true, characterData: true, subtree: true })
+      page.highRandom = true
+    })
+
     // The server goes away...
     await first.close()
     await alice.waitForSelector('#state[data-state="reconnecting"]')
@@ -112,6 +133,20 @@ if (chromiumOrSkip(t, 'the chat page in Chromium')) {
     const words = await text(alice, '#state')
     t.match(words, /server is restarting/, `the indicator says why, in words: "${words}"`)
     t.notMatch(words, /\b1\d{3}\b|\b4\d{3}\b/, 'with no close code')
+    // The countdown ticks. The first retry comes within 1 s (its window), too soon to
+    // count down; it fails (nothing listens), and the next one, drawn near the top of
+    // its 2 s window, shows "Reconnecting in 2 s", which must turn into "… 1 s" a second
+    // later by itself: nothing else happens on the page meanwhile.
+    const tick = await alice.waitForFunction(() => {
+      const log = (window as unknown as { stateLog: Array<{ at: number, text: string }> }).stateLog
+      const i = log.findIndex((entry) => /^Reconnecting in 2 s\b/.test(entry.text))
+      if (i < 0 || i + 1 >= log.length) return null
+      return { from: log[i].text, to: log[i + 1].text, ms: Math.round(log[i + 1].at - log[i].at) }
+    }, undefined, { timeout: 10_000, polling: 50 })
+    const { from, to, ms } = await tick.jsonValue() as { from: string, to: string, ms: number }
+    await alice.evaluate(() => { delete (window as unknown as { highRandom?: boolean }).highRandom })
+    t.match(to, /^Reconnecting in 1 s\b/, `the countdown ticks: "${from}", then "${to}"`)
+    t.ok(ms >= 900 && ms < 1800, `about a second later (${ms} ms)`)
     // ...a post written meanwhile waits in alice's client...
     await alice.fill('#text', 'written while offline')
     await alice.click('#send')

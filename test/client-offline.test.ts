@@ -3,6 +3,7 @@
 // browser's window and document would fire them; test/browser-*.test.ts does the same
 // in Chromium), requests that wait for a connection without expiring, and idempotent
 // requests sent again with their key after a lost connection.
+import { createServer, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
@@ -106,7 +107,9 @@ t.test('offline: reconnecting at once and the socket closed; online: reconnected
   t.equal(c.online, false)
   await until(() => app.realtime.connections.size === 0)
   t.pass('the socket is closed')
-  const queued = c.request('echo', { text: 'written offline' }, { timeoutMs: 50 })
+  const queued = c.request('echo', { text: 'written offline' }, { timeoutMs: 250 })
+  // Longer in the queue than its timeout: only the time after the write counts.
+  await new Promise((resolve) => setTimeout(resolve, 350))
 
   const attemptAt = new Promise<number>((resolve) => { c.on('attempt', () => resolve(Date.now())) })
   const onlineAt = Date.now()
@@ -125,6 +128,87 @@ t.test('offline: reconnecting at once and the socket closed; online: reconnected
   c.connect()
   await until(() => c.state === 'open')
   t.ok(window.listeners > 0, 'connect() listens again')
+})
+
+/**
+ * A TCP server standing in for a bad network: `stall` accepts each connection and never
+ * answers the upgrade (a network that swallows packets: the WebSocket never opens),
+ * `reset` drops each one at once (refused).
+ */
+async function sink (t: Test, mode: 'stall' | 'reset'): Promise<{ url: string, sockets: Array<{ socket: Socket, closed: boolean }> }> {
+  const sockets: Array<{ socket: Socket, closed: boolean }> = []
+  const server = createServer((socket) => {
+    const entry = { socket, closed: false }
+    sockets.push(entry)
+    socket.on('error', () => {})
+    socket.on('close', () => { entry.closed = true })
+    if (mode === 'reset') socket.destroy()
+    else socket.resume() // read (and drop) the upgrade request, so that its end is seen
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => {
+    for (const { socket } of sockets) socket.destroy()
+    server.close(resolve)
+  }))
+  return { url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`, sockets }
+}
+
+t.test('online while an attempt made offline is still pending: it is given up and a new one made at once, the backoff reset', async (t) => {
+  const { url } = await serve(t)
+  const stall = await sink(t, 'stall')
+  const reset = await sink(t, 'reset')
+  // Where the next socket goes, whatever the client's url: the server, or a bad network.
+  let route = url
+  const made: string[] = []
+  class Routed extends WebSocket {
+    constructor (_url: string, protocols?: string | string[]) {
+      made.push(route)
+      super(route, protocols)
+    }
+  }
+  const window = new Target()
+  // random 0.5: each delay is half its window, so 20, 200, 2000 ms after 0, 1, 2 failures.
+  // connectTimeout stays at its 10 s: a pending attempt left alone would hold the client that long.
+  const c = client(t, url, {
+    WebSocket: Routed as unknown as ClientOptions['WebSocket'],
+    network: { window, document: new Target() },
+    backoff: { initialDelay: 40, factor: 10, maxDelay: 60_000, random: () => 0.5 }
+  })
+  const closes: Array<{ code: number, reason: string, reconnect: boolean, delayMs?: number }> = []
+  c.on('close', (event) => { closes.push(event) })
+  await until(() => c.state === 'open')
+
+  // Offline on a network that stalls: the attempt made meanwhile connects to nothing that answers.
+  route = stall.url
+  window.dispatchEvent(new Event('offline'))
+  await until(() => stall.sockets.length === 1)
+  t.equal(c.state, 'reconnecting', 'an attempt is pending, not welcomed')
+  route = url
+  const onlineAt = Date.now()
+  window.dispatchEvent(new Event('online'))
+  await until(() => c.state === 'open', 5000)
+  const took = Date.now() - onlineAt
+  t.ok(took < 3000, `open ${took} ms after \`online\`, within the issue's 3 s, not after connectTimeout (10 s)`)
+  t.same(made, [url, stall.url, url], 'the pending attempt was not waited for: a new one went out')
+  t.match(closes.at(-1), { code: 1006, reason: 'the browser came back online', reconnect: true }, 'the abandoned attempt is told as a close')
+  await until(() => stall.sockets[0].closed)
+  t.pass('and its socket let go')
+
+  // Again, and the first attempt once online is refused: its retry waits the first
+  // delay (20 ms), not the 2000 ms the failures counted offline would give.
+  route = stall.url
+  window.dispatchEvent(new Event('offline'))
+  await until(() => stall.sockets.length === 2)
+  route = reset.url
+  closes.length = 0
+  window.dispatchEvent(new Event('online'))
+  await until(() => closes.length === 2)
+  t.equal(reset.sockets.length, 1, 'the attempt made at once went to the network now back')
+  t.equal(closes[1].delayMs, 20, 'the backoff was reset')
+  route = url
+  await until(() => c.state === 'open', 5000)
+  await until(() => stall.sockets.every((s) => s.closed))
+  t.pass('no attempt is left behind')
 })
 
 t.test('the page visible again: a ping at once; a connection that does not answer it is dropped within the heartbeat timeout', async (t) => {
@@ -179,8 +263,11 @@ t.test('an idempotent request whose connection dropped is sent again with its ke
   await keyed
   await until(() => runs() === 1)
   const [connection] = [...app.realtime.connections]
+  // Awaited as an event: the reconnection is quick enough to be missed by polling the state.
+  const lost = new Promise<void>((resolve) => { const off = c.on('close', () => { off(); resolve() }) })
   app.realtime.disconnect(connection.id, 4011, 'go again')
-  await until(() => c.state === 'reconnecting')
+  await lost
+  t.equal(c.state, 'reconnecting')
   const later = c.request('echo', { text: 'queued after' })
   const err = await plain
   t.equal(err.code, 'DISCONNECTED', 'not idempotent: it may have run, the app decides')

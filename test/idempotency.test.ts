@@ -1,15 +1,22 @@
 // runIdempotent, the server glue of idempotent routes: one run per (user, route, key),
 // the same answer (with each request's own id) for every repeat, on one node and across
 // two Redis nodes.
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { WebSocket } from 'ws'
+import { createClient, defineContract, type ClientOptions } from '../lib/client/index.js'
+import type { RealtimeOptions } from '../lib/index.js'
 import { MemoryBroker } from '../lib/broker/memory.js'
 import { RedisBroker } from '../lib/broker/redis.js'
 import type { Broker } from '../lib/broker/types.js'
 import { RealtimeError } from '../lib/errors.js'
 import { errorFrame, replyFrame } from '../lib/frames.js'
-import { checkIdempotencyKey, runIdempotent, withId } from '../lib/idempotency.js'
+import { checkIdempotencyKey, runIdempotent } from '../lib/idempotency.js'
+import { withId } from '../lib/frames.js'
 import { resolveOptions } from '../lib/options.js'
-import { REDIS_URL, dropKeys, reachable, requireOrSkip, uniquePrefix } from './fixtures/redis.js'
+import { build, connect, until, type Frame, type TestClient } from './fixtures/helpers.js'
+import { REDIS_URL, dropKeys, reachable, requireOrSkip, sleep, startNode, uniquePrefix } from './fixtures/redis.js'
 
 function gate (): { open: () => void, wait: Promise<void> } {
   let open = (): void => {}
@@ -103,4 +110,205 @@ t.test('two Redis nodes: duplicates landing on either node run the handler once'
     await dropKeys(REDIS_URL, prefix)
   })
   await duplicatesRunOnce(t, [a, b], 'k1')
+})
+
+// ------------------------------------------------------------------ through the plugin
+
+const contract = defineContract({
+  routes: {
+    post: {
+      data: Type.Object({ text: Type.String() }),
+      reply: Type.Object({ text: Type.String(), user: Type.String(), node: Type.String(), run: Type.Integer() }),
+      idempotent: true
+    }
+  }
+})
+
+const users: Record<string, string> = { 'token-alice': 'alice', 'token-bob': 'bob' }
+const authenticate: RealtimeOptions['authenticate'] = (token) => users[token] === undefined ? null : { user: { id: users[token] } }
+
+interface Run { node: string, user: string }
+
+/** The idempotent route `post` on a node: each run is counted, then held until `wait()` resolves. */
+function postRoute (node: string, runs: Run[], wait: () => Promise<void>): (app: FastifyInstance) => void {
+  return (app) => {
+    app.realtime.route({
+      type: 'post',
+      schema: contract.routes.post,
+      handler: async (data, context) => {
+        const user = (context.user as { id: string }).id
+        runs.push({ node, user })
+        const run = runs.length
+        await wait()
+        return { text: data.text, user, node, run }
+      }
+    })
+  }
+}
+
+/** A raw protocol client signed in with `token` (auth first, then the welcome). */
+async function signIn (t: Test, url: string, token: string): Promise<TestClient> {
+  const client = await connect(t, url, { welcome: false })
+  const answer = await client.request('auth', { token })
+  if (answer.type !== 'reply') throw new Error(`auth refused: ${JSON.stringify(answer)}`)
+  await client.nextOfType('welcome')
+  return client
+}
+
+/** Sends `post` with an explicit envelope `key`; resolves with its answer. */
+function post (client: TestClient, id: number | string, key: string, text: string): Promise<Frame> {
+  client.send({ type: 'post', id, key, data: { text } })
+  return client.next((f) => (f.type === 'reply' || f.type === 'error') && f.id === id)
+}
+
+type Start = (t: Test, setup: (app: FastifyInstance) => void, options: RealtimeOptions) => Promise<{ url: string }>
+
+const onMemory: Start = (t, setup, options) => build(t, options, setup)
+
+/** Starts a node on the Redis broker (with a prefix of the test's own), or skips the test without Redis. */
+async function onRedis (t: Test): Promise<Start | null> {
+  if (!requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`)) return null
+  const prefix = uniquePrefix('idem-plugin')
+  // Registered before the nodes, so it runs after they are closed.
+  t.teardown(() => dropKeys(REDIS_URL, prefix))
+  return (t, setup, options) => startNode(t, { redis: REDIS_URL, prefix }, setup, options)
+}
+
+async function perUser (t: Test, start: Start): Promise<void> {
+  const runs: Run[] = []
+  const held = gate()
+  const { url } = await start(t, postRoute('n', runs, () => held.wait), { authenticate })
+  const alice = await signIn(t, url, 'token-alice')
+  const bob = await signIn(t, url, 'token-bob')
+  const fromAlice = post(alice, 1, 'same-key', 'from alice')
+  const fromBob = post(bob, 1, 'same-key', 'from bob')
+  // Bob's request does not wait behind Alice's run of the key: it is not the same scope.
+  await until(() => runs.length === 2)
+  held.open()
+  const [a, b] = await Promise.all([fromAlice, fromBob])
+  t.equal(a.type, 'reply')
+  t.equal(b.type, 'reply')
+  t.same(runs.map((r) => r.user).sort(), ['alice', 'bob'], 'two runs, one per user')
+  t.match(a.data, { text: 'from alice', user: 'alice' })
+  t.match(b.data, { text: 'from bob', user: 'bob' })
+  t.not(a.data.run, b.data.run, 'two different answers')
+  // Each user's key is remembered, for that user.
+  t.same((await post(alice, 2, 'same-key', 'again')).data, a.data, 'alice\'s repeat gets her answer')
+  t.same((await post(bob, 2, 'same-key', 'again')).data, b.data, 'bob\'s repeat gets his')
+  t.equal(runs.length, 2, 'and runs nothing')
+}
+
+async function expires (t: Test, start: Start): Promise<void> {
+  const runs: Run[] = []
+  const ttl = 1000
+  const { url } = await start(t, postRoute('n', runs, async () => {}), { authenticate, idempotency: { ttl } })
+  const alice = await signIn(t, url, 'token-alice')
+  const first = await post(alice, 1, 'k', 'one')
+  // The answer was stored before it was sent: it expires at most ttl ms from now.
+  const answeredAt = Date.now()
+  t.match(first.data, { text: 'one', run: 1 })
+  const within = await post(alice, 2, 'k', 'two')
+  t.ok(Date.now() - answeredAt < ttl, 'the repeat came within the ttl')
+  t.same(within.data, first.data, 'within the ttl: the remembered answer')
+  t.equal(runs.length, 1)
+  await sleep(answeredAt + ttl + 150 - Date.now())
+  const after = await post(alice, 3, 'k', 'three')
+  t.match(after.data, { text: 'three', run: 2 }, 'after the ttl: the handler ran again, with this request\'s data')
+  t.equal(runs.length, 2)
+  t.same((await post(alice, 4, 'k', 'four')).data, after.data, 'and that answer is remembered in turn')
+}
+
+t.test('through the plugin: one key from two users is two runs with two answers (memory)', async (t) => {
+  await perUser(t, onMemory)
+})
+
+t.test('through the plugin: one key from two users is two runs with two answers (Redis)', async (t) => {
+  const start = await onRedis(t)
+  if (start !== null) await perUser(t, start)
+})
+
+t.test('through the plugin: a repeat after idempotency.ttl runs the handler again (memory)', async (t) => {
+  await expires(t, onMemory)
+})
+
+t.test('through the plugin: a repeat after idempotency.ttl runs the handler again (Redis)', async (t) => {
+  const start = await onRedis(t)
+  if (start !== null) await expires(t, start)
+})
+
+t.test('two Redis nodes through the plugin: a request cut off on node A and resent with its key on node B runs once; B answers with A\'s reply', async (t) => {
+  const start = await onRedis(t)
+  if (start === null) return
+  const runs: Run[] = []
+  const held = gate()
+  const a = await start(t, postRoute('a', runs, () => held.wait), { authenticate }) as Awaited<ReturnType<typeof startNode>>
+  const b = await start(t, postRoute('b', runs, () => held.wait), { authenticate }) as Awaited<ReturnType<typeof startNode>>
+  // What node B's idempotency store answers each time it looks at the key.
+  const claims: string[] = []
+  const claim = b.broker.claimIdempotent.bind(b.broker)
+  b.broker.claimIdempotent = async (...args) => {
+    const result = await claim(...args)
+    claims.push(result.status)
+    return result
+  }
+
+  // The typed client; its sockets go where a load balancer sends them: node A, then node B.
+  let target = a.url
+  const sockets: Array<{ url: string, ws: WebSocket, sent: Frame[], received: Frame[] }> = []
+  class Balanced extends WebSocket {
+    constructor (_url: string, protocols?: string | string[]) {
+      const url = target
+      super(url, protocols)
+      const record = { url, ws: this, sent: [] as Frame[], received: [] as Frame[] }
+      sockets.push(record)
+      this.on('message', (raw) => { record.received.push(JSON.parse(String(raw)) as Frame) })
+    }
+
+    override send (data: any): void {
+      sockets.find((s) => s.ws === this)?.sent.push(JSON.parse(String(data)) as Frame)
+      super.send(data)
+    }
+  }
+  const c = createClient({
+    url: a.url,
+    WebSocket: Balanced as unknown as ClientOptions['WebSocket'],
+    contract,
+    getToken: () => 'token-alice',
+    backoff: { initialDelay: 20, maxDelay: 50 }
+  })
+  t.teardown(() => c.close())
+  await until(() => c.state === 'open')
+  const answer = c.request('post', { text: 'hello' })
+  await until(() => runs.length === 1)
+  t.same(runs, [{ node: 'a', user: 'alice' }], 'node A runs it, and holds it')
+
+  // The connection drops (the client's socket is cut, as a network would) with the run under way.
+  target = b.url
+  sockets[0].ws.terminate()
+  // Node B gets the request again and finds node A's run holding the key: it waits for it.
+  await until(() => claims.includes('pending'))
+  t.equal(runs.length, 1, 'node B does not run the handler while node A\'s run holds the key')
+  held.open()
+  const reply = await answer
+  t.same(reply, { text: 'hello', user: 'alice', node: 'a', run: 1 }, 'the client gets the answer of node A\'s run')
+  t.same(runs, [{ node: 'a', user: 'alice' }], 'the handler ran once')
+  t.equal(claims.at(-1), 'done', 'node B took the answer node A stored')
+
+  t.equal(sockets.length, 2)
+  const [onA, onB] = sockets
+  t.equal(onB.url, b.url, 'the retry went to node B')
+  const sentA = onA.sent.filter((f) => f.type === 'post')
+  const sentB = onB.sent.filter((f) => f.type === 'post')
+  t.equal(sentA.length, 1)
+  t.equal(sentB.length, 1)
+  t.type(sentA[0].key, 'string', 'the client sent a key')
+  t.equal(sentB[0].key, sentA[0].key, 'and the same key again')
+  const answerOnB = onB.received.find((f) => (f.type === 'reply' || f.type === 'error') && f.id === sentB[0].id)
+  t.equal(answerOnB?.type, 'reply', 'node B answered the retry')
+  t.same(answerOnB?.data, reply, 'with that reply')
+
+  // Either node answers the key with that same reply from now on, and runs nothing.
+  const again = await signIn(t, a.url, 'token-alice')
+  t.same((await post(again, 'again', sentA[0].key as string, 'other text')).data, reply, 'node A gives the same data for the key')
+  t.equal(runs.length, 1)
 })

@@ -370,11 +370,15 @@ export class ConnectionCore {
     this.emitter.emit('network', true)
     if (this.#welcomed) {
       this.#liveness.probe()
-    } else if (this.#reconnectTimer !== undefined) {
-      // Back online: the delays grown while offline say nothing about the server.
-      this.#failures = 0
-      this.#reconnectNow()
+      return
     }
+    // An attempt started while offline may never open (a network that stalls answers
+    // nothing until connectTimeout): give it up and start afresh on the network now back.
+    if (this.#socket !== null) this.#abandon('the browser came back online')
+    if (this.#reconnectTimer === undefined) return // closed (or never connected)
+    // Back online: the delays grown while offline say nothing about the server.
+    this.#failures = 0
+    this.#reconnectNow()
   }
 
   #onVisible (): void {
