@@ -2,28 +2,15 @@
 // throw crash nothing, and that every connection that passed onConnect gets exactly
 // one onDisconnect, whatever closed it.
 import t from 'tap'
-import { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import { WebSocket } from 'ws'
 import Fastify, { type FastifyInstance } from 'fastify'
 import realtime, { RealtimeError } from '../lib/index.js'
-import { build, connect, TestClient, until, watchCrashes } from './fixtures/helpers.js'
+import { build, connect, logCapture, TestClient, until, watchCrashes } from './fixtures/helpers.js'
 import { HeldBroker, hold } from './fixtures/held-broker.js'
 import { Op, rawConnect } from './fixtures/raw-ws.js'
 
 const Message = Type.Object({ text: Type.String() })
-
-/** Fastify's log lines, parsed, as a pino stream gets them. */
-function logCapture (): { stream: Writable, lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line))
-      done()
-    }
-  })
-  return { stream, lines }
-}
 
 t.test('addHook refuses unknown hooks and non-functions, by name', async (t) => {
   const app = Fastify()

@@ -3,20 +3,8 @@
 // send, broadcast and event handles throw FST_REALTIME_INVALID_DATA naming the topic
 // or event and the path. And routes that take no data.
 import t from 'tap'
-import { Writable } from 'node:stream'
 import { Type } from '@sinclair/typebox'
-import { build, connect } from './fixtures/helpers.js'
-
-function logCapture (): { stream: Writable, lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line))
-      done()
-    }
-  })
-  return { stream, lines }
-}
+import { build, connect, logCapture } from './fixtures/helpers.js'
 
 t.test('a reply of the wrong type answers INTERNAL and is logged, instead of being truncated or converted', async (t) => {
   const log = logCapture()
