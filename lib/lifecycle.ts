@@ -33,10 +33,15 @@ const PROTOCOL_ERROR_CODES: Record<string, number> = {
   WS_ERR_TOO_MANY_BUFFERED_PARTS: 1009
 }
 
-function onProtocolError (this: SocketWithConnection, error: Error & { code?: string }): void {
-  const connection = this[kConnection]
+/**
+ * One error listener for every socket. A peer's protocol errors (bad UTF-8, too big) are
+ * its fault, not the server's: logged at debug, and ws closes the connection itself.
+ */
+function onSocketError (this: SocketWithConnection, error: Error & { code?: string }): void {
+  const connection = this[kConnection] as Connection<any>
+  connection.request.log.debug({ err: error }, 'websocket error')
   const code = error.code
-  if (connection === undefined || typeof code !== 'string' || !code.startsWith('WS_ERR_')) return
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return
   // Every other WS_ERR_ (bad opcode, mask, RSV bits, close code) is a 1002 in ws.
   connection.closeInfo ??= { code: PROTOCOL_ERROR_CODES[code] ?? 1002, reason: error.message }
 }
@@ -125,7 +130,7 @@ export class Lifecycle<U> {
     shared.on('pong', onPong)
     // on, not once: ws emits 'close' once, and once() would wrap the listener per socket.
     shared.on('close', this.#onClose)
-    shared.on('error', onProtocolError)
+    shared.on('error', onSocketError)
 
     if (this.closing) {
       connection.close(CloseCode.RESTARTING, 'server restarting')

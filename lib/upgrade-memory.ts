@@ -9,8 +9,6 @@ import type { FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
-import { kConnection } from './lifecycle.js'
-import type { Connection } from './connection.js'
 
 interface UpgradedSocket extends Socket {
   /** The response assigned to the socket (http.ServerResponse#assignSocket). */
@@ -111,8 +109,8 @@ function keepRequest (request: FastifyRequest): FastifyRequest {
  * Lets go of the upgrade: detaches the stand-in ServerResponse from the socket (with
  * it the Reply and its listeners), returns the request to keep, and, when the plugin
  * registered @fastify/websocket itself (`ownErrorHandler`: its errorHandler is ours, a
- * debug log), replaces the per-socket error listener closing over request and Reply
- * by one shared listener that logs the same. An app's own errorHandler is kept, and
+ * debug log), removes the per-socket error listener closing over request and Reply
+ * (Lifecycle.accept adds one listener shared by every socket). An app's own errorHandler is kept, and
  * with it what it closes over. (An upgraded socket is no longer one of the HTTP
  * server's connections, so `closeIdleConnections()` does not see it either way.)
  */
@@ -120,15 +118,9 @@ export function releaseUpgrade (socket: WebSocket, request: FastifyRequest, ownE
   const raw = request.raw.socket as UpgradedSocket | null
   const response = raw?._httpMessage
   if (raw != null && response != null && typeof response.detachSocket === 'function') response.detachSocket(raw)
-  if (ownErrorHandler) {
-    socket.removeAllListeners('error')
-    socket.on('error', onSocketError)
-  }
+  // The shared listener that replaces it is added by Lifecycle.accept, which the caller
+  // runs in this same tick: no error can be emitted in between.
+  if (ownErrorHandler) socket.removeAllListeners('error')
   // An injected upgrade (injectWS) has no net.Socket: its request is kept whole.
   return raw == null ? request : keepRequest(request)
-}
-
-/** One listener for every socket: the connection (set by accept) leads to the request's logger. */
-function onSocketError (this: WebSocket & { [kConnection]?: Connection<any> }, error: Error): void {
-  this[kConnection]?.request.log.debug({ err: error }, 'websocket error')
 }
