@@ -8,7 +8,7 @@ import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { WebSocketServer } from 'ws'
 import { errorCodes } from './errors.js'
-import { compressionOf, resolveOptions, type RealtimeOptions } from './options.js'
+import { compressionOf, resolveOptions, sharedCompressionProblem, type RealtimeOptions } from './options.js'
 import { perMessageDeflateOf } from './compress-once.js'
 import { Realtime } from './realtime.js'
 import type { Refusal } from './lifecycle.js'
@@ -125,6 +125,9 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
     // The server is shared (the app's own, or another fastify-realtime's in a parent
     // context): its options are already set.
     if (input.websocket !== undefined) throw new errorCodes.FST_REALTIME_INVALID_OPTION('websocket', 'the WebSocket server is already registered (@fastify/websocket); give these options where it is registered')
+    // Compression is negotiated by that server: an option it cannot honour is refused, not ignored.
+    const compressionProblem = sharedCompressionProblem(compressionOf(options), websocketServerOf(app).options.perMessageDeflate)
+    if (compressionProblem !== null) throw new errorCodes.FST_REALTIME_INVALID_OPTION('compression', compressionProblem)
     websocketServerOf(app).options.handleProtocols ??= handleProtocols
     app.addHook('preClose', async () => {
       await realtime.shutdown()

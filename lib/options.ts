@@ -120,6 +120,37 @@ export function compressionOf (options: Pick<JsonOptions, 'compression'>): Compr
   }
 }
 
+/** zlib's level for Z_DEFAULT_COMPRESSION (-1). */
+const ZLIB_DEFAULT_LEVEL = 6
+
+/**
+ * Why a WebSocket server registered elsewhere (the app's @fastify/websocket, or a parent
+ * context's fastify-realtime) cannot give what the compression option asks for, or null
+ * when it can: off asks for nothing; on asks for permessage-deflate without context
+ * takeover either way (so a publication deflated once decodes on every socket) with the
+ * same threshold, level and memLevel. ws's own defaults (threshold 1024, zlib's default
+ * level, memLevel 8) count as given, as they are ours.
+ */
+export function sharedCompressionProblem (compression: CompressionOptions | undefined, perMessageDeflate: ServerOptions['perMessageDeflate']): string | null {
+  if (compression === undefined) return null
+  const shared = 'the WebSocket server is already registered (@fastify/websocket) and'
+  const remedy = 'so it cannot be applied here: where that server is registered, give it perMessageDeflate { serverNoContextTakeover: true, clientNoContextTakeover: true } with the same threshold and zlibDeflateOptions level and memLevel, or leave compression off'
+  if (perMessageDeflate === undefined || perMessageDeflate === false) return `${shared} does not offer permessage-deflate, ${remedy}`
+  const server = perMessageDeflate === true ? {} : perMessageDeflate
+  const level = (value: number): number => value === -1 ? ZLIB_DEFAULT_LEVEL : value
+  const differences: string[] = []
+  if (server.serverNoContextTakeover !== true) differences.push('serverNoContextTakeover is not true')
+  if (server.clientNoContextTakeover !== true) differences.push('clientNoContextTakeover is not true')
+  const threshold = server.threshold ?? 1024
+  if (threshold !== compression.threshold) differences.push(`threshold ${threshold}, not ${compression.threshold}`)
+  const serverLevel = server.zlibDeflateOptions?.level ?? -1
+  if (level(serverLevel) !== level(compression.level)) differences.push(`level ${serverLevel}, not ${compression.level}`)
+  const memLevel = server.zlibDeflateOptions?.memLevel ?? 8
+  if (memLevel !== compression.memLevel) differences.push(`memLevel ${memLevel}, not ${compression.memLevel}`)
+  if (differences.length === 0) return null
+  return `${shared} its perMessageDeflate differs (${differences.join('; ')}), ${remedy}`
+}
+
 /** What `authenticate` returns: the user, and optionally when its credentials expire (ms since the epoch). */
 export type AuthResult<U = unknown> = { user: U, expiresAt?: number } | null | undefined | false
 

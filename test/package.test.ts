@@ -5,6 +5,13 @@
 // bundler resolution); the other runs the oldest versions our peer ranges admit, as a
 // CommonJS project, without ioredis installed at all, which proves the main entry never
 // loads it. Installs prefer the local npm cache, so only a first run downloads anything.
+// The newest install must hold a single fast-json-stringify (ours deduplicated with
+// fastify's). Figures for the package's weight and import time are printed as comments
+// (never asserted: they depend on the machine): `npm ls --omit=dev --all` lines and
+// `du -sk node_modules` of a consumer of the tarball + fastify + TypeBox against one of
+// fastify + TypeBox alone, and the median import time of the main entry, of fastify +
+// @fastify/websocket alone, of fastify + the main entry, and of fastify-realtime/redis,
+// each in a fresh process.
 // `npm test` runs this file alone after the rest (test:package): its tsc runs would starve
 // the timing-sensitive tests of CPU on a 2-core machine.
 import t from 'tap'
@@ -37,13 +44,24 @@ function oldest (name: string): string {
   return match[1]
 }
 
+/** The middle value (the mean of the middle two for an even count). */
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
 /** Runs a command; on failure the error carries its output, so a test failure shows what went wrong. */
 function run (command: string, args: string[], cwd: string): Promise<string> {
   // Our own `npm test` exports npm_config_* settings that must not leak into the consumers'
   // installs, and c8's coverage directory would make every child write coverage it never reads.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.toLowerCase().startsWith('npm_') && key !== 'NODE_V8_COVERAGE'))
+  // tap's process-info hook wraps child_process and puts itself back into NODE_OPTIONS
+  // whatever env is given; in a child it reads the source map of every module loaded
+  // (ours embed their sources), which more than doubles the import times printed below.
+  // `env -u` takes it out after the wrapper, so consumers run as a user's do.
   return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile('env', ['-u', 'NODE_OPTIONS', command, ...args], { cwd, env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`${command} ${args.join(' ')} failed in ${cwd}:\n${stdout}\n${stderr}`, { cause: err }))
       else resolve(stdout)
     })
@@ -87,6 +105,38 @@ async function check (dir: string, flavour: keyof typeof tsconfigs, scripts: str
   }
   t.comment(`${dir} ${flavour}: tsc ${checked - started} ms, run ${Date.now() - checked} ms`)
   return results
+}
+
+/** `npm ls --omit=dev --all` lines and `du -sk node_modules` of a consumer project. */
+async function weight (dir: string): Promise<{ lines: number, kb: number }> {
+  const tree = await run('npm', ['ls', '--omit=dev', '--all', '--loglevel=error'], dir)
+  const du = await run('du', ['-sk', 'node_modules'], dir)
+  return { lines: tree.trimEnd().split('\n').length, kb: Number(du.split('\t')[0]) }
+}
+
+const IMPORT_RUNS = 10
+
+/**
+ * The median time, in ms, a fresh process takes to import each case's specifiers one
+ * after the other (measured inside it, around the imports: Node's own start-up is not
+ * counted), over IMPORT_RUNS runs of each, the cases taking turns so that a busy moment
+ * of the machine does not fall on one case only.
+ */
+async function importTimes (dir: string, cases: Record<string, string[]>): Promise<Record<string, number>> {
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((name) => [name, []]))
+  for (let i = 0; i < IMPORT_RUNS; i++) {
+    for (const [name, specifiers] of Object.entries(cases)) {
+      const script = `const started = performance.now(); for (const specifier of ${JSON.stringify(specifiers)}) await import(specifier); console.log(performance.now() - started)`
+      samples[name].push(Number((await run(process.execPath, ['--input-type=module', '-e', script], dir)).trim()))
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, Math.round(median(values))]))
+}
+
+/** The distinct fast-json-stringify copies installed in a project. */
+async function fastJsonStringifyCopies (dir: string): Promise<string[]> {
+  const paths = await run('npm', ['ls', 'fast-json-stringify', '--all', '--parseable', '--loglevel=error'], dir)
+  return [...new Set(paths.split('\n').filter((line) => line.trim() !== ''))]
 }
 
 const expected = { reply: 'HI', headline: 'extra', offset: 1, typed: [false, false], isRealtimeError: false }
@@ -135,6 +185,31 @@ t.test('ESM consumers on the newest fastify and TypeBox: node16, nodenext and bu
     t.match(smoke, { ...expected, fastify: installed('fastify') }, `${flavour}: connect, request, publish`)
     t.match(redis, expectedRedis, `${flavour}: fastify-realtime/redis`)
   }
+  const copies = await fastJsonStringifyCopies(dir)
+  t.equal(copies.length, 1, `one fast-json-stringify, shared with fastify (${copies.map((path) => path.slice(dir.length + 1)).join(', ')})`)
+  // This project has everything the three need (ioredis for the Redis entry).
+  const times = await importTimes(dir, {
+    'fastify-realtime': ['fastify-realtime'],
+    'fastify + @fastify/websocket': ['fastify', '@fastify/websocket'],
+    // What an app on the plugin loads: the main entry does not load fastify itself.
+    'fastify + fastify-realtime': ['fastify', 'fastify-realtime'],
+    'fastify-realtime/redis': ['fastify-realtime/redis']
+  })
+  for (const [name, ms] of Object.entries(times)) t.comment(`import time, ${name}: ${ms} ms (median of ${IMPORT_RUNS} fresh processes)`)
+})
+
+t.test('dependency weight: the tarball + fastify + TypeBox, against fastify + TypeBox alone (printed, not asserted)', async (t) => {
+  const newest = { fastify: installed('fastify'), '@sinclair/typebox': installed('@sinclair/typebox') }
+  const dir = join(tmp, 'weight')
+  const base = join(tmp, 'weight-base')
+  await consumer(dir, 'module', { 'fastify-realtime': `file:${tarball}`, ...newest }, [])
+  await consumer(base, 'module', newest, [])
+  const withUs = await weight(dir)
+  const without = await weight(base)
+  t.comment(`dependency weight, fastify-realtime + fastify + @sinclair/typebox: npm ls --omit=dev --all ${withUs.lines} lines, node_modules ${withUs.kb} KiB`)
+  t.comment(`dependency weight, fastify + @sinclair/typebox alone: npm ls --omit=dev --all ${without.lines} lines, node_modules ${without.kb} KiB`)
+  t.comment(`fastify-realtime adds ${withUs.lines - without.lines} lines, ${withUs.kb - without.kb} KiB`)
+  t.ok(withUs.lines > without.lines, 'the tarball installed its dependencies')
 })
 
 t.test('a CommonJS consumer on the oldest fastify and TypeBox of our peer ranges, without ioredis', async (t) => {
@@ -152,4 +227,8 @@ t.test('a CommonJS consumer on the oldest fastify and TypeBox of our peer ranges
   t.match(result, { ...expected, fastify: oldest('fastify') }, 'CommonJS, module node16')
   const typebox = JSON.parse(readFileSync(join(dir, 'node_modules', '@sinclair', 'typebox', 'package.json'), 'utf8')) as { version: string }
   t.equal(typebox.version, oldest('@sinclair/typebox'), 'on the oldest TypeBox')
+  // Not asserted: fastify 5.0.0 itself wants fast-json-stringify ^6 and the newest
+  // @fastify/fast-json-stringify-compiler its range admits wants ^7.3, so this tree has two
+  // whatever our range (^6 || ^7, which shares one of them).
+  t.comment(`fast-json-stringify copies on the oldest fastify: ${(await fastJsonStringifyCopies(dir)).length}`)
 })

@@ -34,6 +34,14 @@ const CONNECTION_DEFAULTS: RedisOptions = {
  * CLUSTERDOWN), never after a connection closed under it (retryDelayOnFailover 0): the
  * script may have run, and running it again would publish twice.
  */
+/**
+ * How often a cluster client reads the slot map again, whatever happened. After a slot
+ * moves, ioredis reads the map once, from any node; a replica of the old owner a few ms
+ * behind still shows the old map, and a sharded subscriber would then never follow the
+ * topic to its new master (its node's subscribers hearing nothing, and told nothing).
+ */
+const SLOTS_REFRESH_INTERVAL = 1000
+
 const CLUSTER_DEFAULTS: ClusterOptions = {
   lazyConnect: true,
   // Unlike a single connection, the cluster client needs its queue: a command for a
@@ -45,6 +53,7 @@ const CLUSTER_DEFAULTS: ClusterOptions = {
   retryDelayOnClusterDown: 100,
   retryDelayOnTryAgain: 100,
   maxRedirections: 16,
+  slotsRefreshInterval: SLOTS_REFRESH_INTERVAL,
   clusterRetryStrategy: (times: number) => Math.min(50 * 2 ** times, 1000) + Math.floor(Math.random() * 100),
   redisOptions: { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
 }
@@ -93,7 +102,11 @@ export function commandConnection (
  * subscriber per master (it follows failovers and slot moves).
  */
 export function subscriberFor (client: RedisClient): RedisClient {
-  if (isCluster(client)) return client.duplicate([], { lazyConnect: true, shardedSubscribers: true })
+  if (isCluster(client)) {
+    // An app's own Cluster may not refresh on a timer: its subscriber must (see SLOTS_REFRESH_INTERVAL).
+    const slotsRefreshInterval = client.options.slotsRefreshInterval ?? SLOTS_REFRESH_INTERVAL
+    return client.duplicate([], { lazyConnect: true, shardedSubscribers: true, slotsRefreshInterval })
+  }
   return client.duplicate({ lazyConnect: true, autoResubscribe: false, enableOfflineQueue: false })
 }
 
