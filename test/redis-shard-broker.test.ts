@@ -1,10 +1,12 @@
 // The Redis broker on a Redis Cluster of three masters that this file starts (fixture:
 // test/fixtures/redis-cluster.ts): the broker contract unchanged, the key layout (every
-// topic on one slot, its fan-out on its own shard), several nodes on one topic, presence
-// of a node that dies, commands across shards, and the options that pick the mode.
+// topic on one slot, its fan-out on its own shard, topic names with braces included),
+// several nodes on one topic, presence of a node that dies, commands across shards, and
+// the options that pick the mode.
 import t from 'tap'
 import { Cluster } from 'ioredis'
 import { RedisBroker } from '../lib/broker/redis.js'
+import { RedisKeys } from '../lib/broker/redis-keys.js'
 import type { BrokerCommand, PresenceEvent, Publication } from '../lib/broker/types.js'
 import { brokerContract } from './fixtures/broker-contract.js'
 import { until } from './fixtures/helpers.js'
@@ -61,6 +63,63 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     await probe.connect()
     const counts = await Promise.all(probe.nodes('master').map(async (n) => [n.options.port, Number(((await n.call('PUBSUB', 'SHARDNUMSUB', a.broker.keys.channel(topic))) as [string, number])[1])]))
     t.same(counts.filter(([, n]) => n as number > 0), [[owner, 2]], 'two node subscriptions, on the owning shard only')
+  })
+
+  t.test('a topic name starting with "}" is escaped inside its hash tag on a cluster, one to one; every other name keeps its keys', async (t) => {
+    const keys = new RedisKeys('p:', true)
+    const kinds = (k: RedisKeys, topic: string) => [k.meta(topic), k.stream(topic), k.presence(topic), k.channel(topic)]
+    for (const topic of ['a', 'chat/1', 'a}b', '{x}', '{', '{}', 'x}', 'x{y}z']) {
+      t.same(kinds(keys, topic), ['meta', 'stream', 'presence', 'ch'].map((kind) => `p:{${topic}}:${kind}`), `${topic}: the layout it always had`)
+    }
+    t.same(kinds(keys, '}x'), ['meta', 'stream', 'presence', 'ch'].map((kind) => `p:{\u0001}x}:${kind}`), '}x: a control character first, so the tag is not empty')
+    t.same(kinds(new RedisKeys('p:', false), '}x'), ['p:{}x}:meta', 'p:{}x}:stream', 'p:{}x}:presence', 'p:ch:}x'], 'on one Redis (no slots) nothing changes')
+
+    // Names no topic can have (a control character first) still map apart: a broker
+    // used directly checks no names.
+    const tricky = ['}x', '\u0001}x', '\u0001\u0001}x', '}', '\u0001}', '\u0001', '\u0001\u0001', 'x', '\u0001x', '}}', '}{', '}x}', '{}x', 'a}b', 'a}c', '{x}', '{x']
+    const owner = new Map<string, string>()
+    for (const topic of tricky) {
+      for (const key of kinds(keys, topic)) {
+        if (owner.has(key)) t.fail(`${JSON.stringify(topic)} and ${JSON.stringify(owner.get(key))} share ${JSON.stringify(key)}`)
+        owner.set(key, topic)
+      }
+      t.equal(keys.topicOf(keys.channel(topic)), topic, `${JSON.stringify(topic)}: its channel names it back`)
+    }
+    t.equal(owner.size, 4 * tricky.length, 'no two names share a key or a channel')
+    t.equal(keys.topicOf('p:{}x}:ch'), null, 'an unescaped "}" tag is no channel of ours')
+    t.equal(keys.topicOf('p:{\u0001x}:ch'), null, 'nor an escape before a name that needs none')
+  })
+
+  t.test('topic names with braces on a cluster: all keys and the channel of each in one slot, and publish, subscribe, history, recovery and presence work', async (t) => {
+    const a = await node(t)
+    const b = await node(t)
+    const topics = ['}x', 'a}b', '{x}', '}', '}}', '{}', '}{', '{', 'x}', '}x/y']
+    const keyslot = async (key: string) => Number(await cluster.call(cluster.ports[0], 'CLUSTER', 'KEYSLOT', key))
+    const old = new RedisKeys(prefix, false)
+    t.not(await keyslot(old.meta('}x')), await keyslot(old.stream('}x')), 'unescaped, the keys of "}x" would hash whole, to two slots (CROSSSLOT)')
+    for (const topic of topics) {
+      const slots = await Promise.all([a.broker.keys.meta(topic), a.broker.keys.stream(topic), a.broker.keys.presence(topic), a.broker.keys.channel(topic)].map(keyslot))
+      t.equal(new Set(slots).size, 1, `${JSON.stringify(topic)}: meta, stream, presence and channel in slot ${slots[0]}`)
+    }
+
+    await Promise.all(topics.map((topic) => b.broker.subscribe(topic)))
+    const history = { size: 100, ttl: 0 }
+    for (const topic of topics) {
+      for (let i = 1; i <= 3; i++) t.equal((await a.broker.publish(topic, JSON.stringify({ topic, i }), { history })).offset, i)
+    }
+    await until(() => b.delivered.length === 3 * topics.length)
+    for (const topic of topics) {
+      const mine = b.delivered.filter((p) => p.topic === topic)
+      t.same(mine.map((p) => [p.offset, JSON.parse(p.data)]), [1, 2, 3].map((i) => [i, { topic, i }]), `${JSON.stringify(topic)}: its own publications, in order, on the other node`)
+      const { publications } = await b.broker.history(topic, 10)
+      t.same(publications.map((p) => p.offset), [1, 2, 3], `${JSON.stringify(topic)}: history`)
+      const r = await b.broker.recover(topic, { offset: 1, epoch: mine[0].epoch }, 10)
+      t.same([r.recovered, r.publications.map((p) => JSON.parse(p.data).i)], [true, [2, 3]], `${JSON.stringify(topic)}: recovery`)
+      await a.broker.join(topic, { connectionId: `c${topic}`, data: '{}' })
+      t.same((await b.broker.members(topic)).map((m) => m.connectionId), [`c${topic}`], `${JSON.stringify(topic)}: presence`)
+    }
+    await until(() => b.presence.length === topics.length)
+    t.same(b.presence.map((e) => [e.kind, e.topic]), topics.map((topic) => ['join', topic]), 'each join announced on its own topic')
   })
 
   t.test('two nodes publishing to one topic: one offset sequence, the same order everywhere', async (t) => {
