@@ -39,6 +39,10 @@ t.test('prom-client is loaded only by an app that turns metrics on', async (t) =
   t.ok(await loadedModules('./lib/index.ts', 'prom-client', app(true)) > 0, 'metrics on: loaded')
 })
 
+t.test('yaml is loaded only when an AsyncAPI document is asked for as YAML', async (t) => {
+  t.equal(await loadedModules('./lib/index.ts', 'yaml'), 0)
+})
+
 t.test('fastify-realtime/redis loads it', async (t) => {
   t.ok(await loadedModules('./lib/redis.ts', 'ioredis') > 0, 'the check above would see it')
 })

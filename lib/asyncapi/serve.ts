@@ -3,7 +3,6 @@
 // or YAML for a client that asks for them in `Accept`.
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { stringify } from 'yaml'
 import type { ApiDescription, AsyncApiOptions } from './description.js'
 import { buildAsyncApi, type AsyncApiDocument } from './document.js'
 import { renderPage } from './page.js'
@@ -79,7 +78,12 @@ export function registerAsyncApi (app: FastifyInstance, realtime: Describable): 
     return { ...document, servers: { realtime: { ...document.servers.realtime, host: url.host, protocol: url.protocol.replace(/:$/, '') } } }
   }
   const json = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(documentFor(request), null, 2))
-  const yaml = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/yaml; charset=utf-8').send(stringify(documentFor(request), { aliasDuplicateObjects: false }))
+  const yaml = async (request: FastifyRequest, reply: FastifyReply) => {
+    // Loaded on the first YAML request: yaml is about 70 modules that an app importing
+    // the plugin would otherwise load at start-up, asked for or not.
+    const { stringify } = await import('yaml')
+    return reply.type('application/yaml; charset=utf-8').send(stringify(documentFor(request), { aliasDuplicateObjects: false }))
+  }
   app.get(`${path}.json`, json)
   app.get(`${path}.yaml`, yaml)
   app.get(`${path}.yml`, yaml)
