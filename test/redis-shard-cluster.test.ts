@@ -222,12 +222,54 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     t.same(unhandled, [], 'no unhandled rejection, no uncaught exception')
   })
 
-  // Last: it leaves the cluster with a master fewer.
+  // Last two: each leaves the cluster with a replica fewer.
+  t.test('control traffic across a failover: the master holding the nodes\' control subscriptions dies, disconnectUser still reaches every node, heartbeats go on', async (t) => {
+    const unhandled = crashes(t)
+    const list = await startNodes(t, { cluster: cluster.nodes }, 3, { presenceTtl: 3000 })
+    const keys = list[0].broker.keys
+    const zed = await Promise.all(list.map(async (node) => await connect(t, node.url, { headers: { 'x-user': 'zed' } })))
+    const bea = await connect(t, list[1].url, { headers: { 'x-user': 'bea' } })
+    await bea.request('subscribe', { topic: 'room/lobby' })
+    await zed[2].request('subscribe', { topic: 'room/lobby' })
+    await bea.nextOfType('join')
+    // Classic pub/sub, on whichever node each node's subscriber connection picked.
+    const controlSubscribers = async () => {
+      const counts = new Map<number, number>()
+      for (const port of cluster.live()) counts.set(port, Number(((await cluster.call(port, 'PUBSUB', 'NUMSUB', keys.control)) as [string, number])[1]))
+      return counts
+    }
+    const before = await controlSubscribers()
+    t.equal([...before.values()].reduce((a, b) => a + b, 0), 3, 'each node listens for commands')
+    // The master holding most of them (the liveness slot's when none does) that a replica can replace.
+    const candidates = cluster.masters().filter((port) => cluster.hasReplica(port))
+    const byHeld = candidates.sort((x, y) => (before.get(y) ?? 0) - (before.get(x) ?? 0))
+    const victim = (before.get(byHeld[0]) ?? 0) > 0 ? byHeld[0] : (candidates.find((port) => port === cluster.masterOf(keys.nodes)) ?? byHeld[0])
+    t.comment(`killing ${victim}: ${before.get(victim) ?? 0} control subscription(s)${victim === cluster.masterOf(keys.nodes) ? ', the liveness slot' : ''}`)
+    await cluster.kill(victim)
+    await cluster.failedOver(3)
+    await until(async () => [...(await controlSubscribers()).values()].reduce((a, b) => a + b, 0) === 3, 10_000)
+    t.pass('every node listens for commands again')
+
+    await list[0].app.realtime.disconnectUser('zed')
+    const closes = await Promise.all(zed.map(async (client) => await client.closed))
+    t.same(closes.map((c) => c.code), [4503, 4503, 4503], 'the user is disconnected on every node, its own and the others')
+    const leave = await bea.nextOfType('leave')
+    t.equal((leave.member as { user: { id: string } }).user.id, 'zed', 'and leaves the room once')
+    // Heartbeats go on: a presence sweep (3 s ttl) removes no live node's members.
+    await sleep(3500)
+    const members = await bea.request('presence', { topic: 'room/lobby' })
+    t.same(members.data.members.map((m: { user: { id: string } }) => m.user.id), ['bea'], 'bea is still present: her node was not taken for dead')
+    t.same(bea.frames.filter((f) => f.type === 'leave'), [], 'no other leave')
+    t.same(unhandled, [], 'no unhandled rejection, no uncaught exception')
+  })
+
   t.test('a master killed with SIGKILL while two nodes publish, its replica behind: the replica takes over, the topic forks, no crash, never a silent gap', async (t) => {
     const unhandled = crashes(t)
     const list = await startNodes(t, { cluster: cluster.nodes }, 3)
     const [a, b] = list
-    const topic = 'feed/failover'
+    // A topic on a shard that still has a replica (the test before took one away).
+    let topic = 'feed/failover'
+    for (let i = 1; !cluster.hasReplica(cluster.masterOf(a.broker.keys.meta(topic))); i++) topic = `feed/failover-${i}`
     const clients = await openFeeds(t, list, 2, topic, true)
     const load = publishSteadily([a, b], topic)
     await until(() => load.acked.length >= 50, 5000)
