@@ -109,4 +109,16 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
     const again = await a.broker.publish('kept/1', '{"i":3}', { history })
     t.same(again, { offset: 3, epoch: next.epoch }, 'then the epoch holds')
   })
+
+  t.test('a Redis user that may not run INFO (it is in @dangerous) publishes as before, without the fork', async (t) => {
+    const { probe } = await setup(t)
+    await probe.call('ACL', 'SETUSER', 'app', 'on', 'nopass', '~*', '&*', '+@all', '-info')
+    const broker = new RedisBroker({ redis: `redis://app@127.0.0.1:${probe.options.port}` })
+    t.teardown(() => broker.close())
+    const first = await broker.publish('acl/1', '{"i":1}', { history })
+    await probe.call('DEBUG', 'CHANGE-REPL-ID')
+    const second = await broker.publish('acl/1', '{"i":2}', { history })
+    t.same(second, { offset: 2, epoch: first.epoch }, 'published, in the same epoch: a change of Redis goes unseen')
+    t.equal((await broker.recover('acl/1', first, 10)).publications.length, 1)
+  })
 }
