@@ -157,17 +157,30 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     t.comment(`${epochs > 1 ? 'the topic forked into a new epoch' : 'one epoch throughout'}; subscribers told 2500: ${clients.filter((c) => c.told.length > 0).length} of ${clients.length}`)
   }
 
-  t.test('a topic\'s slot moved to another master while two nodes publish: no crash, no gap, every acknowledged publication delivered', async (t) => {
+  /**
+   * Three nodes with two subscribers each to a topic (named by `topicOf` once the nodes
+   * are up), the first two nodes publishing to it steadily, 50 publications in.
+   */
+  async function steadyTopic (t: Test, topicOf: (nodes: Node[]) => string) {
     const unhandled = crashes(t)
     const list = await startNodes(t, { cluster: cluster.nodes }, 3)
-    const [a, b] = list
-    const topic = 'feed/reshard'
+    const topic = topicOf(list)
     const clients = await openFeeds(t, list, 2, topic, true)
-    const load = publishSteadily([a, b], topic)
+    const load = publishSteadily([list[0], list[1]], topic)
     await until(() => load.acked.length >= 50, 5000)
-    const slot = cluster.slotOf(a.broker.keys.meta(topic))
+    return { unhandled, list, a: list[0], topic, clients, load }
+  }
+
+  /** The slot of a topic's keys, its master, and another master to move it to. */
+  function slotMove (node: Node, topic: string): { slot: number, from: number, to: number } {
+    const slot = cluster.slotOf(node.broker.keys.meta(topic))
     const from = cluster.ownerOf(slot)
-    const to = cluster.masters().find((port) => port !== from) as number
+    return { slot, from, to: cluster.masters().find((port) => port !== from) as number }
+  }
+
+  t.test('a topic\'s slot moved to another master while two nodes publish: no crash, no gap, every acknowledged publication delivered', async (t) => {
+    const { unhandled, list, a, topic, clients, load } = await steadyTopic(t, () => 'feed/reshard')
+    const { slot, from, to } = slotMove(a, topic)
     const started = Date.now()
     const move = await cluster.moveSlot(slot, to)
     t.comment(`slot ${slot} (${move.moved} keys) moved from ${from} to ${to} in ${Date.now() - started} ms`)
@@ -183,16 +196,8 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
   })
 
   t.test('a slot move left half done while two nodes publish (keys on both masters, then all moved), then finished: no crash, no gap, nothing lost', async (t) => {
-    const unhandled = crashes(t)
-    const list = await startNodes(t, { cluster: cluster.nodes }, 3)
-    const [a, b] = list
-    const topic = 'feed/halfway'
-    const clients = await openFeeds(t, list, 2, topic, true)
-    const load = publishSteadily([a, b], topic)
-    await until(() => load.acked.length >= 50, 5000)
-    const slot = cluster.slotOf(a.broker.keys.meta(topic))
-    const from = cluster.ownerOf(slot)
-    const to = cluster.masters().find((port) => port !== from) as number
+    const { unhandled, list, a, topic, clients, load } = await steadyTopic(t, () => 'feed/halfway')
+    const { slot, to } = slotMove(a, topic)
     const started = Date.now()
 
     // One of the topic's two keys moved: a script needs both, and gets TRYAGAIN.
@@ -264,15 +269,12 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
   })
 
   t.test('a master killed with SIGKILL while two nodes publish, its replica behind: the replica takes over, the topic forks, no crash, never a silent gap', async (t) => {
-    const unhandled = crashes(t)
-    const list = await startNodes(t, { cluster: cluster.nodes }, 3)
-    const [a, b] = list
     // A topic on a shard that still has a replica (the test before took one away).
-    let topic = 'feed/failover'
-    for (let i = 1; !cluster.hasReplica(cluster.masterOf(a.broker.keys.meta(topic))); i++) topic = `feed/failover-${i}`
-    const clients = await openFeeds(t, list, 2, topic, true)
-    const load = publishSteadily([a, b], topic)
-    await until(() => load.acked.length >= 50, 5000)
+    const { unhandled, a, topic, clients, load } = await steadyTopic(t, ([node]) => {
+      let name = 'feed/failover'
+      for (let i = 1; !cluster.hasReplica(cluster.masterOf(node.broker.keys.meta(name))); i++) name = `feed/failover-${i}`
+      return name
+    })
     const meta = a.broker.keys.meta(topic)
     const master = cluster.masterOf(meta)
     // Replication is asynchronous: what the master acknowledges once its replica fell

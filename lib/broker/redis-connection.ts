@@ -34,14 +34,6 @@ const CONNECTION_DEFAULTS: RedisOptions = {
  * CLUSTERDOWN), never after a connection closed under it (retryDelayOnFailover 0): the
  * script may have run, and running it again would publish twice.
  */
-/**
- * How often a cluster client reads the slot map again, whatever happened. After a slot
- * moves, ioredis reads the map once, from any node; a replica of the old owner a few ms
- * behind still shows the old map, and a sharded subscriber would then never follow the
- * topic to its new master (its node's subscribers hearing nothing, and told nothing).
- */
-const SLOTS_REFRESH_INTERVAL = 1000
-
 const CLUSTER_DEFAULTS: ClusterOptions = {
   lazyConnect: true,
   // Unlike a single connection, the cluster client needs its queue: a command for a
@@ -53,7 +45,6 @@ const CLUSTER_DEFAULTS: ClusterOptions = {
   retryDelayOnClusterDown: 100,
   retryDelayOnTryAgain: 100,
   maxRedirections: 16,
-  slotsRefreshInterval: SLOTS_REFRESH_INTERVAL,
   clusterRetryStrategy: (times: number) => Math.min(50 * 2 ** times, 1000) + Math.floor(Math.random() * 100),
   redisOptions: { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }
 }
@@ -102,12 +93,23 @@ export function commandConnection (
  * subscriber per master (it follows failovers and slot moves).
  */
 export function subscriberFor (client: RedisClient): RedisClient {
-  if (isCluster(client)) {
-    // An app's own Cluster may not refresh on a timer: its subscriber must (see SLOTS_REFRESH_INTERVAL).
-    const slotsRefreshInterval = client.options.slotsRefreshInterval ?? SLOTS_REFRESH_INTERVAL
-    return client.duplicate([], { lazyConnect: true, shardedSubscribers: true, slotsRefreshInterval })
-  }
+  if (isCluster(client)) return client.duplicate([], { lazyConnect: true, shardedSubscribers: true })
   return client.duplicate({ lazyConnect: true, autoResubscribe: false, enableOfflineQueue: false })
+}
+
+/**
+ * Has a cluster subscriber read the slot map every second; returns the stop. After a slot
+ * moves, ioredis reads the map once, from any node: a replica of the old owner a few ms
+ * behind still shows the old one, and the sharded subscriber would never follow the topic
+ * to its new master (its node's subscribers hearing nothing, and told nothing). Our own
+ * unref'd timer rather than ioredis' slotsRefreshInterval, whose next round can be set by
+ * a refresh that ends after quit(), keeping the process alive.
+ */
+export function followSlots (subscriber: RedisClient): () => void {
+  if (!isCluster(subscriber)) return () => {}
+  const timer = setInterval(() => { if (subscriber.status === 'ready') subscriber.refreshSlotsCache() }, 1000)
+  timer.unref()
+  return () => clearInterval(timer)
 }
 
 /** Resolves once the connection is ready (connecting it when it waits for that). */

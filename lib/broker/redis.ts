@@ -21,7 +21,7 @@ import { IDEMPOTENCY_CLAIM, IDEMPOTENCY_SETTLE, idempotencyKey } from './redis-i
 import { publicationOf } from './redis-messages.js'
 import { TopicFeeds } from './redis-feeds.js'
 import { PUBLISH, READ, REWIND, type LuaScript } from './redis-scripts.js'
-import { commandConnection, connect, end, isCluster, loadScripts, loadScriptsOn, redisErrorCodes, runScript, subscriberFor, wrapError, type RedisClient } from './redis-connection.js'
+import { commandConnection, connect, end, followSlots, isCluster, loadScripts, loadScriptsOn, redisErrorCodes, runScript, subscriberFor, wrapError, type RedisClient } from './redis-connection.js'
 import { RedisKeys } from './redis-keys.js'
 import { RedisPresence } from './redis-presence.js'
 
@@ -58,6 +58,7 @@ export class RedisBroker implements Broker {
   readonly #connecting = new Map<RedisClient, Promise<void>>()
   #timer: NodeJS.Timeout | null = null
   #ticking = false
+  #stopSlots: () => void = () => {}
   #started = false
   #closed = false
   #everReady = false
@@ -144,6 +145,7 @@ export class RedisBroker implements Broker {
       // replacement is subscribed, this node's topics may miss publications.
       this.#on(sub, '-node', () => this.#feeds.subscriberLost())
       this.#on(sub, 'subscribersReady', () => this.#background(this.#feeds.resubscribe()))
+      this.#stopSlots = followSlots(sub)
     } else {
       // From now on every reconnection subscribes again and closes the gaps.
       this.#on(sub, 'ready', () => this.#background(this.#feeds.resubscribe()))
@@ -158,6 +160,7 @@ export class RedisBroker implements Broker {
     this.#closed = true
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
+    this.#stopSlots()
     this.#feeds.clear()
     const redis = this.#redis
     if (this.#started && redis.status === 'ready') {
