@@ -230,7 +230,9 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
   // Last two: each leaves the cluster with a replica fewer.
   t.test('control traffic across a failover: the master holding the nodes\' control subscriptions dies, disconnectUser still reaches every node, heartbeats go on', async (t) => {
     const unhandled = crashes(t)
-    const list = await startNodes(t, { cluster: cluster.nodes }, 3, { presenceTtl: 3000 })
+    // Longer than a failover (about 3 s) plus a beat: no node may be taken for dead meanwhile.
+    const presenceTtl = 6000
+    const list = await startNodes(t, { cluster: cluster.nodes }, 3, { presenceTtl })
     const keys = list[0].broker.keys
     const zed = await Promise.all(list.map(async (node) => await connect(t, node.url, { headers: { 'x-user': 'zed' } })))
     const bea = await connect(t, list[1].url, { headers: { 'x-user': 'bea' } })
@@ -260,8 +262,8 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     t.same(closes.map((c) => c.code), [4503, 4503, 4503], 'the user is disconnected on every node, its own and the others')
     const leave = await bea.nextOfType('leave')
     t.equal((leave.member as { user: { id: string } }).user.id, 'zed', 'and leaves the room once')
-    // Heartbeats go on: a presence sweep (3 s ttl) removes no live node's members.
-    await sleep(3500)
+    // Heartbeats go on: once a ttl has passed, a sweep removes no live node's members.
+    await sleep(presenceTtl + 500)
     const members = await bea.request('presence', { topic: 'room/lobby' })
     t.same(members.data.members.map((m: { user: { id: string } }) => m.user.id), ['bea'], 'bea is still present: her node was not taken for dead')
     t.same(bea.frames.filter((f) => f.type === 'leave'), [], 'no other leave')

@@ -67,7 +67,12 @@ export class RedisPresence {
 
   async #join (topic: string, member: PresenceMember, onlyIfAbsent: boolean): Promise<unknown> {
     const { id, keys } = this.#host
-    const alive = await this.#host.eval(CLAIM, [keys.nodes, keys.node(id)], [id, this.#host.clock(), this.#ttl, `${member.connectionId}\n${topic}`])
+    const key = `${member.connectionId}\n${topic}`
+    const alive = await this.#host.eval(CLAIM, [keys.nodes, keys.node(id)], [id, this.#host.clock(), this.#ttl, key])
+    // Adding a member back (onlyIfAbsent): it may have left while the claim ran, and its
+    // LEAVE gone out already; a JOIN now would leave a member behind its connection, to be
+    // announced leaving a second time. (The set entry the claim made is harmless residue.)
+    if (onlyIfAbsent && this.#members.get(key)?.member !== member) return alive
     await this.#host.eval(JOIN, [keys.presence(topic)], [id, member.connectionId, member.data, onlyIfAbsent ? '1' : '0', keys.publish, keys.channel(topic)])
     return alive
   }
