@@ -6,7 +6,8 @@ import { Redis } from 'ioredis'
 import { RedisBroker } from '../lib/broker/redis.js'
 import type { Publication, PresenceEvent, BrokerCommand } from '../lib/broker/types.js'
 import { brokerContract, idempotencyContract } from './fixtures/broker-contract.js'
-import { REDIS_URL, dropKeys, reachable, requireOrSkip, uniquePrefix } from './fixtures/redis.js'
+import { REDIS_URL, dropKeys, reachable, requireOrSkip, sleep, uniquePrefix } from './fixtures/redis.js'
+import { CLAIM } from '../lib/broker/redis-scripts.js'
 import { until } from './fixtures/helpers.js'
 
 if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`)) {
@@ -413,5 +414,32 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     await until(() => watcher.presence.length === 3, 3000)
     t.same(watcher.presence[2].kind, 'join', 'back: the member is added again')
     t.same((await watcher.broker.members('sweep/1')).map((m) => m.connectionId), ['s1'])
+  })
+
+  t.test('a member that leaves while its node adds it back (Redis had forgotten the node) stays gone, its leave told once', async (t) => {
+    const redis = new Redis(REDIS_URL)
+    t.teardown(() => redis.quit().catch(() => {}))
+    const broker = new RedisBroker({ redis, prefix })
+    t.teardown(() => broker.close())
+    await broker.start(() => {})
+    const watcher = await node(t)
+    await watcher.broker.subscribe('back/1')
+    await broker.join('back/1', { connectionId: 'b1', data: '{"connectionId":"b1"}' })
+    await until(() => watcher.presence.length === 1)
+    // The node forgotten, as after a failover that lost its heartbeats; the next join finds
+    // out and adds its members back. b1's connection closes just as its claim goes out.
+    await redis.zrem(broker.keys.nodes, broker.id)
+    const evalsha = redis.evalsha.bind(redis) as (...args: unknown[]) => Promise<unknown>
+    let left: Promise<void> | undefined
+    ;(redis as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }).evalsha = (...args: unknown[]) => {
+      if (left === undefined && args[0] === CLAIM.sha && args.includes('b1\nback/1')) left = broker.leave('back/1', 'b1')
+      return evalsha(...args)
+    }
+    await broker.join('back/1', { connectionId: 'b2', data: '{"connectionId":"b2"}' })
+    await left
+    await until(() => watcher.presence.length >= 3)
+    await sleep(100)
+    t.same(watcher.presence.map((e) => `${e.kind}:${e.member.connectionId}`), ['join:b1', 'join:b2', 'leave:b1'], 'b1 left once, and was not added back')
+    t.same((await watcher.broker.members('back/1')).map((m) => m.connectionId), ['b2'])
   })
 }
