@@ -5,19 +5,10 @@
 // Needs Chromium at /usr/bin/chromium (or CHROMIUM_PATH). Without it the test is
 // skipped with a message, except under CI=true, where its absence is a failure.
 import t from 'tap'
-import { existsSync } from 'node:fs'
 import { buildChat } from '../examples/chat/app.js'
+import { CHROMIUM, CHROMIUM_ARGS, chromiumOrSkip } from './fixtures/chromium.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-
-if (!existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') {
-    t.fail(`Chromium is missing at ${CHROMIUM}; under CI the browser test must run (apt-get update && apt-get install -y chromium)`)
-  } else {
-    t.test('the AsyncAPI page in Chromium', { skip: `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH` }, () => {})
-  }
-} else {
+if (chromiumOrSkip(t, 'the AsyncAPI page in Chromium')) {
   t.test('the AsyncAPI page in Chromium lists the routes and channels with their schemas', { timeout: 60_000 }, async (t) => {
     const { chromium } = await import('playwright-core')
     const app = await buildChat()
@@ -25,7 +16,7 @@ if (!existsSync(CHROMIUM)) {
     t.teardown(() => app.close())
     const origin = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 })
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 })
     t.teardown(() => browser.close())
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     page.setDefaultTimeout(10_000)

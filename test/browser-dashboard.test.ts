@@ -6,7 +6,7 @@
 // is skipped with a message, except under CI=true, where its absence is a failure.
 // DASHBOARD_SCREENSHOT=docs/dashboard.png writes the README's screenshot.
 import t from 'tap'
-import { existsSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,18 +15,11 @@ import Fastify from 'fastify'
 import realtime from '../lib/index.js'
 import realtimeDashboard from '../lib/dashboard/index.js'
 import { connect, type TestClient } from './fixtures/helpers.js'
+import { CHROMIUM, CHROMIUM_ARGS, chromiumOrSkip } from './fixtures/chromium.js'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const CLIENTS = 30
 
-if (!existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') {
-    t.fail(`Chromium is missing at ${CHROMIUM}; under CI the browser test must run (apt-get update && apt-get install -y chromium)`)
-  } else {
-    t.test('the dashboard in Chromium', { skip: `Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH` }, () => {})
-  }
-} else {
+if (chromiumOrSkip(t, 'the dashboard in Chromium')) {
   t.test('the dashboard in Chromium, under load', { timeout: 90_000 }, async (t) => {
     const { chromium } = await import('playwright-core')
     const app = Fastify()
@@ -62,7 +55,7 @@ if (!existsSync(CHROMIUM)) {
     t.teardown(() => clearInterval(load))
 
     const profile = await mkdtemp(join(tmpdir(), 'realtime-dashboard-'))
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 })
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 })
     t.teardown(async () => {
       await browser.close()
       await rm(profile, { recursive: true, force: true })
