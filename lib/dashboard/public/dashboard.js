@@ -10,7 +10,7 @@
   const POINTS = 120
   const $ = (id) => document.getElementById(id)
   const state = { selfId: null, search: '', lastTable: 0 }
-  const series = { t: [], open: [], in: [], out: [], deliveries: [], dropped: [], errors: [], p50: [], p99: [], cpu: [], rss: [] }
+  const series = { t: [], connections: [], in: [], out: [], deliveries: [], dropped: [], errors: [], p50: [], p99: [], cpu: [], rss: [] }
 
   function chart (id, title, lines, scales) {
     const el = $(id)
@@ -57,33 +57,29 @@
   }
 
   function onSnapshot (s) {
-    const mb = Math.round(s.process.rss / 1048576)
+    // Each figure is charted (its series) and shown on its tile (`tile-<name>`).
+    const figures = {
+      connections: s.connections.open,
+      in: s.rates.in,
+      out: s.rates.out,
+      deliveries: s.rates.deliveries,
+      dropped: s.rates.dropped,
+      errors: s.rates.errors,
+      p50: s.latency.p50,
+      p99: s.latency.p99,
+      cpu: s.process.cpu,
+      rss: Math.round(s.process.rss / 1048576)
+    }
     push('t', s.t / 1000)
-    push('open', s.connections.open)
-    push('in', s.rates.in)
-    push('out', s.rates.out)
-    push('deliveries', s.rates.deliveries)
-    push('dropped', s.rates.dropped)
-    push('errors', s.rates.errors)
-    push('p50', s.latency.p50)
-    push('p99', s.latency.p99)
-    push('cpu', s.process.cpu)
-    push('rss', mb)
-    charts.connections.setData([series.t, series.open])
+    for (const [name, value] of Object.entries(figures)) {
+      push(name, value)
+      text('tile-' + name, value)
+    }
+    charts.connections.setData([series.t, series.connections])
     charts.messages.setData([series.t, series.in, series.out])
     charts.deliveries.setData([series.t, series.deliveries, series.dropped, series.errors])
     charts.latency.setData([series.t, series.p50, series.p99])
     charts.process.setData([series.t, series.cpu, series.rss])
-    text('tile-connections', s.connections.open)
-    text('tile-in', s.rates.in)
-    text('tile-out', s.rates.out)
-    text('tile-deliveries', s.rates.deliveries)
-    text('tile-dropped', s.rates.dropped)
-    text('tile-errors', s.rates.errors)
-    text('tile-p50', s.latency.p50)
-    text('tile-p99', s.latency.p99)
-    text('tile-cpu', s.process.cpu)
-    text('tile-rss', mb)
     const broker = $('broker')
     broker.textContent = s.broker ? 'broker up' : 'broker down'
     broker.className = s.broker ? 'badge' : 'badge off'
