@@ -8,6 +8,7 @@ import type { WebSocket } from 'ws'
 import { CloseCode, closeReason } from './protocol.js'
 import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.js'
 import type { Delivery } from './delivery.js'
+import type { MessageId } from './frames.js'
 import type { DisconnectInfo } from './hooks.js'
 import { channels, dropTally, frameType } from './diagnostics.js'
 import { FrameRoute, frameRoute, sendShared, type SharedFrame } from './compress-once.js'
@@ -43,11 +44,26 @@ export interface Subscription {
   joined: boolean
 }
 
+/** A request the server accepted and has not answered yet: a close the server decides waits for its answer. */
+export interface PendingRequest {
+  readonly id: MessageId
+  /**
+   * Sent with an idempotency key to an idempotent route: when it outlives a close's wait
+   * it is left unanswered, for the client to send again with its key (which runs it once).
+   */
+  readonly keyed?: boolean
+}
+
 /** Limits shared by every connection of one plugin instance. */
 export interface ConnectionLimits {
   maxQueue: number
-  /** Ms a connection the server closed has to answer the close before it is terminated. */
+  /**
+   * Ms a connection the server closed has to answer the close before it is terminated;
+   * also the longest a close the server decides waits for the answers in flight.
+   */
   closeGrace: number
+  /** Answers the requests still in flight when that wait ends (answer.ts): they may have run. */
+  unanswered: (connection: Connection<any>, requests: Iterable<PendingRequest>) => void
   rateLimit: RateLimitOptions
   /** Publications dropped for slow subscribers on volatile topics. */
   dropped: number
@@ -119,7 +135,10 @@ export class Connection<U = unknown> {
   authTimer: NodeJS.Timeout | undefined
   /** Closes the connection with 4005 when its credentials expire, unless `auth` refreshes them. */
   expiryTimer: NodeJS.Timeout | undefined
-  /** Terminates a connection the server closed if the peer does not answer in closeGrace. */
+  /**
+   * Ends the wait of a server-decided close for the answers in flight; then, once the close
+   * frame is out, terminates the socket if the peer does not answer it in closeGrace.
+   */
   closeTimer: NodeJS.Timeout | undefined
   readonly bucket: TokenBucket
   /** Made on the first protocol error: most connections never make one. */
@@ -129,6 +148,12 @@ export class Connection<U = unknown> {
    * socket reported (what onDisconnect is told). Set on the first close.
    */
   closeInfo: DisconnectInfo | undefined
+  /** Requests accepted and not yet answered; made on the first. */
+  #pending: Set<PendingRequest> | undefined
+  /** The close the server decided while requests were in flight: sent once they are answered. */
+  #closing: DisconnectInfo | undefined
+  /** True while the requests left at the end of that wait are being answered. */
+  #flushing = false
   /** How shared frames reach this socket (compress-once.ts `frameRoute`), fixed at open. */
   readonly #route: number
   #log: FastifyBaseLogger | undefined
@@ -248,13 +273,62 @@ export class Connection<U = unknown> {
     return true
   }
 
-  close (code: number, reason = ''): void {
-    if (this.state === 'closing' || this.state === 'closed') return
+  /** A request is accepted: a close the server decides from now on waits for its answer. */
+  accepted (request: PendingRequest): void {
+    (this.#pending ??= new Set()).add(request)
+  }
+
+  /** Its answer is out (or it needs none): a close that waited for it goes on when it was the last. */
+  settled (request: PendingRequest): void {
+    const pending = this.#pending
+    if (pending === undefined || !pending.delete(request)) return
+    if (pending.size === 0 && this.#closing !== undefined && !this.#flushing) this.#closeNow()
+  }
+
+  /**
+   * Closes the connection from the server's side. From now on no frame of the peer is
+   * run; the requests it has in flight are answered first (waiting `wait` ms at most,
+   * closeGrace by default; those still running then are answered INTERNAL, they may have
+   * run), and only then the close frame goes out, so a request the client sees unanswered
+   * after such a close was not run. Not on 4008 (its queue is full: nothing more can reach
+   * it) or when the socket is already going.
+   */
+  close (code: number, reason = '', wait = this.#limits.closeGrace): void {
+    if (this.state === 'closed') return
+    if (this.state === 'closing') {
+      // An answer sent while the close waits overflowed the send queue: what is left
+      // unanswered may have run, and 4008 is the code that says so.
+      if (code === CloseCode.SLOW_CONSUMER && this.#closing !== undefined) {
+        this.closeInfo = this.#closing = { code, reason: closeReason(reason) }
+        if (!this.#flushing) this.#closeNow()
+      }
+      return
+    }
     this.state = 'closing'
-    reason = closeReason(reason)
     // The server's reason to close, not the 1006 a peer that never answers leaves.
-    this.closeInfo ??= { code, reason }
-    this.socket.close(code, reason)
+    this.closeInfo ??= { code, reason: closeReason(reason) }
+    this.#closing = { code, reason: closeReason(reason) }
+    if ((this.#pending?.size ?? 0) > 0 && wait > 0 && code !== CloseCode.SLOW_CONSUMER && this.socket.readyState === 1) {
+      this.closeTimer = setTimeout(() => this.#closeNow(), wait).unref()
+      return
+    }
+    this.#closeNow()
+  }
+
+  /** Answers what is still in flight (as INTERNAL, unless the queue is full), then sends the close frame. */
+  #closeNow (): void {
+    clearTimeout(this.closeTimer)
+    const pending = this.#pending
+    if (pending !== undefined && pending.size > 0 && this.#closing?.code !== CloseCode.SLOW_CONSUMER && this.state === 'closing') {
+      this.#flushing = true
+      this.#limits.unanswered(this, pending)
+      this.#flushing = false
+    }
+    this.#pending = undefined
+    const closing = this.#closing
+    this.#closing = undefined
+    if (closing === undefined || this.state !== 'closing') return
+    this.socket.close(closing.code, closing.reason)
     // ws waits 30 s for the peer's close frame; a slow consumer closed with 4008 never
     // reads it, and would stay in the registry and in presence all that time.
     this.closeTimer = setTimeout(() => this.socket.terminate(), this.#limits.closeGrace).unref()
@@ -262,6 +336,8 @@ export class Connection<U = unknown> {
 
   terminate (): void {
     this.state = 'closing'
+    this.#closing = undefined
+    clearTimeout(this.closeTimer)
     this.socket.terminate()
   }
 

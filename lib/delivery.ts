@@ -1,6 +1,7 @@
 // The delivery rule: what one subscriber gets of one publication. Live fan-out
-// (hub.ts) and the release of what was held during a subscribe both apply it, so a
-// publication is judged the same way whichever path it takes.
+// (hub.ts), the release of what was held during a subscribe and the replay of what a
+// subscribe with `since` recovered all apply it, so a publication is judged the same
+// way whichever path it takes: nothing here sends a publication past `apply`.
 import type { Connection, Subscription } from './connection.js'
 import { messageFrame } from './frames.js'
 import type { Publication, StreamPosition } from './broker/types.js'
@@ -15,6 +16,12 @@ export interface Delivery {
   frame: SharedFrame
   /** For a frame outside the stream: drop it for a slow subscriber instead of closing (typing, not presence). */
   volatile: boolean
+  /**
+   * Connections that must not be sent this one (the sender, the presence member). They
+   * still take it through the rule, so their position moves past it: skipping them
+   * before the rule would leave a hole that the next publication calls a gap.
+   */
+  except?: readonly string[]
 }
 
 /** What to do with a subscriber that would miss publications: tell it (2500) and end the subscription. */
@@ -30,26 +37,46 @@ export function deliver (connection: Connection<any>, subscription: Subscription
 }
 
 /**
- * After the subscribe reply: the recovered publications, then those held meanwhile
- * that come after them. In order, none twice, none missing, or a gap told.
+ * A publication read from history (recovery) as a delivery: framed as live ones are,
+ * so that it meets the same rule (volatile drops, the send-queue limit, the offset checks).
  */
-export function release (connection: Connection<any>, subscription: Subscription, position: StreamPosition, recovered: Publication[], onGap: GapHandler): void {
-  for (const p of recovered) connection.send(messageFrame(p.topic, p.offset, p.epoch, p.data))
-  const held = subscription.held as Delivery[]
-  subscription.held = null
-  subscription.offset = position.offset
-  subscription.epoch = position.epoch
-  for (const delivery of held) {
-    // A gap ends the subscription: nothing after it may be sent.
-    if (connection.subscriptions.get(subscription.topic) !== subscription) return
-    apply(connection, subscription, delivery, onGap)
-  }
+export function recoveredDelivery (publication: Publication, shared: (text: string) => SharedFrame): Delivery {
+  const { topic, offset, epoch, data } = publication
+  return { offset, epoch, frame: shared(messageFrame(topic, offset, epoch, data)), volatile: false }
 }
 
-function apply (connection: Connection<any>, subscription: Subscription, delivery: Delivery, onGap: GapHandler): void {
+/**
+ * After the subscribe reply: the recovered publications, then those held meanwhile
+ * that come after them, each through `apply`. In order, none twice, none missing, or
+ * a gap told. `position` is where the stream stood when history was read; recovered
+ * publications run up to it, one offset after another. Returns how many recovered
+ * publications were sent (a volatile topic drops them for a slow subscriber).
+ */
+export function release (connection: Connection<any>, subscription: Subscription, position: StreamPosition, recovered: Delivery[], onGap: GapHandler): number {
+  const held = subscription.held as Delivery[]
+  subscription.held = null
+  subscription.epoch = position.epoch
+  // Just before the first recovered publication, so that the rule takes it as the next one.
+  subscription.offset = recovered.length > 0 ? recovered[0].offset - 1 : position.offset
+  let sent = 0
+  for (const delivery of recovered) {
+    if (connection.subscriptions.get(subscription.topic) !== subscription) return sent
+    if (apply(connection, subscription, delivery, onGap)) sent++
+  }
+  for (const delivery of held) {
+    // A gap ends the subscription: nothing after it may be sent.
+    if (connection.subscriptions.get(subscription.topic) !== subscription) return sent
+    apply(connection, subscription, delivery, onGap)
+  }
+  return sent
+}
+
+/** The rule itself. True when the frame was handed to the socket. */
+function apply (connection: Connection<any>, subscription: Subscription, delivery: Delivery, onGap: GapHandler): boolean {
   const offset = delivery.offset
+  const excluded = delivery.except !== undefined && delivery.except.includes(connection.id)
   if (offset === 0) {
-    connection.sendShared(delivery.frame, delivery.volatile)
+    return !excluded && connection.sendShared(delivery.frame, delivery.volatile)
   } else if (delivery.epoch !== subscription.epoch) {
     // The stream was reset (store flushed, meta expired): offsets restart, so
     // comparing them would hide a gap.
@@ -59,8 +86,9 @@ function apply (connection: Connection<any>, subscription: Subscription, deliver
   } else if (offset === subscription.offset + 1 || subscription.volatile) {
     // A volatile topic skips what a slow subscriber lost instead of calling it a gap.
     subscription.offset = offset
-    connection.sendShared(delivery.frame, subscription.volatile)
+    return !excluded && connection.sendShared(delivery.frame, subscription.volatile)
   } else {
     onGap(connection, subscription)
   }
+  return false
 }

@@ -45,11 +45,14 @@ export class Dispatcher<U> {
     this.#router = router
     this.#commands = commands
     this.#answers = answers
-    this.#routes = new RouteRunner<U>(options, hooks, answers, broker, publish, this.#inFlight)
+    this.#routes = new RouteRunner<U>(options, hooks, answers, broker, publish, this.#inFlight, () => this.draining)
   }
 
   onFrame (connection: Connection<U>, raw: RawData, isBinary: boolean): void {
     connection.lastSeen = Date.now()
+    // The server decided to close it (it may still be waiting for answers in flight): what
+    // the peer sends now is not run, and the close code tells the peer so.
+    if (connection.state === 'closing') return
     connection.messagesIn++
     this.messagesIn++
     if ((raw as Buffer).length > this.#options.maxPayload) {
@@ -72,8 +75,10 @@ export class Dispatcher<U> {
       }
       return
     }
-    if (this.draining && envelope.type !== 'ping') {
-      // The client reconnects after the shutdown's close and may send it again there.
+    if (this.draining) {
+      // The client reconnects after the shutdown's close and may send it again there. A
+      // `ping` too: a pong would tell the client that this connection is good to use.
+      // (Any answer shows it is alive, this one as well as a pong.)
       this.#answers.error(connection, envelope.id, wireErrors.unavailable('The server is shutting down; send it again after reconnecting', 1000))
       return
     }
@@ -149,10 +154,13 @@ export class Dispatcher<U> {
   /** Runs a built-in whose promise resolves to the reply frame's data (or rejects with a wire error). */
   #run (connection: Connection<U>, envelope: Envelope, work: Promise<string | typeof SENT>, barrier = false): void {
     this.#inFlight.start()
+    const request = { id: envelope.id }
+    connection.accepted(request)
     work.then(
       (data) => { if (data !== SENT) this.#answers.reply(connection, envelope.id, data) },
       (err) => { this.#answers.failure(connection, envelope.id, envelope.type, err) }
     ).finally(() => {
+      connection.settled(request)
       this.#inFlight.settled()
       if (barrier) this.drain(connection)
     })

@@ -41,8 +41,9 @@ export function parseEnvelope (raw: RawData, isBinary: boolean, maxDepth: number
     return refuse(undefined, `"id" must be a string of at most ${MAX_ID_LENGTH} characters or an integer`)
   }
   if (typeof frame.type !== 'string') return refuse(id as MessageId, '"type" must be a string')
-  // The envelope is the first level; data starts at the second.
-  const problem = checkValue(frame.data, maxDepth, 2)
+  // The whole frame, not only data: a field the server reads elsewhere (a key, a future
+  // member) or ignores must not carry what data may not. The envelope is the first level.
+  const problem = checkValue(frame, maxDepth, 1)
   if (problem !== null) return refuse(id as MessageId, problem)
   const envelope: Envelope = { type: frame.type, id: id as MessageId, data: frame.data }
   if (frame.key !== undefined) {

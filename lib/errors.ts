@@ -97,6 +97,8 @@ export const wireErrors = {
   notSubscribed: (topic: string) => new RealtimeError(ErrorCode.NOT_SUBSCRIBED, `Not subscribed to "${clip(topic)}"`),
   limit: (message: string, closeCode?: number) => new RealtimeError(ErrorCode.LIMIT_EXCEEDED, message, closeCode === undefined ? {} : { closeCode }),
   internal: () => new RealtimeError(ErrorCode.INTERNAL, 'Internal error', { temporary: true }),
+  /** A request still running when the wait of its connection's close ended: it may have run (or still be running). */
+  unfinished: () => new RealtimeError(ErrorCode.INTERNAL, 'The connection closed before this request finished; it may have run', { temporary: true }),
   unavailable: (message: string, retryAfterMs?: number) => new RealtimeError(ErrorCode.UNAVAILABLE, message, retryAfterMs === undefined ? { temporary: true } : { temporary: true, retryAfterMs })
 }
 

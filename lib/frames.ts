@@ -50,9 +50,13 @@ export function messageFrame (topic: string, offset: number, epoch: string, data
   return `{"type":"message","topic":${JSON.stringify(topic)},"offset":${offset},"epoch":${JSON.stringify(epoch)},"data":${data}}`
 }
 
-/** A publication outside the topic's stream: no offset or epoch, never recovered. */
-export function ephemeralFrame (topic: string, data: string): string {
-  return `{"type":"message","topic":${JSON.stringify(topic)},"ephemeral":true,"data":${data}}`
+/**
+ * A publication outside the topic's stream: no offset or epoch, never recovered.
+ * `local`: a stream publication the broker could not take (Redis away, `localWhileDown`),
+ * delivered on this node only; `ephemeral` too, so no client takes it as a position.
+ */
+export function ephemeralFrame (topic: string, data: string, local = false): string {
+  return `{"type":"message","topic":${JSON.stringify(topic)},"ephemeral":true${local ? ',"local":true' : ''},"data":${data}}`
 }
 
 export function unsubscribedFrame (topic: string, code: number, reason: string): string {

@@ -36,29 +36,33 @@ export class Hub {
     const delivery: Delivery = {
       offset,
       epoch: publication.epoch,
+      // Offset 0 (ephemeral, or local-only while the broker was away) is outside the
+      // stream: the delivery rule neither counts it nor moves a subscriber's offset.
       frame: this.shared(offset === 0
-        ? ephemeralFrame(publication.topic, publication.data)
+        ? ephemeralFrame(publication.topic, publication.data, publication.local === true)
         : messageFrame(publication.topic, offset, publication.epoch, publication.data)),
       // Ephemeral publications (typing) are dropped for a slow subscriber, never closed over.
       volatile: true
     }
-    this.#fanOut(publication.topic, subscribers, delivery, publication.except, 'message')
+    if (publication.except !== undefined) delivery.except = publication.except
+    this.#fanOut(publication.topic, subscribers, delivery, 'message')
   }
 
   /** Called by the broker for a presence change: every local subscriber but the member itself hears it. */
   deliverPresence (event: PresenceEvent): void {
     const subscribers = this.#subscribers.get(event.topic)
     if (subscribers === undefined) return
-    const delivery: Delivery = { offset: 0, epoch: '', frame: this.shared(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false }
-    this.#fanOut(event.topic, subscribers, delivery, [event.member.connectionId], event.kind)
+    const delivery: Delivery = { offset: 0, epoch: '', frame: this.shared(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false, except: [event.member.connectionId] }
+    this.#fanOut(event.topic, subscribers, delivery, event.kind)
   }
 
-  #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, except: string[] | undefined, kind: FanOutKind): void {
+  #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, kind: FanOutKind): void {
     const dropsBefore = dropTally.count
+    const except = delivery.except
     let reached = 0
+    // Every subscriber goes through the delivery rule, the excluded ones too (see Delivery.except).
     for (const connection of subscribers) {
-      if (except !== undefined && except.includes(connection.id)) continue
-      reached++
+      if (except === undefined || !except.includes(connection.id)) reached++
       // The set and each connection's subscriptions change together (subscribe, leave).
       deliver(connection, connection.subscriptions.get(topic) as Subscription, delivery, this.#onGap)
     }

@@ -35,11 +35,12 @@ export interface RunIdempotentOptions {
 }
 
 /**
- * Runs `run` once per (user, route, key) within the ttl and returns the answer frame
- * with `options.id`. `run` must resolve with the answer frame built without an id
- * (`replyFrame(undefined, data)` or `errorFrame(undefined, err)`): an error answer is
- * remembered like a reply. When `run` throws instead, nothing is remembered and a
- * retry runs again. Broker failures reject (answer them as UNAVAILABLE).
+ * Runs `run` once per (user, route, key) within the ttl and returns the answer record
+ * with `options.id`. `run` must resolve with the answer record built without an id
+ * (`replyFrame(undefined, data)`, `errorFrame(undefined, err)`, or `answerRecord` of one
+ * to keep an error's close code): an error answer is remembered like a reply. When
+ * `run` throws instead, nothing is remembered and a retry runs again (what is not the
+ * handler's own outcome goes that way). Broker failures reject (answer them as UNAVAILABLE).
  */
 export async function runIdempotent (options: RunIdempotentOptions, run: () => Promise<string>): Promise<string> {
   const store = idempotencyStore(options.broker, options.route)
@@ -50,7 +51,7 @@ export async function runIdempotent (options: RunIdempotentOptions, run: () => P
   let pause = POLL_FIRST
   for (;;) {
     const claim = await store.claimIdempotent(scope, token, pendingTimeout)
-    if (claim.status === 'done') return withId(claim.answer, options.id)
+    if (claim.status === 'done') return recordWithId(claim.answer, options.id)
     if (claim.status === 'claimed') break
     if (Date.now() - started >= pendingTimeout) {
       throw wireErrors.unavailable('The first request with this key is still running', POLL_MAX)
@@ -76,7 +77,27 @@ export async function runIdempotent (options: RunIdempotentOptions, run: () => P
   // The handler ran: its answer goes out even when the broker cannot keep it (a retry
   // after the claim expires would then run again, which is the best that can be done).
   await store.settleIdempotent(scope, token, answer, options.ttl).catch(() => {})
-  return withId(answer, options.id)
+  return recordWithId(answer, options.id)
+}
+
+/**
+ * What is remembered of an answer: its frame, behind the close code its error carries
+ * when it has one (`4504{"type":"error",…}`), so a repeat closes the connection as the
+ * first answer did. A frame alone (every record before this format) reads as no close.
+ */
+export function answerRecord (frame: string, closeCode?: number): string {
+  return closeCode === undefined ? frame : `${closeCode}${frame}`
+}
+
+export function readAnswerRecord (record: string): { frame: string, closeCode: number | undefined } {
+  const at = record.indexOf('{')
+  return at <= 0 ? { frame: record, closeCode: undefined } : { frame: record.slice(at), closeCode: Number(record.slice(0, at)) }
+}
+
+/** The record with the request's id put into its frame. */
+function recordWithId (record: string, id: MessageId): string {
+  const at = Math.max(0, record.indexOf('{'))
+  return record.slice(0, at) + withId(record.slice(at), id)
 }
 
 /** The broker as an idempotency store; a broker without one fails naming the route. */

@@ -15,7 +15,7 @@ import type { Refusal } from './lifecycle.js'
 import { corkHandshake } from './connection.js'
 import { MemoryBroker } from './broker/memory.js'
 import { SUBPROTOCOL } from './protocol.js'
-import { registerMetrics, type MetricsOptions } from './metrics.js'
+import { metricsRegistry, registerMetrics, type MetricsOptions } from './metrics.js'
 import { watchSilentSockets } from './http-sockets.js'
 import { releaseUpgrade } from './upgrade-memory.js'
 import { registerAsyncApi } from './asyncapi/serve.js'
@@ -94,7 +94,8 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const options = resolveOptions(rest)
   const ownBroker = options.broker === undefined
   const broker = options.broker ?? new MemoryBroker()
-  const realtime = new Realtime<RealtimeUser>(options, broker, app.log)
+  const metrics = options.metrics === undefined || options.metrics === false ? undefined : options.metrics as true | MetricsOptions
+  const realtime = new Realtime<RealtimeUser>(options, broker, app.log, metrics === undefined ? undefined : await metricsRegistry(metrics))
   const silent = watchSilentSockets(app.server)
 
   const ownWebsocket = !app.hasDecorator('websocketServer')
@@ -139,7 +140,7 @@ const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastifyRealti
   const wss = websocketServerOf(app)
   if (!wss.listeners('headers').includes(corkHandshake)) wss.on('headers', corkHandshake)
   app.decorate('realtime', realtime)
-  if (options.metrics !== undefined && options.metrics !== false) await registerMetrics(app, realtime, options.metrics as true | MetricsOptions)
+  if (metrics !== undefined) await registerMetrics(app, realtime, metrics)
 
   app.route({
     method: 'GET',

@@ -237,7 +237,8 @@ export class Lifecycle<U> {
 
   /**
    * Graceful shutdown, once however often it is asked for: handlers in flight finish and
-   * send their replies (up to `closeTimeout`), then every client is closed with `code`
+   * send their replies (up to `closeTimeout`; those still running then are answered
+   * INTERNAL, as any close answers them: connection.ts), then every client is closed with `code`
    * (1012 by default: come back at once, with jitter) and terminated if it has not
    * answered within `closeGrace`. It ends within closeTimeout + closeGrace.
    */
@@ -253,7 +254,8 @@ export class Lifecycle<U> {
     const pending = [...this.live].map((connection) => new Promise<void>((resolve) => {
       if (connection.socket.readyState === 3) return resolve()
       connection.socket.once('close', () => resolve())
-      connection.close(code, reason)
+      // closeTimeout has passed: what is still running is answered now (INTERNAL, it may have run), then the close.
+      connection.close(code, reason, 0)
     }))
     // Each close terminates its socket after closeGrace; the margin covers a busy loop.
     await within(Promise.all(pending), this.#options.closeGrace + 100)

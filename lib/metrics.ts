@@ -21,10 +21,19 @@ import type { Realtime } from './realtime.js'
 export interface MetricsRegistry {
   registerMetric: (metric: any) => void
   removeSingleMetric: (name: string) => void
+  getSingleMetric: (name: string) => unknown
+  /** The metrics in Prometheus' text format, to serve at `GET /metrics`. */
+  metrics: () => Promise<string>
+  /** The content type of `metrics()`. */
+  readonly contentType: string
 }
 
 export interface MetricsOptions {
-  /** The prom-client Registry to register in (say, the one fastify-metrics serves). Default: prom-client's global `register`. */
+  /**
+   * The prom-client Registry to register in (say, prom-client's global `register`, which
+   * fastify-metrics serves). Default: a new Registry for this registration, so that two
+   * apps (or contexts) of one process never collide; served as `app.realtime.metrics`.
+   */
   registry?: MetricsRegistry
   /** Prefix of every metric name. Default `realtime_`. */
   prefix?: string
@@ -36,20 +45,38 @@ const CLOSE_CODES: ReadonlySet<number> = new Set([...Object.values(CloseCode), 1
 type Handler = (message: unknown) => void
 
 /**
- * Registers the plugin's metrics and subscribes them to the diagnostics channels.
- * Undone in onClose: the channels are left and the metrics removed from the registry,
- * so a restarted app can register them again.
+ * The Registry the metrics go to: the one given, or a new one per registration (prom-client's
+ * global `register` would refuse a second app's metrics of the same names).
  */
-export async function registerMetrics (app: FastifyInstance, realtime: Realtime<any>, options: true | MetricsOptions): Promise<void> {
-  let prom: typeof import('prom-client')
+export async function metricsRegistry (options: true | MetricsOptions): Promise<MetricsRegistry> {
+  if (options !== true && options.registry !== undefined) return options.registry
+  const prom = await importProm()
+  return new prom.Registry()
+}
+
+async function importProm (): Promise<typeof import('prom-client')> {
   try {
-    prom = await import('prom-client')
+    return await import('prom-client')
   } catch (err) {
     throw new errorCodes.FST_REALTIME_INVALID_OPTION('metrics', `needs prom-client, an optional peer dependency: npm install prom-client (${(err as Error).message})`)
   }
-  const config = options === true ? {} : options
-  const registry = (config.registry ?? prom.register) as Registry
-  const prefix = config.prefix ?? 'realtime_'
+}
+
+/**
+ * Registers the plugin's metrics in `app.realtime.metrics` and subscribes them to the
+ * diagnostics channels. Undone in onClose: the channels are left and the metrics removed
+ * from the registry, so a restarted app can register them again.
+ */
+export async function registerMetrics (app: FastifyInstance, realtime: Realtime<any>, options: true | MetricsOptions): Promise<void> {
+  const prom = await importProm()
+  if (realtime.metrics === undefined) return
+  const registry = realtime.metrics as unknown as Registry
+  const prefix = (options === true ? undefined : options.prefix) ?? 'realtime_'
+  // A registry shared with another registration (of this app or another) would fail in
+  // prom-client with a bare "already registered": say what to do instead.
+  if (registry.getSingleMetric(prefix + 'connections') !== undefined) {
+    throw new errorCodes.FST_REALTIME_INVALID_OPTION('metrics', `the registry already holds ${prefix}connections (another fastify-realtime registered there): give each registration its own \`registry\` (the default) or its own \`prefix\``)
+  }
   const registers = [registry]
   const own = (connection: Connection<any>): boolean => connection.request.server.realtime === realtime
 

@@ -102,7 +102,7 @@ export const OptionsSchema = Type.Object({
   }, { description: 'serve the AsyncAPI 3.0 document of the declarations (absent: not served; app.realtime.asyncapi() works regardless)' })),
   metrics: Type.Optional(Type.Union([Type.Boolean(), Type.Object({
     prefix: Type.Optional(Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', description: 'prefix of every metric name (default realtime_)' })),
-    registry: Type.Optional(Type.Unknown({ description: 'the prom-client Registry to use (default: prom-client\'s global register)' }))
+    registry: Type.Optional(Type.Unknown({ description: 'the prom-client Registry to use (default: a new Registry per registration, served as app.realtime.metrics)' }))
   }, { additionalProperties: false })], { description: 'Prometheus metrics through prom-client (an optional peer); off by default' }))
 }, { additionalProperties: true })
 

@@ -86,6 +86,18 @@ export function shouldReconnect (code: number): boolean {
   return code >= 4000 && code <= 4499
 }
 
+/**
+ * Whether a close with this code, received from the server, comes after the answers of
+ * every request the server accepted on the connection (it answers them, or answers
+ * INTERNAL those still running, before its close frame): then a request left
+ * unanswered was not run. Not after 4008 (its send queue was full), 4012 (no pong: the
+ * peer looked dead), 1006 (the socket died) or a WebSocket-layer code (1002, 1007, 1009…).
+ */
+export function answeredBeforeClose (code: number): boolean {
+  if (code === 1001 || code === 1012 || code === 1013) return true
+  return code >= 4000 && code <= 4999 && code !== 4008 && code !== 4012
+}
+
 /** Message types a client may send that the server handles itself. */
 export const CLIENT_BUILTINS = ['auth', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'] as const
 /** Frame types the server sends on its own account; no event may take these names. */

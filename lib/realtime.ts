@@ -31,6 +31,7 @@ import type { ApiDescription, AsyncApiOptions } from './asyncapi/description.js'
 import { asyncApiOf } from './asyncapi/serve.js'
 import type { AsyncApiDocument } from './asyncapi/document.js'
 import { channels } from './diagnostics.js'
+import type { MetricsRegistry } from './metrics.js'
 
 /** A typed handle on a declared topic pattern. */
 export interface TopicHandle<P, M> {
@@ -79,6 +80,8 @@ export class Realtime<U = unknown> {
   readonly options: Readonly<ResolvedOptions>
   readonly connections = new Registry<U>()
   readonly log: FastifyBaseLogger
+  /** The prom-client Registry of the `metrics` option (a new one unless given), to serve; undefined when metrics are off. */
+  readonly metrics: MetricsRegistry | undefined
   readonly #broker: Broker
   readonly #compiler: SchemaCompiler
   readonly #router: Router
@@ -92,15 +95,23 @@ export class Realtime<U = unknown> {
   readonly #events = new Map<string, { check: Checker, serialize: Serializer }>()
   readonly #limits: ConnectionLimits
 
-  constructor (options: Readonly<ResolvedOptions>, broker: Broker, log: FastifyBaseLogger) {
+  constructor (options: Readonly<ResolvedOptions>, broker: Broker, log: FastifyBaseLogger, metrics?: MetricsRegistry) {
     this.options = options
     this.log = log
+    this.metrics = metrics
     this.#broker = broker
     const compiler = this.#compiler = new SchemaCompiler(options.ajv)
     this.#router = new Router(compiler, options.validateReplies)
     this.#topics = new Topics(compiler, options.history, options.maxTopicLength)
-    this.#limits = { maxQueue: options.maxQueue, closeGrace: options.closeGrace, rateLimit: options.rateLimit, dropped: 0, sent: 0 }
     const answers = new Answers(options.errorBudget)
+    this.#limits = {
+      maxQueue: options.maxQueue,
+      closeGrace: options.closeGrace,
+      unanswered: (connection, requests) => answers.unanswered(connection, requests),
+      rateLimit: options.rateLimit,
+      dropped: 0,
+      sent: 0
+    }
     const who = users(options, compiler, log)
     this.#commands = new TopicCommands<U>(options, compiler, this.#topics, broker, this.#hooks, who.serialize)
     this.#hub = this.#commands.hub = new Hub(broker, this.#commands.gap, compressionOf(options))

@@ -1,15 +1,17 @@
 // A message route, from validated envelope to its one answer: the preHandler hooks,
 // the handler, the reply checked and serialised by its schema, or the failure mapped
-// to a wire error; on a route declared idempotent, all of it once per (user, key).
+// to a wire error; on a route declared idempotent, all of it once per (user, key). Each
+// request is in flight on its connection from here to its answer, so that a close the
+// server decides meanwhile waits for that answer (connection.ts).
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { Answers } from './answer.js'
+import type { Answers, FailureAnswer } from './answer.js'
 import type { Broker } from './broker/types.js'
 import type { Connection } from './connection.js'
 import type { Envelope } from './envelope.js'
 import { RealtimeError, wireErrors } from './errors.js'
 import { errorFrame, replyFrame, type MessageId } from './frames.js'
 import { runHooks, runObservers, type Hooks } from './hooks.js'
-import { runIdempotent } from './idempotency.js'
+import { answerRecord, readAnswerRecord, runIdempotent } from './idempotency.js'
 import type { ResolvedOptions } from './options.js'
 import type { PublishOptions, PublishResult } from './publish.js'
 import type { CompiledRoute, MessageContext } from './router.js'
@@ -39,16 +41,30 @@ export class InFlight {
   }
 }
 
+/**
+ * An idempotent run's outcome that is not the handler's own (see FailureAnswer.transient,
+ * and an unexpected failure while the server shuts down): answered, never remembered.
+ */
+class Unremembered {
+  readonly answer: FailureAnswer
+  constructor (answer: FailureAnswer) {
+    this.answer = answer
+  }
+}
+
 export class RouteRunner<U> {
   readonly #options: Readonly<ResolvedOptions>
   readonly #hooks: Hooks<U>
   readonly #answers: Answers
   readonly #broker: Broker
   readonly #inFlight: InFlight
+  /** True while the server shuts down: an unexpected failure then may be the shutdown's doing. */
+  readonly #closing: () => boolean
   readonly publish: PublishFn
 
-  constructor (options: Readonly<ResolvedOptions>, hooks: Hooks<U>, answers: Answers, broker: Broker, publish: PublishFn, inFlight: InFlight) {
+  constructor (options: Readonly<ResolvedOptions>, hooks: Hooks<U>, answers: Answers, broker: Broker, publish: PublishFn, inFlight: InFlight, closing: () => boolean) {
     this.#options = options
+    this.#closing = closing
     this.#hooks = hooks
     this.#answers = answers
     this.#broker = broker
@@ -63,6 +79,7 @@ export class RouteRunner<U> {
       return
     }
     const context = new Context<U>(this, connection, envelope.id, route)
+    connection.accepted(context)
     if (route.idempotent && envelope.key !== undefined) this.#once(context, envelope.data, envelope.key)
     else this.#run(context, envelope.data)
   }
@@ -82,10 +99,13 @@ export class RouteRunner<U> {
 
   /**
    * An idempotent route with a key: the first answer per (user, route, key) is kept in
-   * the broker; a repeat, on any connection of the user and any node, gets it again.
+   * the broker (with the close code its error carries); a repeat, on any connection of
+   * the user and any node, gets it again, and is answered through answers.ts as the
+   * first was. An outcome that is not the handler's own is answered but not kept.
    */
   #once (context: Context<U>, data: unknown, key: string): void {
     const { connection, id, route } = context
+    context.keyed = true
     this.#inFlight.start()
     runIdempotent({
       broker: this.#broker,
@@ -95,15 +115,22 @@ export class RouteRunner<U> {
       id,
       ttl: this.#options.idempotency.ttl,
       pendingTimeout: this.#options.idempotency.pendingTimeout
-    }, () => new Promise<string>((resolve) => {
-      // The answer is captured, built without an id, and kept before it is sent.
-      context.capture = resolve
+    }, () => new Promise<string>((resolve, reject) => {
+      // The answer is captured, built without an id, and kept before it is sent; one
+      // that must not be kept rejects, which releases the key.
+      context.capture = (outcome) => { if (typeof outcome === 'string') resolve(outcome); else reject(outcome) }
       this.#run(context, data)
     })).then(
       // A fire-and-forget repeat gets no reply, as the first did not; errors are still told.
-      (answer) => { if (id !== undefined || answer.startsWith('{"type":"error"')) connection.send(answer) },
-      (err) => { this.#answers.failure(connection, id, route.type, err) }
-    ).finally(this.#inFlight.settled)
+      (record) => { this.#answers.remembered(connection, id, readAnswerRecord(record)) },
+      (err) => {
+        if (err instanceof Unremembered) this.#answers.send(connection, id, err.answer)
+        else this.#answers.failure(connection, id, route.type, err)
+      }
+    ).finally(() => {
+      connection.settled(context)
+      this.#inFlight.settled()
+    })
   }
 
   #invoke (context: Context<U>, data: unknown): void {
@@ -128,7 +155,10 @@ export class RouteRunner<U> {
   reply (context: Context<U>, value: unknown): void {
     if (context.replied) return
     context.replied = true
-    if (context.id === undefined && context.capture === null) return
+    if (context.id === undefined && context.capture === null) {
+      context.connection.settled(context)
+      return
+    }
     const route = context.route
     let data: string | undefined
     if (route.serializeReply !== null) {
@@ -147,8 +177,12 @@ export class RouteRunner<U> {
         return
       }
     }
-    if (context.capture !== null) context.capture(replyFrame(undefined, data))
-    else this.#answers.reply(context.connection, context.id, data)
+    if (context.capture !== null) {
+      context.capture(replyFrame(undefined, data))
+    } else {
+      this.#answers.reply(context.connection, context.id, data)
+      context.connection.settled(context)
+    }
   }
 
   /** Answers a failed route (once); an unexpected failure is also told to onHandlerError. */
@@ -159,16 +193,28 @@ export class RouteRunner<U> {
     }
     context.replied = true
     const answer = this.#answers.errorOf(context.connection, context.route.type, err, context.route.errorSerializers)
-    if (context.capture !== null) context.capture(errorFrame(undefined, answer.error, answer.details))
-    else this.#answers.send(context.connection, context.id, answer)
+    if (context.capture === null) {
+      this.#answers.send(context.connection, context.id, answer)
+      context.connection.settled(context)
+    } else if (answer.transient || (answer.unexpected && this.#closing())) {
+      // Not the handler's outcome but the moment's (the broker away, the plugin closed
+      // under it, a failure while the server shuts down): the same key must run again.
+      context.capture(new Unremembered(answer))
+    } else {
+      context.capture(answerRecord(errorFrame(undefined, answer.error, answer.details), answer.error.closeCode))
+    }
     if (answer.unexpected && this.#hooks.onHandlerError.length > 0) {
       runObservers(this.#hooks.onHandlerError, context.log, 'onHandlerError', err, context).catch(() => {})
     }
   }
 
   #answerError (context: Context<U>, error: RealtimeError): void {
-    if (context.capture !== null) context.capture(errorFrame(undefined, error))
-    else this.#answers.error(context.connection, context.id, error)
+    if (context.capture !== null) {
+      context.capture(errorFrame(undefined, error))
+    } else {
+      this.#answers.error(context.connection, context.id, error)
+      context.connection.settled(context)
+    }
   }
 }
 
@@ -179,8 +225,13 @@ class Context<U> implements MessageContext<any, any, U> {
   readonly publish: PublishFn
   readonly #runner: RouteRunner<U>
   replied = false
-  /** Set on an idempotent run: the answer frame (without id) goes here instead of to the socket. */
-  capture: ((answer: string) => void) | null = null
+  /** An idempotent run with a key (connection.ts PendingRequest). */
+  keyed = false
+  /**
+   * Set on an idempotent run: the answer record (its frame without id) goes here instead
+   * of to the socket, or what must be answered and not remembered.
+   */
+  capture: ((outcome: string | Unremembered) => void) | null = null
 
   constructor (runner: RouteRunner<U>, connection: Connection<U>, id: MessageId, route: CompiledRoute) {
     this.#runner = runner

@@ -3,9 +3,9 @@
 // unsubscribe by the server, the connection closing). Each command resolves to the
 // data of its reply, or rejects with the wire error to answer.
 import { Type, type Static } from '@sinclair/typebox'
-import type { Broker } from './broker/types.js'
+import type { Broker, RecoveryResult } from './broker/types.js'
 import type { Connection, Subscription } from './connection.js'
-import { release } from './delivery.js'
+import { recoveredDelivery, release } from './delivery.js'
 import { isRealtimeError, wireErrors } from './errors.js'
 import { membersData, memberData, replyFrame, unsubscribedFrame, type MessageId } from './frames.js'
 import { runHooks, runObservers, type Hooks, type UnsubscribeReason } from './hooks.js'
@@ -13,7 +13,7 @@ import type { Hub } from './hub.js'
 import { publishTo } from './publish.js'
 import type { ResolvedOptions } from './options.js'
 import { UnsubscribeCode } from './protocol.js'
-import { channels } from './diagnostics.js'
+import { channels, dropTally } from './diagnostics.js'
 import type { SchemaCompiler, Serializer, Validator } from './schema-compiler.js'
 import type { AuthorizeContext, TopicAction, TopicMatch, Topics } from './topics.js'
 
@@ -90,6 +90,8 @@ export class TopicCommands<U> {
       await this.hub.add(connection as Connection, topic)
       const recovery = since === undefined
         ? { position: await this.#broker.position(topic), recovered: false, publications: [] }
+        // Since a position in another epoch (a restart), the broker replays the current
+        // epoch from its start when history holds it: told as not recovered, then sent.
         : await this.#broker.recover(topic, since, this.#options.recoveryLimit)
       if (!current()) throw wireErrors.notSubscribed(topic)
       if (this.#hooks.onSubscribe.length > 0) {
@@ -107,11 +109,15 @@ export class TopicCommands<U> {
         await this.#join(connection, subscription)
         if (!current() || !connection.isOpen) throw wireErrors.notSubscribed(topic)
       }
-      const reply: Static<typeof SubscribeReply> = { topic, offset: recovery.position.offset, epoch: recovery.position.epoch }
+      // The position delivery goes on from: the stream's, or, when a new epoch is
+      // replayed after `recovered: false`, the one its first publication follows (offset
+      // 0, or the fork), so a client that adopts the reply's position takes every one.
+      const from = recovery.recovered || recovery.publications.length === 0 ? recovery.position : { offset: recovery.publications[0].offset - 1, epoch: recovery.position.epoch }
+      const reply: Static<typeof SubscribeReply> = { topic, offset: from.offset, epoch: from.epoch }
       if (since !== undefined) reply.recovered = recovery.recovered
       if (id !== undefined) connection.send(replyFrame(id, this.#serialize.subscribe(reply)))
       if (channels.subscribe.hasSubscribers) channels.subscribe.publish({ connection, topic, pattern: subscription.pattern, recovered: recovery.recovered })
-      release(connection, subscription, recovery.position, recovery.publications, this.gap)
+      this.#release(connection, subscription, recovery)
       return SENT
     } catch (err) {
       if (current()) {
@@ -125,6 +131,20 @@ export class TopicCommands<U> {
       }
       throw err
     }
+  }
+
+  /** Sends what the subscribe recovered and what was held meanwhile, through the delivery rule. */
+  #release (connection: Connection<U>, subscription: Subscription, recovery: RecoveryResult): void {
+    const recovered = recovery.publications.map((p) => recoveredDelivery(p, (text) => this.hub.shared(text)))
+    const dropsBefore = dropTally.count
+    const sent = release(connection, subscription, recovery.position, recovered, this.gap)
+    // Recovered frames are this connection's alone: observed one by one, as replies are
+    // (live fan-out is counted once per publication in hub.ts).
+    if (channels.messageOut.hasSubscribers) {
+      for (let i = 0; i < sent; i++) channels.messageOut.publish({ connection, type: 'message' })
+    }
+    const dropped = dropTally.count - dropsBefore
+    if (dropped > 0 && channels.dropped.hasSubscribers) channels.dropped.publish({ broker: this.#broker, topic: subscription.topic, pattern: subscription.pattern, count: dropped })
   }
 
   async unsubscribe (connection: Connection<U>, data: unknown): Promise<string> {

@@ -80,6 +80,18 @@ t.test('--format json --output, --auth and --path; a default export works too', 
   t.match(help.stdout, /Usage: fastify-realtime asyncapi <module>/)
 })
 
+t.test('topics under $realtime/ (the plugin\'s own) stay out of the CLI\'s document', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'realtime-asyncapi-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const module = join(dir, 'contract.mjs')
+  await writeFile(module, 'export default { topics: { \'room/:name\': { message: { type: \'object\' } }, \'$realtime/dashboard\': { message: {} } } }\n')
+  const { code, stdout, stderr } = await command(['asyncapi', module, '--format', 'json'])
+  t.equal(code, 0, stderr)
+  const doc = JSON.parse(stdout) as AsyncApiDocument
+  t.same(Object.keys(doc.channels).sort(), ['connection', 'room.name'])
+  t.notMatch(stdout, /\$realtime/)
+})
+
 t.test('the bin fails with a message and a non-zero exit', async (t) => {
   const { code, stdout, stderr } = await run(['asyncapi', 'no/such/contract.js'])
   t.equal(code, 1)

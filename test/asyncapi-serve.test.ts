@@ -9,6 +9,7 @@ import realtime, { type AsyncApiDocument } from '../lib/index.js'
 import { urlOf } from '../lib/asyncapi/serve.js'
 import { escapeHtml, renderPage } from '../lib/asyncapi/page.js'
 import { buildChat } from '../examples/chat/app.js'
+import realtimeDashboard from '../lib/dashboard/index.js'
 
 t.test('the chat example serves its document and its page', async (t) => {
   const app = await buildChat()
@@ -44,6 +45,19 @@ t.test('the chat example serves its document and its page', async (t) => {
   t.match(html, /href="\/asyncapi\.json"/, 'it links the JSON')
   t.notMatch(html, /<script|https?:\/\/(?!127\.0\.0\.1)/, 'no script, no outside address')
   t.match((await fetch(`${base}/asyncapi`)).headers.get('content-type'), /^text\/html/, 'no Accept: the page')
+})
+
+t.test('the dashboard\'s internal topic stays out of the served document', async (t) => {
+  const app = Fastify()
+  await app.register(realtime, { asyncapi: {} })
+  app.realtime.topic('room/:name', { message: Type.Object({ text: Type.String() }) })
+  await app.register(realtimeDashboard, { authorize: () => true })
+  t.teardown(() => app.close())
+  const doc = (await app.inject('/asyncapi.json')).json() as AsyncApiDocument
+  t.same(Object.keys(doc.channels).sort(), ['connection', 'room.name'], 'the app\'s topics only')
+  t.notMatch(JSON.stringify(doc), /\$realtime/, 'nothing names $realtime/dashboard')
+  t.notMatch((await app.inject('/asyncapi.yaml')).body, /\$realtime/, 'nor the YAML')
+  t.notMatch(JSON.stringify(app.realtime.asyncapi()), /\$realtime/, 'nor app.realtime.asyncapi()')
 })
 
 t.test('server.url names the server; behind a proxy the forwarded protocol gives wss', async (t) => {

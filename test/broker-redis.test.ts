@@ -312,7 +312,7 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     t.throws(() => new RedisBroker({ metaTtl: 1.5 }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION', message: /"metaTtl"/ })
   })
 
-  t.test('Redis unreachable: calls fail with FST_REALTIME_BROKER_UNAVAILABLE, publications stay local', async (t) => {
+  t.test('Redis unreachable: calls fail with FST_REALTIME_BROKER_UNAVAILABLE, stream publications too; ephemeral ones stay local', async (t) => {
     const warnings: string[] = []
     const log = { warn: (_o: object, m?: string) => warnings.push(String(m)), error: (_o: object, m?: string) => warnings.push(String(m)) }
     const dead = new RedisBroker({ redis: { host: '127.0.0.1', port: 1, retryStrategy: () => null }, prefix, log })
@@ -337,9 +337,10 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     subscriber.disconnect()
     await until(() => redis.status === 'end' && subscriber.status === 'end')
     t.equal(broker.connected, false)
-    const local = await broker.publish('down/1', '{"n":2}', { history: { size: 10, ttl: 0 } })
-    t.same(local, { offset: 0, epoch }, 'a stream publication while Redis is away: delivered here, outside the stream (offset 0)')
-    t.same(delivered.at(-1), { topic: 'down/1', offset: 0, epoch, data: '{"n":2}' })
+    const deliveredBefore = delivered.length
+    await t.rejects(broker.publish('down/1', '{"n":2}', { history: { size: 10, ttl: 0 } }), { code: 'FST_REALTIME_BROKER_UNAVAILABLE', statusCode: 503 },
+      'a stream publication Redis cannot take fails (localWhileDown is off by default)')
+    t.equal(delivered.length, deliveredBefore, 'and is delivered nowhere')
     await t.rejects(broker.position('down/1'), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })
     await t.rejects(broker.members('down/1'), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })
     await t.rejects(broker.command({ kind: 'disconnect-user', userId: 'u', code: 4503, reason: '' }), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })
@@ -361,6 +362,7 @@ if (requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`
     await until(() => observer.presence.some((e) => e.kind === 'leave' && e.member.connectionId === 'm1'), 5000)
     await observer.broker.publish('down/1', '{"n":3}', { history: { size: 10, ttl: 0 } })
     await until(() => delivered.some((p) => p.data === '{"n":3}'))
+    t.equal(delivered.find((p) => p.data === '{"n":3}')?.offset, 2, 'the refused publication took no offset: no hole')
     t.same(resyncs, [], 'nothing was missed, nothing to tell')
   })
 

@@ -1,12 +1,13 @@
 // The client across server restarts: the server is closed in the middle of a stream
 // and a new Fastify starts on the same port. With the same broker instance (history
 // and epochs survive) the client recovers every publication it missed, in order and
-// none twice; with a new broker it is told `recovered: false`.
+// none twice; with a new broker it is told `recovered: false`, then gets the new
+// broker's stream from its first publication while history holds it.
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { WebSocket } from 'ws'
-import realtime, { MemoryBroker, type Broker } from '../lib/index.js'
+import realtime, { MemoryBroker, type Broker, type RealtimeOptions } from '../lib/index.js'
 import { createClient, defineContract, type RealtimeClient, type RecoveredEvent } from '../lib/client/index.js'
 
 const contract = defineContract({
@@ -18,9 +19,9 @@ const contract = defineContract({
   }
 })
 
-async function start (t: Test, broker: Broker, port = 0): Promise<{ app: FastifyInstance, port: number, url: string }> {
+async function start (t: Test, broker: Broker, options: RealtimeOptions = {}, port = 0): Promise<{ app: FastifyInstance, port: number, url: string }> {
   const app = Fastify()
-  await app.register(realtime, { broker, closeTimeout: 1000 })
+  await app.register(realtime, { ...options, broker, closeTimeout: 1000 })
   app.realtime.route({ type: 'echo', schema: contract.routes.echo, handler: (data) => data })
   app.realtime.topic('feed', contract.topics.feed)
   await app.ready()
@@ -101,30 +102,53 @@ t.test('killed mid-stream and restarted on the same port with the same broker: e
   t.same(states, ['open', 'reconnecting', 'open'])
 })
 
-t.test('a new broker (a new epoch) after the restart: the app is told recovered: false', async (t) => {
+t.test('a new broker (a new epoch) after the restart: the app is told recovered: false, and gets the new epoch from its first publication', async (t) => {
+  const first = await start(t, new MemoryBroker())
+  const { port, url } = await listen(first.app, 0)
+  const c = client(t, url)
+  const received: Array<[number, number | undefined]> = []
+  const recovered: RecoveredEvent[] = []
+  c.on('recovered', (e) => { recovered.push(e) })
+  const before = await c.subscribe('feed', (m, meta) => { received.push([m.n, meta.offset]) }).ready
+  for (let i = 1; i <= 3; i++) await first.app.realtime.publish('feed', { n: i })
+  await until(() => received.length === 3)
+  await first.app.close()
+
+  const second = await start(t, new MemoryBroker())
+  await second.app.realtime.publish('feed', { n: 100 }) // before the client is back: still in history
+  await listen(second.app, port)
+  await until(() => recovered.length === 1 && received.length === 4)
+  t.same(recovered, [{ topic: 'feed', recovered: false }], 'told: what the old broker had is lost')
+  t.same(received, [[1, 1], [2, 2], [3, 3], [100, 1]], 'the new stream from its first publication, offsets starting low again')
+  const [position] = c.subscriptions
+  t.not(position.epoch, before.epoch, 'the position moved to the new stream')
+  t.equal(position.offset, 1)
+  await second.app.realtime.publish('feed', { n: 4 })
+  await until(() => received.length === 5)
+  t.same(received.at(-1), [4, 2], 'then live, none twice')
+})
+
+t.test('a new broker whose history no longer holds the new epoch\'s start: recovered: false, and live from there', async (t) => {
   const first = await start(t, new MemoryBroker())
   const { port, url } = await listen(first.app, 0)
   const c = client(t, url)
   const received: number[] = []
   const recovered: RecoveredEvent[] = []
   c.on('recovered', (e) => { recovered.push(e) })
-  const before = await c.subscribe('feed', (m) => { received.push(m.n) }).ready
-  for (let i = 1; i <= 3; i++) await first.app.realtime.publish('feed', { n: i })
-  await until(() => received.length === 3)
+  await c.subscribe('feed', (m) => { received.push(m.n) }).ready
+  await first.app.realtime.publish('feed', { n: 1 })
+  await until(() => received.length === 1)
   await first.app.close()
 
-  const second = await start(t, new MemoryBroker())
-  await second.app.realtime.publish('feed', { n: 100 }) // lost to this client
+  const second = await start(t, new MemoryBroker(), { history: { size: 1 } })
+  for (let n = 100; n <= 101; n++) await second.app.realtime.publish('feed', { n }) // 100 is trimmed: lost
   await listen(second.app, port)
   await until(() => recovered.length === 1)
   t.same(recovered, [{ topic: 'feed', recovered: false }])
-  const [position] = c.subscriptions
-  t.not(position.epoch, before.epoch, 'the position moved to the new stream')
-  t.equal(position.offset, 1)
-  // Offsets of the new stream start low again and are delivered.
-  await second.app.realtime.publish('feed', { n: 4 })
-  await until(() => received.length === 4)
-  t.same(received, [1, 2, 3, 4])
+  await second.app.realtime.publish('feed', { n: 2 })
+  await until(() => received.length === 2)
+  t.same(received, [1, 2], 'never a partial replay: live from the topic\'s position')
+  t.same(c.subscriptions[0].offset, 3)
 })
 
 t.test('close codes decide: 4011 reconnects, 4500 and 4503 stay closed', async (t) => {

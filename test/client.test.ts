@@ -64,7 +64,7 @@ async function serve (t: Test, options: RealtimeOptions = {}): Promise<Server> {
       return { offset }
     }
   })
-  rt.route({ type: 'wait', schema: contract.routes.wait, handler: async (data) => { await new Promise((resolve) => setTimeout(resolve, data.ms)) } })
+  rt.route({ type: 'wait', schema: contract.routes.wait, handler: async (data) => { seen.push(`wait ${data.ms}`); await new Promise((resolve) => setTimeout(resolve, data.ms)) } })
   rt.route({ type: 'fire', schema: contract.routes.fire, handler: (data) => { seen.push(`fire ${data.n}`) } })
   rt.topic('room/:name', contract.topics['room/:name'])
   rt.topic('wall/:name', { ...contract.topics['wall/:name'], clientPublish: true })
@@ -90,6 +90,16 @@ function once<T> (c: RealtimeClient<any>, event: string, match: (value: T) => bo
       resolve(value)
     }) as never)
   })
+}
+
+/** A WebSocket class that keeps its instances, so a test can cut one as a network would. */
+function tracked (sockets: WebSocket[]): ClientOptions['WebSocket'] {
+  return class extends WebSocket {
+    constructor (url: string, protocols?: string | string[]) {
+      super(url, protocols)
+      sockets.push(this)
+    }
+  } as unknown as ClientOptions['WebSocket']
 }
 
 const opened = (c: RealtimeClient<any>): Promise<unknown> => c.state === 'open' ? Promise.resolve() : once(c, 'state', (s) => s === 'open')
@@ -303,6 +313,7 @@ t.test('requests made while disconnected wait in a bounded queue and go out afte
   t.equal(c.queued, 3)
   const full = await rejection(c.request('echo', { text: 'four' }))
   t.equal(full.code, 'QUEUE_FULL')
+  t.equal(full.maybeRan, false, 'never sent: not run')
   t.equal(full.temporary, true)
   t.same(full.details, { maxQueue: 3 })
   // The subscription goes first, so the queued posts find the room joined.
@@ -346,18 +357,40 @@ t.test('a queued request does not expire while it waits for a connection; queueT
 
 t.test('a request in flight when the connection drops fails with DISCONNECTED', async (t) => {
   const { app, url } = await serve(t)
-  const c = client(t, url)
+  const sockets: WebSocket[] = []
+  const c = client(t, url, { WebSocket: tracked(sockets) })
   await opened(c)
   const pending = c.request('wait', { ms: 2000 })
   await until(() => app.realtime.connections.size === 1)
-  const [connection] = [...app.realtime.connections]
-  app.realtime.disconnect(connection.id, 4011, 'go again')
+  // The socket dies under the request (a server close would answer what it ran first).
+  sockets[0].terminate()
   const err = await rejection(pending)
   t.equal(err.code, 'DISCONNECTED')
   t.equal(err.temporary, true)
-  t.equal(err.closeCode, 4011)
+  t.equal(err.closeCode, 1006)
+  t.equal(err.maybeRan, true, 'it may have run: the app decides')
   await once(c, 'state', (s) => s === 'open')
   t.same(await c.request('echo', { text: 'back' }), { text: 'back' })
+})
+
+t.test('a server close (4011) answers what it ran before its close frame; what it did not run fails with maybeRan false', async (t) => {
+  const { app, url, seen } = await serve(t)
+  const c = client(t, url)
+  await opened(c)
+  const ran = c.request('wait', { ms: 150 })
+  await until(() => seen.includes('wait 150'))
+  const [connection] = [...app.realtime.connections]
+  const closed = once<{ code: number }>(c, 'close')
+  app.realtime.disconnect(connection.id, 4011, 'go again')
+  // Sent after the server decided to close, before its close frame came: not run.
+  const late = rejection(c.request('room.post', { room: 'a', n: 9 }))
+  t.equal(await ran, undefined, 'the request in flight was answered before the close')
+  t.equal((await closed).code, 4011)
+  const err = await late
+  t.equal(err.code, 'DISCONNECTED')
+  t.equal(err.closeCode, 4011)
+  t.equal(err.maybeRan, false, 'a request the server left unanswered before such a close was not run')
+  t.notOk(seen.includes('room.post 9'), 'and the server did not run it')
 })
 
 t.test('close() fails requests in flight with CLOSED and leaves no timer', async (t) => {
@@ -376,6 +409,7 @@ t.test('close() fails requests in flight with CLOSED and leaves no timer', async
   await c.close()
   const err = await pending
   t.equal(err.code, 'CLOSED')
+  t.equal(err.maybeRan, true, 'written before the client closed: it may have run')
   t.same(events, [{ code: 1000, reason: 'client closed', reconnect: false }])
   await new Promise((resolve) => setTimeout(resolve, 150)) // the server's own timer of `wait`
   t.equal(timers(), before, 'no timer of the client is left')

@@ -179,3 +179,64 @@ t.test('connection.subscriptions reads like a Map, from one subscription to many
   t.same([...connection.subscriptions.values()].map((s) => s.topic), ['room/d'])
   t.ok(connection.isSubscribed('room/d'))
 })
+
+// ------------------------------------------------------------------ a server close answers first (issue 21)
+
+t.test('a kick (disconnect, disconnectUser) answers the requests in flight before its close frame; later frames are not run', async (t) => {
+  let runs = 0
+  const { app, url } = await build(t, { authenticate: (token) => ({ user: { id: token } }) }, (app) => {
+    app.realtime.route({
+      type: 'slow',
+      schema: { data: Type.Object({ ms: Type.Integer() }), reply: Type.Object({ ms: Type.Integer() }) },
+      handler: async (data) => {
+        runs++
+        await new Promise((resolve) => setTimeout(resolve, data.ms))
+        return data
+      }
+    })
+  })
+  const signIn = async (user: string): Promise<Awaited<ReturnType<typeof connect>>> => {
+    const client = await connect(t, url, { welcome: false })
+    t.equal((await client.request('auth', { token: user })).type, 'reply')
+    await client.nextOfType('welcome')
+    return client
+  }
+  const answers = (client: Awaited<ReturnType<typeof connect>>): unknown[] => client.frames.filter((f) => f.type === 'reply' || f.type === 'error')
+
+  const c = await signIn('ann')
+  c.send({ type: 'slow', id: 1, data: { ms: 100 } })
+  await until(() => runs === 1)
+  const [connection] = [...app.realtime.connections]
+  t.equal(app.realtime.disconnect(connection.id, 4503, 'kicked'), true)
+  c.send({ type: 'slow', id: 2, data: { ms: 0 } })
+  t.same(await c.closed, { code: 4503, reason: 'kicked' })
+  t.same(answers(c), [{ type: 'reply', id: 1, data: { ms: 100 } }], 'the request in flight was answered before the close frame')
+  t.equal(runs, 1, 'the one sent after the kick did not run')
+
+  // disconnectUser goes the same way (through the broker's command, on every node).
+  const d = await signIn('bob')
+  d.send({ type: 'slow', id: 3, data: { ms: 100 } })
+  await until(() => runs === 2)
+  await app.realtime.disconnectUser('bob')
+  d.send({ type: 'slow', id: 4, data: { ms: 0 } })
+  t.same(await d.closed, { code: 4503, reason: 'disconnected by the server' })
+  t.same(answers(d), [{ type: 'reply', id: 3, data: { ms: 100 } }])
+  t.equal(runs, 2)
+})
+
+t.test('a request still running when the close\'s wait (closeGrace) ends is answered INTERNAL before the close frame', async (t) => {
+  let entered!: () => void
+  const hanging = new Promise<void>((resolve) => { entered = resolve })
+  const { app, url } = await build(t, { closeGrace: 100 }, (app) => {
+    app.realtime.route({ type: 'hang', handler: () => { entered(); return new Promise<void>(() => {}) } })
+  })
+  const c = await connect(t, url)
+  c.send({ type: 'hang', id: 'h' })
+  await hanging
+  const [connection] = [...app.realtime.connections]
+  const started = Date.now()
+  app.realtime.disconnect(connection.id, 4503, 'kicked')
+  t.match(await c.next((f) => f.id === 'h'), { type: 'error', error: { code: 'INTERNAL', temporary: true, message: /may have run/ } })
+  t.equal((await c.closed).code, 4503)
+  t.ok(Date.now() - started >= 90, 'after the wait')
+})

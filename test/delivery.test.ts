@@ -1,7 +1,8 @@
-// The one delivery rule (lib/delivery.ts), applied alike to live fan-out and to the
-// publications held while a subscribe was pending: a held publication of another
-// epoch is a gap, told with 2500; a held one on a volatile topic that a full queue
-// cannot take is dropped and counted, never a reason to close.
+// The one delivery rule (lib/delivery.ts), applied alike to live fan-out, to the
+// publications held while a subscribe was pending and to those a subscribe with `since`
+// recovered: a held publication of another epoch is a gap, told with 2500; a held or
+// recovered one on a volatile topic that a full queue cannot take is dropped and
+// counted, never a reason to close.
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import { build, connect, until } from './fixtures/helpers.js'
@@ -69,4 +70,55 @@ t.test('held presence and ephemeral frames keep their own rules after the reply'
   t.same(typing, { type: 'message', topic: 'room', ephemeral: true, data: { text: 'typing' } }, '...and the next one still arrives')
   t.equal(app.realtime.stats().messages.dropped, 2, 'dropped and counted for each subscriber, the held one included')
   t.equal((await other.nextOfType('join')).topic, 'room', 'the other member hears the join')
+})
+
+t.test('a recovered publication on a volatile topic that the queue cannot take is dropped and counted, not closed', async (t) => {
+  const { app, url } = await build(t, { maxQueue: 1024 }, (app) => {
+    app.realtime.topic('ticks', { message: Type.Object({ n: Type.Integer(), pad: Type.String() }), volatile: true })
+  })
+  const c = await connect(t, url)
+  const sub = await c.request('subscribe', { topic: 'ticks' })
+  await c.request('unsubscribe', { topic: 'ticks' })
+  // Missed while away: the first larger than maxQueue (no queue can take it), then a small one.
+  await app.realtime.publish('ticks', { n: 1, pad: 'x'.repeat(2000) })
+  await app.realtime.publish('ticks', { n: 2, pad: '' })
+  const reply = await c.request('subscribe', { topic: 'ticks', since: { offset: 0, epoch: sub.data.epoch } })
+  t.same(reply.data, { topic: 'ticks', offset: 2, epoch: sub.data.epoch, recovered: true })
+  const next = await c.nextOfType('message')
+  t.same([next.offset, next.data.n], [2, 2], 'the one after it is recovered: a volatile topic skips what was dropped')
+  t.equal(app.realtime.stats().messages.dropped, 1, 'the dropped one is counted, as a live one is')
+  c.send({ type: 'ping', id: 'p' })
+  t.equal((await c.nextOfType('pong')).id, 'p', 'still connected: not closed with 4008')
+  t.equal(app.realtime.stats().connections.active, 1)
+  await app.realtime.publish('ticks', { n: 3, pad: '' })
+  t.equal((await c.nextOfType('message')).offset, 3, 'live delivery goes on')
+})
+
+t.test('a recovered publication on an ordinary topic that the queue cannot take closes with 4008, as a live one does', async (t) => {
+  const { app, url } = await build(t, { maxQueue: 1024 }, (app) => {
+    app.realtime.topic('feed', { message: Type.Object({ n: Type.Integer(), pad: Type.String() }) })
+  })
+  const c = await connect(t, url)
+  const sub = await c.request('subscribe', { topic: 'feed' })
+  await c.request('unsubscribe', { topic: 'feed' })
+  await app.realtime.publish('feed', { n: 1, pad: 'x'.repeat(2000) })
+  c.send({ type: 'subscribe', id: 'r', data: { topic: 'feed', since: { offset: 0, epoch: sub.data.epoch } } })
+  t.equal((await c.closed).code, 4008, 'never a silent gap: the slow consumer is closed')
+  t.equal(c.frames.filter((f) => f.type === 'message').length, 0)
+})
+
+t.test('a connection left out with `except` moves past that publication: the next one is no gap', async (t) => {
+  const { app, url } = await build(t, {}, (app) => {
+    app.realtime.topic('feed', { message: Type.Object({ n: Type.Integer() }) })
+  })
+  const c = await connect(t, url)
+  await c.request('subscribe', { topic: 'feed' })
+  const [id] = [...app.realtime.connections].map((connection) => connection.id)
+  await app.realtime.publish('feed', { n: 1 }, { except: id })
+  await app.realtime.publish('feed', { n: 2 })
+  const next = await c.nextOfType('message')
+  t.equal(next.offset, 2, 'the next publication arrives')
+  t.same(next.data, { n: 2 })
+  t.notOk(c.frames.some((f) => f.type === 'unsubscribed'), 'no 2500: leaving one out is not a gap')
+  t.equal(c.frames.filter((f) => f.type === 'message').length, 0, 'the left-out publication was not sent')
 })

@@ -214,7 +214,8 @@ const envelope = type.chain((ty) => fc.record({
   id: fc.option(id, { freq: 5, nil: undefined }),
   data: dataFor(ty)
 }))
-  .chain((env) => fc.dictionary(key, fc.jsonValue({ maxDepth: 1 }), { maxKeys: 2 }).map((extra) => ({ ...extra, ...env })))
+  // Extra members too may hold what the server refuses wherever it is (1e999, deep nesting).
+  .chain((env) => fc.dictionary(key, fc.oneof({ weight: 8, arbitrary: fc.jsonValue({ maxDepth: 1 }) }, { weight: 1, arbitrary: numberText }, { weight: 1, arbitrary: deepText }), { maxKeys: 2 }).map((extra) => ({ ...extra, ...env })))
 
 /** What a frame is before it is turned into text (ids are made unique first). */
 type Seed =
@@ -298,11 +299,12 @@ function poisoned (root: unknown): boolean {
 const MAX_DEPTH = 32
 
 /**
- * What the server refuses with BAD_REQUEST before any route sees it: data nested
- * deeper than maxDepth, or holding a number no double holds (1e999 parses to Infinity).
+ * What the server refuses with BAD_REQUEST before any route sees it: a frame (any of its
+ * fields, not only data) nested deeper than maxDepth, or holding a number no double holds
+ * (1e999 parses to Infinity).
  */
-function refusedData (data: unknown): boolean {
-  const stack: Array<[unknown, number]> = [[data, 2]]
+function refusedFrame (frame: unknown): boolean {
+  const stack: Array<[unknown, number]> = [[frame, 1]]
   while (stack.length > 0) {
     const [node, d] = stack.pop() as [unknown, number]
     if (typeof node === 'number' && !Number.isFinite(node)) return true
@@ -349,7 +351,7 @@ function analyse (frameText: string): Expectation {
   }
   const ty = v.type
   // An idempotency key that is not a string of 1 to 128 characters is refused too.
-  if (refusedData(data) || (v.key !== undefined && !(typeof v.key === 'string' && v.key.length >= 1 && v.key.length <= 128))) {
+  if (refusedFrame(v) || (v.key !== undefined && !(typeof v.key === 'string' && v.key.length >= 1 && v.key.length <= 128))) {
     if (v.id === undefined) return { kind: 'malformed' }
     return { kind: 'answer', answer: { key: idKey(v.id), text: frameText, allowed: set('BAD_REQUEST') } }
   }

@@ -312,3 +312,106 @@ t.test('two Redis nodes through the plugin: a request cut off on node A and rese
   t.same((await post(again, 'again', sentA[0].key as string, 'other text')).data, reply, 'node A gives the same data for the key')
   t.equal(runs.length, 1)
 })
+
+// ------------------------------------------------------------------ one answer, through answer.ts (issue 21)
+
+/** How the client's connection closed, or 'still open' after a generous wait. */
+async function closedWithin (client: TestClient, ms = 3000): Promise<{ code: number, reason: string } | 'still open'> {
+  return await Promise.race([client.closed, sleep(ms).then(() => 'still open' as const)])
+}
+
+t.test('a remembered error keeps its close code: the first answer and a repeat close the socket as on a plain route', async (t) => {
+  let runs = 0
+  const { url } = await build(t, { authenticate }, (app) => {
+    app.realtime.route({
+      type: 'room.leave',
+      idempotent: true,
+      handler: () => {
+        runs++
+        throw new RealtimeError('FORBIDDEN', 'bye', { closeCode: 4504 })
+      }
+    })
+  })
+  const first = await signIn(t, url, 'token-alice')
+  first.send({ type: 'room.leave', id: 1, key: 'leave-1' })
+  t.match(await first.next((f) => f.id === 1), { type: 'error', error: { code: 'FORBIDDEN', message: 'bye' } })
+  t.same(await closedWithin(first), { code: 4504, reason: 'bye' }, 'the first answer closes with the error\'s code')
+  const repeat = await signIn(t, url, 'token-alice')
+  repeat.send({ type: 'room.leave', id: 2, key: 'leave-1' })
+  t.match(await repeat.next((f) => f.id === 2), { type: 'error', error: { code: 'FORBIDDEN', message: 'bye' } })
+  t.same(await closedWithin(repeat), { code: 4504, reason: 'bye' }, 'and so does the remembered answer')
+  t.equal(runs, 1, 'the handler ran once')
+})
+
+/**
+ * A handler that outlives closeTimeout during app.close(): it stores its post, then its
+ * publish fails because the plugin has closed. That failure is not the handler's outcome:
+ * the key is released, and the resend after the restart (a new app on the same broker)
+ * runs the handler again instead of getting INTERNAL for the key's whole ttl.
+ */
+async function shutdownFailureNotRemembered (t: Test, broker: Broker, restarted: Broker): Promise<void> {
+  const stored: string[] = []
+  const entered = gate()
+  const failed = gate()
+  let release = gate()
+  const setup = (app: FastifyInstance): void => {
+    app.realtime.topic('feed', { message: Type.Object({ text: Type.String() }) })
+    app.realtime.route({
+      type: 'post',
+      idempotent: true,
+      schema: { data: Type.Object({ text: Type.String() }), reply: Type.Object({ offset: Type.Integer() }) },
+      handler: async (data) => {
+        entered.open()
+        await release.wait
+        stored.push(data.text)
+        try {
+          return { offset: (await app.realtime.publish('feed', data)).offset }
+        } catch (err) {
+          failed.open()
+          throw err
+        }
+      }
+    })
+  }
+  const first = await build(t, { authenticate, broker, closeTimeout: 100, closeGrace: 200 }, setup)
+  const alice = await signIn(t, first.url, 'token-alice')
+  alice.send({ type: 'post', id: 1, key: 'post-1', data: { text: 'hello' } })
+  await entered.wait
+  await first.app.close()
+  t.equal((await alice.closed).code, 1012)
+  t.notOk(alice.frames.some((f) => f.id === 1), 'a keyed request still running is left for its resend, not answered')
+  // The plugin is closed; the handler goes on, stores, and its publish fails.
+  release.open()
+  await failed.wait
+  t.same(stored, ['hello'])
+
+  release = gate()
+  release.open()
+  const second = await build(t, { authenticate, broker: restarted }, setup)
+  const again = await signIn(t, second.url, 'token-alice')
+  const answer = await post(again, 2, 'post-1', 'hello')
+  t.equal(answer.type, 'reply', `the resend with the same key runs again (got ${JSON.stringify(answer)})`)
+  t.same(answer.data, { offset: 1 })
+  t.same(stored, ['hello', 'hello'], 'the handler ran again: the failure was not its outcome')
+  t.same((await post(again, 3, 'post-1', 'hello')).data, { offset: 1 }, 'and that answer is remembered')
+  t.equal(stored.length, 2)
+}
+
+t.test('a failure of the plugin\'s own making is not remembered: a resend after the restart runs again (memory)', async (t) => {
+  const broker = new MemoryBroker()
+  t.teardown(() => broker.close())
+  await shutdownFailureNotRemembered(t, broker, broker)
+})
+
+t.test('a failure of the plugin\'s own making is not remembered: a resend after the restart runs again (Redis)', async (t) => {
+  if (!requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`)) return
+  const prefix = uniquePrefix('idem-restart')
+  const broker = new RedisBroker({ redis: REDIS_URL, prefix })
+  const restarted = new RedisBroker({ redis: REDIS_URL, prefix })
+  t.teardown(async () => {
+    await broker.close()
+    await restarted.close()
+    await dropKeys(REDIS_URL, prefix)
+  })
+  await shutdownFailureNotRemembered(t, broker, restarted)
+})

@@ -42,6 +42,31 @@ t.test('message rate: a token bucket; RATE_LIMITED with retryAfterMs, then 4013 
   t.equal((await c.closed).code, 4013, 'one more than closeAfter refused in a row closes with 4013')
 })
 
+t.test('a 4013 close comes after the answers of every request the server ran (a burst to an async route)', async (t) => {
+  let runs = 0
+  const { url } = await build(t, { rateLimit: { rate: 1, burst: 5, closeAfter: 3 } }, (app) => {
+    app.realtime.route({
+      type: 'post',
+      schema: { data: Type.Object({ n: Type.Integer() }), reply: Type.Object({ n: Type.Integer() }) },
+      handler: async (data) => {
+        runs++
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        return data
+      }
+    })
+  })
+  const c = await connect(t, url)
+  // One write: the burst passes, three are refused, the next closes, the rest come after that decision.
+  for (let n = 0; n < 20; n++) c.send({ type: 'post', id: n, data: { n } })
+  t.equal((await c.closed).code, 4013)
+  const replies = c.frames.filter((f) => f.type === 'reply')
+  const limited = c.frames.filter((f) => f.error?.code === 'RATE_LIMITED')
+  t.equal(runs, 5, 'the burst ran')
+  t.same(replies.map((f) => f.id), [0, 1, 2, 3, 4], 'and every request that ran was answered before the close frame')
+  t.equal(limited.length, 3, 'the refused ones were told so')
+  t.equal(c.frames.filter((f) => f.type === 'reply' || f.type === 'error').length, 8, 'what came after the decision to close was neither run nor answered')
+})
+
 t.test('error budget: too many protocol errors in a window closes with 4501', async (t) => {
   const { url } = await build(t, { errorBudget: { max: 3, window: 60_000 } })
   const c = await connect(t, url)

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
+import websocket from '@fastify/websocket'
 import { Registry } from 'prom-client'
 import realtime, { RealtimeError } from '../lib/index.js'
 import { build, connect, until } from './fixtures/helpers.js'
@@ -198,18 +199,68 @@ t.test('a client sending random types and topics does not grow the registry', as
   t.notMatch(await registry.metrics(), /code="(3001|3999|4321|4999)"/)
 })
 
-t.test('metrics: true uses prom-client\'s global registry, removed again on close', async (t) => {
+t.test('metrics: true gives each app its own registry, app.realtime.metrics, emptied on close', async (t) => {
   const { register } = await import('prom-client')
   const app = Fastify()
   await app.register(realtime, { metrics: true, path: '/ws' })
   await app.ready()
-  t.ok(register.getSingleMetric('realtime_connections'))
+  const registry = app.realtime.metrics as unknown as Registry
+  t.ok(registry.getSingleMetric('realtime_connections'), 'registered in app.realtime.metrics')
+  t.equal(register.getSingleMetric('realtime_connections'), undefined, 'not in prom-client\'s global register')
   await app.close()
-  t.equal(register.getSingleMetric('realtime_connections'), undefined)
+  t.equal(registry.getSingleMetric('realtime_connections'), undefined)
   const again = Fastify()
   await again.register(realtime, { metrics: { prefix: 'chat_' } })
-  t.ok(register.getSingleMetric('chat_connections_opened_total'), 'a prefix is honoured; a second app registers again')
+  t.ok((again.realtime.metrics as unknown as Registry).getSingleMetric('chat_connections_opened_total'), 'a prefix is honoured')
   await again.close()
+})
+
+t.test('metrics: true in two apps of one process: each serves its own metrics', async (t) => {
+  const serve = (app: import('fastify').FastifyInstance): void => {
+    declare(app)
+    app.get('/metrics', async (_request, reply) => reply.type(app.realtime.metrics!.contentType).send(await app.realtime.metrics!.metrics()))
+  }
+  const first = await build(t, { metrics: true }, serve)
+  const second = await build(t, { metrics: true }, serve)
+  await connect(t, first.url)
+  await until(() => first.app.realtime.stats().connections.active === 1)
+  const scrape = async (app: import('fastify').FastifyInstance): Promise<string> => (await app.inject('/metrics')).body
+  t.match(await scrape(first.app), /^realtime_connections_opened_total 1$/m)
+  t.match(await scrape(second.app), /^realtime_connections_opened_total 0$/m)
+})
+
+t.test('metrics: true in two encapsulated contexts of one app: each has its own registry', async (t) => {
+  const app = Fastify()
+  await app.register(websocket)
+  const registries: unknown[] = []
+  for (const prefix of ['/a', '/b']) {
+    app.register(async (context) => {
+      await context.register(realtime, { metrics: true })
+      registries.push(context.realtime.metrics)
+    }, { prefix })
+  }
+  await app.ready()
+  t.teardown(() => app.close())
+  t.equal(registries.length, 2)
+  t.not(registries[0], registries[1])
+})
+
+t.test('two registrations in one given registry fail at register, naming the remedy', async (t) => {
+  const { register } = await import('prom-client')
+  const first = Fastify()
+  await first.register(realtime, { metrics: { registry: register } })
+  t.teardown(() => first.close())
+  t.ok(register.getSingleMetric('realtime_connections'), 'prom-client\'s global register when asked for')
+  const second = Fastify()
+  await t.rejects(async () => { await second.register(realtime, { metrics: { registry: register } }) }, {
+    code: 'FST_REALTIME_INVALID_OPTION',
+    message: /"metrics".*already holds realtime_connections.*own `registry`.*own `prefix`/
+  })
+  await second.close()
+  const third = Fastify()
+  await third.register(realtime, { metrics: { registry: register, prefix: 'other_' } })
+  t.ok(register.getSingleMetric('other_connections'), 'another prefix in the same registry works')
+  await third.close()
 })
 
 t.test('two apps in one process each count only their own connections', async (t) => {

@@ -1,10 +1,13 @@
 // Recovery after a reconnect: every missed publication, in order, no duplicate,
-// between the reply and the next live one; or recovered: false and none.
+// between the reply and the next live one; or recovered: false and none; or, across a
+// new epoch (a restart), recovered: false and the new epoch from its first publication.
 import t from 'tap'
 import { Socket } from 'node:net'
 import { Type } from '@sinclair/typebox'
 import { MemoryBroker, type StreamPosition } from '../lib/index.js'
-import { build, connect, until, type Frame } from './fixtures/helpers.js'
+import { build, connect, until, type Frame, type TestClient, type TestContext } from './fixtures/helpers.js'
+import { RedisBroker } from '../lib/broker/redis.js'
+import { REDIS_URL, dropKeys, reachable, requireOrSkip, uniquePrefix } from './fixtures/redis.js'
 import { SchemaCompiler } from '../lib/schema-compiler.js'
 
 const Message = Type.Object({ n: Type.Integer() })
@@ -194,4 +197,72 @@ t.test('a publication of another epoch, or a resync from the broker, is a gap to
   t.same(await c.nextOfType('unsubscribed'), { type: 'unsubscribed', topic: 'feed', code: 2500, reason: 'insufficient state: resubscribe with since' })
   broker.resync('nobody-here')
   t.same(app.realtime.stats().topics, {})
+})
+
+/** A subscriber that saw offsets 1 and 2 of the topic `feed`, then went away: its position. */
+async function sawTwo (t: TestContext): Promise<StreamPosition> {
+  const { app, url } = await build(t, {}, (app) => { app.realtime.topic('feed', { message: Message }) })
+  const c = await connect(t, url)
+  await c.request('subscribe', { topic: 'feed' })
+  for (let n = 1; n <= 2; n++) await app.realtime.publish('feed', { n })
+  const last = await c.next((f) => f.type === 'message' && f.offset === 2)
+  c.close()
+  return { offset: 2, epoch: last.epoch as string }
+}
+
+/** Resubscribes `c` to `feed` with `since`: the reply, and the messages that follow it up to a live `{ n: 999 }` published after it. */
+async function comeBack (app: Awaited<ReturnType<typeof build>>['app'], c: TestClient, since: StreamPosition): Promise<{ reply: Frame, messages: Frame[] }> {
+  const reply = await c.request('subscribe', { topic: 'feed', since })
+  await app.realtime.publish('feed', { n: 999 })
+  await until(() => c.frames.some((f) => f.type === 'message' && f.data.n === 999))
+  const messages = c.frames.filter((f) => f.type === 'message')
+  return { reply, messages }
+}
+
+t.test('back after a restart (a new broker, a new epoch): told recovered: false, then the new epoch from its first publication', async (t) => {
+  const old = await sawTwo(t)
+  const { app, url } = await build(t, {}, (app) => { app.realtime.topic('feed', { message: Message }) })
+  for (let n = 101; n <= 103; n++) await app.realtime.publish('feed', { n }) // before the client is back
+  const { epoch } = await app.realtime.broker.position('feed')
+  t.not(epoch, old.epoch)
+  const c = await connect(t, url)
+  const { reply, messages } = await comeBack(app, c, old)
+  t.same(reply.data, { topic: 'feed', offset: 0, epoch, recovered: false }, 'the gap is told; the reply names where what follows starts')
+  t.same(messages.map((f) => [f.offset, f.epoch, f.data.n]), [[1, epoch, 101], [2, epoch, 102], [3, epoch, 103], [4, epoch, 999]], 'only what the restart lost is lost')
+})
+
+t.test('back after a restart whose history no longer holds the new epoch\'s start: recovered: false, live from now', async (t) => {
+  for (const [what, options] of [['trimmed', { history: { size: 2 } }], ['more than recoveryLimit', { recoveryLimit: 2 }]] as const) {
+    const old = await sawTwo(t)
+    const { app, url } = await build(t, options, (app) => { app.realtime.topic('feed', { message: Message }) })
+    for (let n = 101; n <= 103; n++) await app.realtime.publish('feed', { n })
+    const { epoch } = await app.realtime.broker.position('feed')
+    const c = await connect(t, url)
+    const { reply, messages } = await comeBack(app, c, old)
+    t.same(reply.data, { topic: 'feed', offset: 3, epoch, recovered: false }, `${what}: from the topic's position`)
+    t.same(messages.map((f) => f.offset), [4], `${what}: never a partial replay`)
+  }
+})
+
+t.test('Redis restarted empty (its keys gone): a subscriber coming back gets recovered: false, then the new epoch from offset 1', async (t) => {
+  // Skipped without Redis, except under CI=true where its absence is a failure.
+  if (!requireOrSkip(t, await reachable(), `Redis is not reachable at ${REDIS_URL}`)) return
+  const prefix = uniquePrefix('epoch-boundary')
+  t.teardown(() => dropKeys(REDIS_URL, prefix))
+  const broker = new RedisBroker({ redis: REDIS_URL, prefix })
+  t.teardown(() => broker.close())
+  const { app, url } = await build(t, { broker }, (app) => { app.realtime.topic('feed', { message: Message }) })
+  const c = await connect(t, url)
+  const first = await c.request('subscribe', { topic: 'feed' })
+  for (let n = 1; n <= 2; n++) await app.realtime.publish('feed', { n })
+  await until(() => c.frames.filter((f) => f.type === 'message').length === 2)
+  await c.request('unsubscribe', { topic: 'feed' })
+  c.frames.length = 0
+  await dropKeys(REDIS_URL, prefix) // what a Redis restarted without persistence holds
+  for (let n = 101; n <= 103; n++) await app.realtime.publish('feed', { n })
+  const { epoch } = await broker.position('feed')
+  t.not(epoch, first.data.epoch)
+  const { reply, messages } = await comeBack(app, c, { offset: 2, epoch: first.data.epoch })
+  t.same(reply.data, { topic: 'feed', offset: 0, epoch, recovered: false })
+  t.same(messages.map((f) => [f.offset, f.epoch, f.data.n]), [[1, epoch, 101], [2, epoch, 102], [3, epoch, 103], [4, epoch, 999]])
 })

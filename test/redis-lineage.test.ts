@@ -65,13 +65,16 @@ if (requireOrSkip(t, hasRedisServer(), 'redis-server is not installed')) {
 
     const past = await a.broker.recover('lost/1', { offset: 5, epoch: before.epoch }, 100)
     t.equal(past.recovered, false, 'a client that saw the lost 4 and 5 cannot recover: it would silently miss the new 4 and 5')
+    t.same(past.publications.map((p) => [p.offset, p.epoch, p.data]), [[4, epoch, next[0]], [5, epoch, next[1]], [6, epoch, next[2]]], 'but it gets the new epoch past the fork, which it cannot have seen')
     const atFork = await a.broker.recover('lost/1', { offset: 3, epoch: before.epoch }, 100)
     t.equal(atFork.recovered, true, 'a client at the fork recovers across it')
     t.same(atFork.publications.map((p) => [p.offset, p.epoch, p.data]), [[4, epoch, next[0]], [5, epoch, next[1]], [6, epoch, next[2]]])
     const early = await a.broker.recover('lost/1', { offset: 2, epoch: before.epoch }, 100)
     t.same(early.publications.map((p) => [p.offset, p.data]), [[3, '{"old":3}'], [4, next[0]], [5, next[1]], [6, next[2]]], 'what both epochs share, then the new one')
     t.equal((await a.broker.recover('lost/1', { offset: 6, epoch }, 100)).recovered, true, 'the new epoch recovers as any')
-    t.equal((await a.broker.recover('lost/1', { offset: 3, epoch: 'some-other-epoch' }, 100)).recovered, false, 'an unrelated epoch does not')
+    const unrelated = await a.broker.recover('lost/1', { offset: 3, epoch: 'some-other-epoch' }, 100)
+    t.equal(unrelated.recovered, false, 'an unrelated epoch does not')
+    t.same(unrelated.publications.map((p) => [p.offset, p.epoch]), [1, 2, 3, 4, 5, 6].map((o) => [o, epoch]), 'and gets the whole stream of the current epoch')
   })
 
   t.test('the stream found behind what a node delivered: the node forks the topic at once and tells its subscribers', async (t) => {

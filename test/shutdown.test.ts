@@ -47,6 +47,31 @@ t.test('a handler running when shutdown starts finishes, publishes and replies b
   t.throws(() => app.realtime.addHook('onConnect', () => {}), { code: 'FST_REALTIME_DECLARED_AFTER_CLOSE' })
 })
 
+t.test('a ping during shutdown is answered UNAVAILABLE, as every other message is', async (t) => {
+  let entered!: () => void
+  let release!: () => void
+  const started = new Promise<void>((resolve) => { entered = resolve })
+  const held = new Promise<void>((resolve) => { release = resolve })
+  const { app, url } = await build(t, {}, (app) => {
+    app.realtime.route({ type: 'hold', handler: async () => { entered(); await held } })
+  })
+  const c = await connect(t, url)
+  c.send({ type: 'ping', id: 'early-ping' })
+  t.same(await c.next((f) => f.id === 'early-ping'), { type: 'pong', id: 'early-ping' }, 'before the shutdown: pong')
+  c.send({ type: 'hold', id: 'hold' })
+  await started
+  const closing = app.close()
+  c.send({ type: 'ping', id: 'late-ping' })
+  const late = await c.next((f) => f.id === 'late-ping')
+  t.match(late, { type: 'error', error: { code: 'UNAVAILABLE', temporary: true, retryAfterMs: 1000 } }, 'not a pong')
+  c.send({ type: 'ping' })
+  t.match(await c.next((f) => f.id === undefined), { type: 'error', error: { code: 'UNAVAILABLE' } }, 'an id-less ping too')
+  release()
+  t.match(await c.next((f) => f.id === 'hold'), { type: 'reply' }, 'the handler in flight is still answered')
+  t.equal((await c.closed).code, 1012)
+  await closing
+})
+
 t.test('the close code is a choice: the closeCode option, or app.realtime.close({ code, reason })', async (t) => {
   const { url } = await build(t, { closeCode: 1001 })
   const a = await connect(t, url)
@@ -165,4 +190,19 @@ t.test('the Redis broker away: presence, subscribe and history requests are UNAV
     const answer = await c.request(type, data)
     t.match(answer.error, { code: 'UNAVAILABLE', temporary: true, retryAfterMs: 1000 }, type)
   }
+})
+
+t.test('a handler that outlives closeTimeout is answered INTERNAL (it may have run) before the 1012, as any server close answers', async (t) => {
+  let entered!: () => void
+  const hanging = new Promise<void>((resolve) => { entered = resolve })
+  const { app, url } = await build(t, { closeTimeout: 100, closeGrace: 200 }, (app) => {
+    app.realtime.route({ type: 'hang', handler: () => { entered(); return new Promise<void>(() => {}) } })
+  })
+  const c = await connect(t, url)
+  c.send({ type: 'hang', id: 'h' })
+  await hanging
+  const closing = app.close()
+  t.match(await c.next((f) => f.id === 'h'), { type: 'error', error: { code: 'INTERNAL', temporary: true, message: /may have run/ } })
+  t.equal((await c.closed).code, 1012)
+  await closing
 })

@@ -5,6 +5,17 @@
 import type { TSchema } from '@sinclair/typebox'
 import type { Contract } from '../contract.js'
 
+/**
+ * Topics under this prefix are the plugin's own (the dashboard's `$realtime/dashboard`):
+ * declared through `app.realtime.topic` like any other, but no part of the application's
+ * API, so the AsyncAPI document leaves them out.
+ */
+export const INTERNAL_TOPIC_PREFIX = '$realtime/'
+
+export function isInternalTopic (pattern: string): boolean {
+  return pattern.startsWith(INTERNAL_TOPIC_PREFIX)
+}
+
 export interface RouteDescription {
   type: string
   /** Absent: the route takes no data. */

@@ -8,7 +8,7 @@ import type { TSchema } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import { SUBPROTOCOL } from '../protocol.js'
-import type { ApiDescription, AsyncApiOptions, RouteDescription, TopicDescription } from './description.js'
+import { isInternalTopic, type ApiDescription, type AsyncApiOptions, type RouteDescription, type TopicDescription } from './description.js'
 import { example } from './example.js'
 import { SchemaComponents, type JsonSchema } from './schemas.js'
 import * as wire from './wire.js'
@@ -88,7 +88,9 @@ class Plan {
   }
 }
 
-export function buildAsyncApi (description: ApiDescription, options: AsyncApiOptions = {}): AsyncApiDocument {
+export function buildAsyncApi (declared: ApiDescription, options: AsyncApiOptions = {}): AsyncApiDocument {
+  // Decided here, where both the served document and the CLI's are built.
+  const description = { ...declared, topics: declared.topics.filter((topic) => !isInternalTopic(topic.pattern)) }
   const plan = new Plan()
   const user = description.userSchema ?? DEFAULT_USER
   plan.channels[CONNECTION] = {

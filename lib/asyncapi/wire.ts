@@ -93,12 +93,13 @@ export function member (user: TSchema, meta: TSchema | undefined): TSchema {
   return obj({ connectionId: Type.String() }, { user, ...(meta === undefined ? {} : { meta }) })
 }
 
-/** A publication: `offset` and `epoch` are absent on ephemeral ones (`ephemeral: true`). */
+/** A publication: `offset` and `epoch` are absent on ephemeral ones (`ephemeral: true`, and `local: true` for local-only ones). */
 export function publication (data: TSchema): TSchema {
   return obj({ type: Type.Literal('message'), topic: Topic, data }, {
     offset: Type.Integer({ minimum: 1, description: 'Rises by exactly 1 per publication on the topic' }),
     epoch: Type.String({ description: 'Names the history stream; changes when continuity is lost' }),
-    ephemeral: Type.Literal(true, { description: 'Outside the stream: never recovered' })
+    ephemeral: Type.Literal(true, { description: 'Outside the stream: never recovered' }),
+    local: Type.Literal(true, { description: 'Published while the broker was unreachable (Redis broker with localWhileDown): delivered on one node only, in no history; always with ephemeral' })
   })
 }
 

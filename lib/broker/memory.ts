@@ -125,17 +125,25 @@ export class MemoryBroker implements Broker {
     const stream = this.#stream(topic)
     this.#trim(stream)
     const position = { offset: stream.offset, epoch: stream.epoch }
-    const none = { position, recovered: false, publications: [] }
-    if (since.epoch !== stream.epoch || since.offset > stream.offset) return none
-    const missed = stream.offset - since.offset
-    if (missed === 0) return { position, recovered: true, publications: [] }
-    if (missed > limit) return none
+    if (since.epoch !== stream.epoch) {
+      // Another epoch (a previous broker, before a restart): not recovered, but this
+      // stream is replayed from its first publication when it is all still held.
+      return { position, recovered: false, publications: this.#after(stream, 0, limit) ?? [] }
+    }
+    const publications = since.offset > stream.offset ? null : this.#after(stream, since.offset, limit)
+    return publications === null ? { position, recovered: false, publications: [] } : { position, recovered: true, publications }
+  }
+
+  /** Every publication of the stream after `offset`, or null when they are not all held or more than `limit`. */
+  #after (stream: Stream, offset: number, limit: number): Publication[] | null {
+    const missed = stream.offset - offset
+    if (missed === 0) return []
+    if (missed > limit) return null
     const entries = stream.entries
     // Entries hold consecutive offsets, so the first needed one is found by arithmetic.
     const first = entries.length === 0 ? Infinity : entries[0].publication.offset
-    if (first > since.offset + 1) return none
-    const start = since.offset + 1 - first
-    return { position, recovered: true, publications: entries.slice(start).map((e) => e.publication) }
+    if (first > offset + 1) return null
+    return entries.slice(offset + 1 - first).map((e) => e.publication)
   }
 
   async history (topic: string, limit: number): Promise<{ position: StreamPosition, publications: Publication[] }> {

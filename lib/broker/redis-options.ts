@@ -38,8 +38,10 @@ export interface RedisBrokerOptions {
   /** A clock for history and presence expiry, for tests. Default: Redis server time, one clock for every node. */
   now?: () => number
   /**
-   * While Redis is away, publications reach this node's own subscribers outside the
-   * stream (offset 0) instead of failing with FST_REALTIME_BROKER_UNAVAILABLE. Default true.
+   * While Redis is away, a stream publication reaches this node's own subscribers only,
+   * outside the stream (offset 0, marked `"local": true` on the wire, never in history,
+   * never on other nodes) instead of failing with FST_REALTIME_BROKER_UNAVAILABLE.
+   * Default false. Ephemeral publications reach this node's subscribers either way.
    */
   localWhileDown?: boolean
   /** Where connection trouble is reported. Default: nowhere. */

@@ -152,8 +152,11 @@ return { offset, epoch }
  * KEYS meta, stream. ARGV 1 epoch candidate, 2 now, 3 meta ttl, 4 mode, 5 since
  * offset, 6 since epoch, 7 limit.
  * Mode 'p' (position): { offset, epoch }.
- * Mode 'r' (recover): { offset, epoch, recovered, { data, except, … } } — every entry
- *   after `since`, all or nothing; their offsets are since + 1, since + 2…
+ * Mode 'r' (recover): { offset, epoch, recovered, { data, except, … }, from } — every
+ *   entry after `from`, all or nothing; their offsets are from + 1, from + 2… Recovered,
+ *   `from` is since. A `since` in another epoch is not recovered, and the current epoch
+ *   is replayed from what its holder cannot have seen: after the fork when `since` is
+ *   past it in the parent, else from offset 1 (a stream that started again).
  * Mode 'h' (history): { offset, epoch, 1, { offset, data, except, … } } — the latest
  *   `limit` entries still alive, oldest first.
  */
@@ -167,15 +170,21 @@ if ttl > 0 then cutoff = clock(ARGV[2]) - ttl end
 local out = {}
 if mode == 'r' then
   local since = tonumber(ARGV[5])
+  local recovered = 1
   if ARGV[6] ~= epoch then
     -- A position in the epoch this one forked from is good up to the fork: the entries
     -- after it in the stream are the current epoch's, and the client gets them in it.
-    if not (parent and ARGV[6] == parent and since <= forkedAt) then return { offset, epoch, 0 } end
+    if not (parent and ARGV[6] == parent and since <= forkedAt) then
+      -- Not recovered; what the current epoch has that the client cannot have seen is
+      -- replayed: past the fork it saw the shared part, else it saw none of this stream.
+      recovered = 0
+      if parent and ARGV[6] == parent then since = forkedAt else since = 0 end
+    end
   elseif since > offset then
     return { offset, epoch, 0 }
   end
   local missed = offset - since
-  if missed == 0 then return { offset, epoch, 1, out } end
+  if missed == 0 then return { offset, epoch, recovered, out, since } end
   if missed > limit then return { offset, epoch, 0 } end
   local first = int(since + 1)
   local entries = redis.call('XRANGE', KEYS[2], first, '+', 'COUNT', missed)
@@ -189,7 +198,7 @@ if mode == 'r' then
     out[#out + 1] = d
     out[#out + 1] = x
   end
-  return { offset, epoch, 1, out }
+  return { offset, epoch, recovered, out, since }
 end
 if limit > 0 then
   local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', limit)

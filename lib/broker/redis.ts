@@ -9,8 +9,9 @@
 // - On one Redis (or Sentinel) channels are classic; on Redis Cluster every topic lives
 //   on one shard (redis-keys.ts) and its channel is sharded (SPUBLISH/SSUBSCRIBE), while
 //   commands stay on a classic channel that reaches every shard.
-// - While Redis is away, publications reach this node's own subscribers outside the
-//   stream; other nodes' subscribers are told by the resync once it is back.
+// - While Redis is away a publication fails: without an offset it would be in no stream
+//   and on no other node. Ephemeral ones (and all, with `localWhileDown`) reach this
+//   node's own subscribers instead, outside the stream.
 // - Presence is redis-presence.ts.
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
@@ -68,7 +69,7 @@ export class RedisBroker implements Broker {
     this.prefix = options.prefix ?? DEFAULT_PREFIX
     this.#presenceTtl = positive('presenceTtl', options.presenceTtl, DEFAULT_PRESENCE_TTL)
     this.#metaTtl = options.metaTtl === 0 ? 0 : positive('metaTtl', options.metaTtl, DEFAULT_META_TTL)
-    this.#localWhileDown = options.localWhileDown ?? true
+    this.#localWhileDown = options.localWhileDown ?? false
     this.#now = options.now
     this.#log = options.log
     const { client, own } = commandConnection(options.redis, options.cluster, options.clusterOptions)
@@ -187,12 +188,12 @@ export class RedisBroker implements Broker {
     const ephemeral = options.ephemeral === true
     const except = options.except !== undefined && options.except.length > 0 ? JSON.stringify(options.except) : ''
     if (this.#everReady && this.#redis.status !== 'ready' && (ephemeral || this.#localWhileDown)) {
-      // Redis is away and cannot assign an offset. The publication still reaches this
-      // node's subscribers, outside the stream (offset 0: not in history, never
-      // recovered, so no offset is invented that another node could contradict); the
-      // caller sees offset 0. Clients elsewhere are told by the resync after Redis returns.
-      const position = this.#localEphemeral(topic, data, options.except)
-      return ephemeral ? position : { offset: 0, epoch: position.epoch }
+      // Redis cannot assign an offset. Opted in (or ephemeral: never in a stream), this
+      // node's subscribers get it outside the stream (offset 0, no history, no offset
+      // invented that another node could contradict), a stream publication marked local.
+      // Otherwise #eval rejects with FST_REALTIME_BROKER_UNAVAILABLE: not taken, not sent.
+      if (ephemeral) return this.#localOnly(topic, data, options.except, false)
+      return { offset: 0, epoch: this.#localOnly(topic, data, options.except, true).epoch }
     }
     // This node subscribes to the topic: resolve once the publication came back, so
     // local subscribers have it by then and in Redis's order.
@@ -212,7 +213,7 @@ export class RedisBroker implements Broker {
       ]) as [number, string]
     } catch (err) {
       if (origin !== '') this.#feeds.cancelEcho(origin)
-      if (ephemeral) return this.#localEphemeral(topic, data, options.except)
+      if (ephemeral) return this.#localOnly(topic, data, options.except, false)
       throw err
     }
     if (expected !== null) await expected.echo
@@ -227,13 +228,16 @@ export class RedisBroker implements Broker {
   async recover (topic: string, since: StreamPosition, limit: number): Promise<RecoveryResult> {
     const r = await this.#read(topic, 'r', since.offset, since.epoch, limit)
     const position = { offset: Number(r[0]), epoch: String(r[1]) }
-    if (Number(r[2]) !== 1) return { position, recovered: false, publications: [] }
-    const flat = r[3] as string[]
+    // Without entries: nothing to replay. Not recovered with entries: the current epoch
+    // replayed from where `since`'s holder cannot have followed it (READ).
+    const flat = r[3] as string[] | undefined
     const publications: Publication[] = []
+    if (flat === undefined) return { position, recovered: false, publications }
+    const from = Number(r[4])
     for (let i = 0; i < flat.length; i += 2) {
-      publications.push(publicationOf(topic, since.offset + 1 + i / 2, position.epoch, flat[i], flat[i + 1]))
+      publications.push(publicationOf(topic, from + 1 + i / 2, position.epoch, flat[i], flat[i + 1]))
     }
-    return { position, recovered: true, publications }
+    return { position, recovered: Number(r[2]) === 1, publications }
   }
 
   async history (topic: string, limit: number): Promise<{ position: StreamPosition, publications: Publication[] }> {
@@ -253,12 +257,12 @@ export class RedisBroker implements Broker {
     ]) as unknown[]
   }
 
-  #localEphemeral (topic: string, data: string, except: string[] | undefined): StreamPosition {
-    // Redis is away: an ephemeral publication (outside the stream, never recovered)
-    // still reaches this node's subscribers; other nodes do not get it.
+  /** Redis is away: delivered to this node's subscribers only, outside the stream; other nodes never get it. */
+  #localOnly (topic: string, data: string, except: string[] | undefined, local: boolean): StreamPosition {
     const last = this.#feeds.last(topic)
     const publication: Publication = { topic, offset: 0, epoch: last?.epoch ?? '', data }
     if (except !== undefined && except.length > 0) publication.except = except
+    if (local) publication.local = true
     this.#feeds.deliver(publication)
     return { offset: last?.offset ?? 0, epoch: publication.epoch }
   }

@@ -13,6 +13,12 @@ export interface Publication {
   data: string
   /** Connection ids that must not receive it. */
   except?: string[]
+  /**
+   * Delivered on this node only, because the broker could not take it (Redis away, with
+   * the Redis broker's `localWhileDown`): offset 0, in no stream and no history. Its
+   * frame says so (`"local": true`), so no subscriber takes it as a position.
+   */
+  local?: true
 }
 
 export interface StreamPosition {
@@ -38,8 +44,15 @@ export interface PublishOptions {
 export interface RecoveryResult {
   /** The stream's position now. */
   position: StreamPosition
-  /** True when `publications` is every publication after `since`, in order; false and empty otherwise. */
+  /** True when `publications` is every publication after `since`, in order. */
   recovered: boolean
+  /**
+   * Recovered: every publication after `since`. Not recovered: none, except when `since`
+   * is in another epoch (the stream started again, or forked after `since`) and history
+   * still holds, within `limit`, every publication of the current epoch its holder cannot
+   * have seen: then those, from offset 1 of a new stream or from just after the fork.
+   * The subscriber is told it lost something and loses only what the restart lost.
+   */
   publications: Publication[]
 }
 
@@ -89,7 +102,9 @@ export interface Broker extends Partial<IdempotencyStore> {
   position (topic: string): Promise<StreamPosition>
   /**
    * Every publication after `since`, all or nothing: when they are not all still held,
-   * or there are more than `limit`, or the epoch differs, `recovered` is false.
+   * or there are more than `limit`, or the epoch differs, `recovered` is false. With
+   * another epoch, the current one is replayed from its start when history holds it
+   * (see RecoveryResult); a broker that never does so is still correct, only lossier.
    */
   recover (topic: string, since: StreamPosition, limit: number): Promise<RecoveryResult>
   /** The latest publications still held (at most `limit`, oldest first), for "history on join". */

@@ -76,7 +76,7 @@ export class RealtimeClient<C extends Contract = Contract> extends ConnectionCor
   }
 
   #request (type: string, data: unknown, options: RequestOptions, idempotent: boolean): Promise<unknown> {
-    if (this.state === 'closed') return Promise.reject(clientError('CLOSED', 'The client is closed'))
+    if (this.state === 'closed') return Promise.reject(clientError('CLOSED', 'The client is closed', { maybeRan: false }))
     return this.requests.request(type, data, options, idempotent)
   }
 

@@ -14,7 +14,7 @@ import { fromWire, RealtimeClientError } from './errors.js'
 import { Liveness } from './liveness.js'
 import { NetworkWatch } from './network.js'
 import { resolveClientOptions } from './options.js'
-import { shouldReconnect, SUBPROTOCOL } from './protocol.js'
+import { answeredBeforeClose, shouldReconnect, SUBPROTOCOL } from './protocol.js'
 import { Requests } from './requests.js'
 import { Topics } from './topics.js'
 import {
@@ -199,7 +199,8 @@ export class ConnectionCore {
     clearTimeout(this.#reconnectTimer)
     this.#reconnectTimer = undefined
     const wasOpen = this.#state !== 'closed'
-    this.#ended(code, reason, true)
+    // Closed from this side: what the server got may have run.
+    this.#ended(code, reason, true, true)
     this.#setState('closed')
     if (wasOpen) this.emitter.emit('close', { code, reason, reconnect: false })
     if (socket === null) return Promise.resolve()
@@ -218,7 +219,7 @@ export class ConnectionCore {
     } catch (err) {
       // A URL the WebSocket refuses outright: trying again cannot help.
       this.#error(err)
-      this.#ended(1006, 'the WebSocket could not be created', true)
+      this.#ended(1006, 'the WebSocket could not be created', true, false)
       this.#setState('closed')
       this.emitter.emit('close', { code: 1006, reason: 'the WebSocket could not be created', reconnect: false })
       return
@@ -330,7 +331,7 @@ export class ConnectionCore {
   /** The connection ended (the socket is already let go). */
   #lost (code: number, reason: string): void {
     const again = shouldReconnect(code)
-    this.#ended(code, reason, !again)
+    this.#ended(code, reason, !again, !answeredBeforeClose(code))
     if (again) {
       const delayMs = backoffDelay(this.#failures++, this.#backoff)
       this.#reconnectTimer = this.#later(() => this.#open(), delayMs)
@@ -345,17 +346,17 @@ export class ConnectionCore {
 
   /**
    * Clears what belonged to the connection: requests in flight fail (DISCONNECTED, or
-   * CLOSED when `final`, which also fails the queued ones) or, idempotent, wait to be
-   * sent again.
+   * CLOSED when `final`, which also fails the queued ones; `maybeRan` says whether they
+   * may have run) or, idempotent, wait to be sent again.
    */
-  #ended (code: number, reason: string, final: boolean): void {
+  #ended (code: number, reason: string, final: boolean, maybeRan: boolean): void {
     this.#welcomed = false
     this.connectionId = undefined
     clearTimeout(this.#connectTimer)
     this.#connectTimer = undefined
     this.#liveness.stop()
     this.topics.reset()
-    this.requests.lost(code, reason, final)
+    this.requests.lost(code, reason, final, maybeRan)
   }
 
   // ---------------------------------------------------------------- network

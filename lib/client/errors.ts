@@ -12,8 +12,9 @@ export type ClientErrorCode =
   /** The request waited for a connection longer than `queueTimeout`; it was never sent. */
   | 'QUEUE_TIMEOUT'
   /**
-   * The connection was lost after a request that is not idempotent was sent: it may or
-   * may not have run, and the client does not send it again (idempotent ones are resent).
+   * The connection was lost after a request that is not idempotent was sent, before its
+   * answer, and the client does not send it again (idempotent ones are resent). `maybeRan`
+   * says whether it may have run: false after a server close that answers first.
    */
   | 'DISCONNECTED'
   /** The client is closed (by `close()`, or by a close code that does not reconnect). */
@@ -25,6 +26,8 @@ export interface RealtimeClientErrorOptions<D = unknown> {
   retryAfterMs?: number
   /** For CLOSED: the WebSocket close code that ended the connection, when there was one. */
   closeCode?: number
+  /** For an error the client raised because no answer came: whether the request may have run on the server. */
+  maybeRan?: boolean
 }
 
 /**
@@ -40,6 +43,13 @@ export class RealtimeClientError<C extends string = string, D = unknown> extends
   /** How long to wait before retrying, when the server said so. */
   readonly retryAfterMs: number | undefined
   readonly closeCode: number | undefined
+  /**
+   * Set on the errors the client raises because no answer came (TIMEOUT, DISCONNECTED,
+   * CLOSED, QUEUE_FULL, QUEUE_TIMEOUT): false when the server cannot have run the request
+   * (never sent, or left unanswered by a server close that answers what it ran first),
+   * true when it may have. Undefined on the server's own answers, which say what happened.
+   */
+  readonly maybeRan: boolean | undefined
 
   constructor (code: C, message: string, options: RealtimeClientErrorOptions<D> = {}) {
     super(message)
@@ -49,12 +59,14 @@ export class RealtimeClientError<C extends string = string, D = unknown> extends
     this.temporary = options.temporary ?? false
     this.retryAfterMs = options.retryAfterMs
     this.closeCode = options.closeCode
+    this.maybeRan = options.maybeRan
   }
 
-  toJSON (): { code: C, message: string, details?: D, temporary: boolean, retryAfterMs?: number } {
-    const out: { code: C, message: string, details?: D, temporary: boolean, retryAfterMs?: number } = { code: this.code, message: this.message, temporary: this.temporary }
+  toJSON (): { code: C, message: string, details?: D, temporary: boolean, retryAfterMs?: number, maybeRan?: boolean } {
+    const out: { code: C, message: string, details?: D, temporary: boolean, retryAfterMs?: number, maybeRan?: boolean } = { code: this.code, message: this.message, temporary: this.temporary }
     if (this.details !== undefined) out.details = this.details
     if (this.retryAfterMs !== undefined) out.retryAfterMs = this.retryAfterMs
+    if (this.maybeRan !== undefined) out.maybeRan = this.maybeRan
     return out
   }
 }

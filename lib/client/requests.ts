@@ -3,7 +3,8 @@
 // the connection is open, and its `requestTimeout` runs from that write: time spent
 // offline never makes it fail. When the connection drops before the answer, an
 // idempotent request goes back to the queue, keeping its key and its place, and is sent
-// again after the reconnection; any other fails with DISCONNECTED, since it may have run.
+// again after the reconnection; any other fails with DISCONNECTED, saying whether it may
+// have run (`maybeRan`: the server answers what it ran before the close codes it chooses).
 import { ClientUsageError } from './errors.js'
 import { fromWire } from './errors.js'
 import { MAX_KEY_LENGTH } from './protocol.js'
@@ -127,9 +128,11 @@ export class Requests {
 
   /**
    * The connection ended before these requests were answered. `final`: the client is
-   * closed, and every request, waiting ones included, fails with CLOSED.
+   * closed, and every request, waiting ones included, fails with CLOSED. `maybeRan`:
+   * whether a request written and left unanswered may have run (false after a server
+   * close that answers every request it ran first: protocol.ts `answeredBeforeClose`).
    */
-  lost (code: number, reason: string, final: boolean): void {
+  lost (code: number, reason: string, final: boolean, maybeRan: boolean): void {
     const inflight = [...this.#inflight.values()]
     this.#inflight.clear()
     const again: Entry[] = []
@@ -137,11 +140,11 @@ export class Requests {
       clearTimeout(entry.timer)
       entry.id = undefined
       if (final) {
-        entry.reject(clientError('CLOSED', 'The client was closed before an answer came', { closeCode: code }))
+        entry.reject(clientError('CLOSED', `The client was closed before an answer came; ${ran(maybeRan)}`, { closeCode: code, maybeRan }))
       } else if (entry.key !== undefined) {
         again.push(entry)
       } else {
-        entry.reject(clientError('DISCONNECTED', 'The connection was lost before an answer came; the request may or may not have run', { closeCode: code }))
+        entry.reject(clientError('DISCONNECTED', `The connection was lost (${code}) before an answer came; ${ran(maybeRan)}`, { closeCode: code, maybeRan }))
       }
     }
     if (final) {
@@ -149,7 +152,7 @@ export class Requests {
       this.#queue = []
       for (const entry of queued) {
         clearTimeout(entry.timer)
-        entry.reject(clientError('CLOSED', `The client is closed (${code}${reason ? ': ' + reason : ''})`, { closeCode: code }))
+        entry.reject(clientError('CLOSED', `The client is closed (${code}${reason ? ': ' + reason : ''})`, { closeCode: code, maybeRan: false }))
       }
     } else if (again.length > 0) {
       // Resent ones were issued before anything queued meanwhile: merge by issue order.
@@ -206,6 +209,10 @@ export class Requests {
     this.#inflight.delete(entry.id)
     entry.reject(clientError('TIMEOUT', `No answer to "${entry.type}" within ${entry.timeoutMs} ms`, { details: { timeoutMs: entry.timeoutMs } }))
   }
+}
+
+function ran (maybeRan: boolean): string {
+  return maybeRan ? 'the request may or may not have run' : 'the server did not run it'
 }
 
 /** A random idempotency key: a UUID where the platform offers one (secure contexts, Node). */

@@ -31,8 +31,10 @@ export function resolveUrl (url: unknown): string {
   return url
 }
 
-export function clientError (code: ClientErrorCode, message: string, extra: { details?: unknown, closeCode?: number } = {}): AnyRealtimeClientError {
-  return new RealtimeClientError(code, message, { ...extra, temporary: code !== 'CLOSED' })
+export function clientError (code: ClientErrorCode, message: string, extra: { details?: unknown, closeCode?: number, maybeRan?: boolean } = {}): AnyRealtimeClientError {
+  // A request that timed out was written: it may have run. One that waited in the queue was not.
+  const maybeRan = extra.maybeRan ?? (code === 'TIMEOUT' ? true : code === 'QUEUE_FULL' || code === 'QUEUE_TIMEOUT' ? false : undefined)
+  return new RealtimeClientError(code, message, { ...extra, maybeRan, temporary: code !== 'CLOSED' })
 }
 
 interface ClosableSocket {

@@ -10,13 +10,14 @@ import { fileURLToPath } from 'node:url'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { INTERNAL_TOPIC_PREFIX } from '../asyncapi/description.js'
 import { errorCodes } from '../errors.js'
 import { CloseCode } from '../protocol.js'
 import { Collector } from './collector.js'
 import { connectionRows } from './rows.js'
 
-/** The system topic the page subscribes to. `$` keeps it apart from the app's own names. */
-export const DASHBOARD_TOPIC = '$realtime/dashboard'
+/** The system topic the page subscribes to. `$realtime/` keeps it apart from the app's own names and out of the AsyncAPI document. */
+export const DASHBOARD_TOPIC = `${INTERNAL_TOPIC_PREFIX}dashboard`
 
 export interface DashboardOptions {
   /** Where the page is served. Default `/realtime/dashboard`. */
