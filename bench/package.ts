@@ -5,7 +5,7 @@
 // the project type-checks before anything is built.
 import type * as Plugin from '../lib/index.js'
 import type * as Redis from '../lib/redis.js'
-import type * as CompressOnce from '../lib/compress-once.js'
+import type * as CompressOnce from '../lib/wire/compress-once.js'
 
 const dist = (file: string): string => new URL(`../dist/${file}`, import.meta.url).href
 

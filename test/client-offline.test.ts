@@ -316,7 +316,7 @@ t.test('requestTimeout counts from the write: a request queued before the server
   t.same(await answer, { text: 'early' })
 })
 
-// Needs the server half: lib/idempotency.ts's runIdempotent called from the route
+// Needs the server half: lib/messages/idempotency.ts's runIdempotent called from the route
 // dispatch for routes declared `idempotent: true` (the lead wires it into the core).
 t.test('end to end: a request resent after a lost connection runs its handler once', async (t) => {
   const app = Fastify()

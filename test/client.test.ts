@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { WebSocket } from 'ws'
 import realtime, { type RealtimeOptions, CloseCode, ErrorCode, SUBPROTOCOL as SERVER_SUBPROTOCOL, UnsubscribeCode as ServerUnsubscribeCode, shouldReconnect as serverShouldReconnect } from '../lib/index.js'
-import { CLIENT_BUILTINS as SERVER_CLIENT_BUILTINS } from '../lib/protocol.js'
+import { CLIENT_BUILTINS as SERVER_CLIENT_BUILTINS } from '../lib/protocol/constants.js'
 import {
   createClient, defineContract, isRealtimeClientError, RealtimeClient, RealtimeClientError, shouldReconnect, SUBPROTOCOL, UnsubscribeCode,
   type ClientOptions, type ClientState, type Contract

@@ -1,4 +1,4 @@
-// The one delivery rule (lib/delivery.ts), applied alike to live fan-out, to the
+// The one delivery rule (lib/pubsub/delivery.ts), applied alike to live fan-out, to the
 // publications held while a subscribe was pending and to those a subscribe with `since`
 // recovered: a held publication of another epoch is a gap, told with 2500; a held or
 // recovered one on a volatile topic that a full queue cannot take is dropped and

@@ -1,4 +1,4 @@
-// lib/envelope.ts: what the server refuses at the door, whichever field of the frame
+// lib/wire/envelope.ts: what the server refuses at the door, whichever field of the frame
 // holds it (README, Security: numbers no double holds and nesting deeper than maxDepth).
 import t from 'tap'
 import { Type } from '@sinclair/typebox'

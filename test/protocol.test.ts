@@ -1,5 +1,5 @@
 import t from 'tap'
-import { shouldReconnect, closeReason, CloseCode } from '../lib/protocol.js'
+import { shouldReconnect, closeReason, CloseCode } from '../lib/protocol/constants.js'
 
 t.test('which close codes a client reconnects on', async (t) => {
   for (const code of [1001, 1006, 1012, 1013, 4000, 4004, 4005, 4008, 4010, 4011, 4012, 4013, 4499]) t.equal(shouldReconnect(code), true, `${code} reconnects`)

@@ -8,7 +8,7 @@ import { MemoryBroker, type StreamPosition } from '../lib/index.js'
 import { build, connect, until, type Frame, type TestClient, type TestContext } from './fixtures/helpers.js'
 import { RedisBroker } from '../lib/broker/redis.js'
 import { REDIS_URL, dropKeys, reachable, requireOrSkip, uniquePrefix } from './fixtures/redis.js'
-import { SchemaCompiler } from '../lib/schema-compiler.js'
+import { SchemaCompiler } from '../lib/wire/schema-compiler.js'
 
 const Message = Type.Object({ n: Type.Integer() })
 

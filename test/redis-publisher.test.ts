@@ -5,7 +5,7 @@ import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { createPublisher } from '../lib/publisher.js'
+import { createPublisher } from '../lib/pubsub/publisher.js'
 import { connect } from './fixtures/helpers.js'
 import { REDIS_URL, dropKeys, reachable, requireOrSkip, startNode, uniquePrefix } from './fixtures/redis.js'
 

@@ -1,4 +1,4 @@
-// What a connection keeps of its HTTP upgrade (lib/upgrade-memory.ts): the upgrade's
+// What a connection keeps of its HTTP upgrade (lib/connection/upgrade-memory.ts): the upgrade's
 // IncomingMessage, ServerResponse and Reply are let go, the request stays readable as
 // `connection.request`, and a ws error on the socket is still logged and closes only
 // that connection.

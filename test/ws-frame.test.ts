@@ -1,13 +1,13 @@
 // Frames built once and written straight to a ws connection's net.Socket
-// (lib/ws-frame.ts), and payloads deflated once (lib/compress-once.ts). Every check goes
+// (lib/wire/ws-frame.ts), and payloads deflated once (lib/wire/compress-once.ts). Every check goes
 // through a real ws server and a real ws client, which must read exactly the
 // messages sent, in the order sent, whatever route each one took.
 import t from 'tap'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws'
-import { frameOf, payloadOf, senderIdle, senderLooksFamiliar, textFrame, writeFrame } from '../lib/ws-frame.js'
-import { SharedFrame, frameRoute, sendShared, type CompressionOptions } from '../lib/compress-once.js'
+import { frameOf, payloadOf, senderIdle, senderLooksFamiliar, textFrame, writeFrame } from '../lib/wire/ws-frame.js'
+import { SharedFrame, frameRoute, sendShared, type CompressionOptions } from '../lib/wire/compress-once.js'
 import { until } from './fixtures/helpers.js'
 
 interface Pair { server: WebSocket, client: WebSocket, received: string[] }

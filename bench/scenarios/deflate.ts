@@ -3,7 +3,7 @@
 // deflate shrinks about as much as real JSON, so compression pays for itself here.
 //
 // Only the variants that can compress run it. The baseline compresses each
-// publication once and writes that one compressed frame to every socket (lib/compress-once.ts), and so does the plugin with its `compression` option;
+// publication once and writes that one compressed frame to every socket (lib/wire/compress-once.ts), and so does the plugin with its `compression` option;
 // `ws (ws.send each)` hands the message to ws, which compresses it again for every socket.
 
 import { BASELINE } from '../variants.js'

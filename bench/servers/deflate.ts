@@ -3,7 +3,7 @@
 // connection's memory flat), ws's default threshold and zlib level. The servers
 // accept it only when a client offers it, which only the deflate scenario's clients do.
 import type { PerMessageDeflateOptions } from 'ws'
-import type { CompressionOptions } from '../../lib/compress-once.js'
+import type { CompressionOptions } from '../../lib/wire/compress-once.js'
 
 export const BENCH_DEFLATE: PerMessageDeflateOptions = {
   serverNoContextTakeover: true,
@@ -11,5 +11,5 @@ export const BENCH_DEFLATE: PerMessageDeflateOptions = {
   threshold: 1024
 }
 
-/** Compress once (lib/compress-once.ts) with ws's defaults: the threshold above, zlib's default level and memLevel. */
+/** Compress once (lib/wire/compress-once.ts) with ws's defaults: the threshold above, zlib's default level and memLevel. */
 export const BENCH_DEFLATE_ONCE: CompressionOptions = { threshold: 1024, level: -1, memLevel: 8 }

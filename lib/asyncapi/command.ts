@@ -6,7 +6,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { stringify } from 'yaml'
-import type { Contract } from '../contract.js'
+import type { Contract } from '../protocol/contract.js'
 import { asyncapiFromContract } from './contract.js'
 
 const USAGE = `Usage: fastify-realtime asyncapi <module> [options]

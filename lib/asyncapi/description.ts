@@ -3,7 +3,7 @@
 // contract (`defineContract`) is described without one (`describeContract`), so a
 // client team can generate the same document from the module it already imports.
 import type { TSchema } from '@sinclair/typebox'
-import type { Contract } from '../contract.js'
+import type { Contract } from '../protocol/contract.js'
 
 /**
  * Topics under this prefix are the plugin's own (the dashboard's `$realtime/dashboard`):

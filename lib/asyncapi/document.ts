@@ -7,7 +7,7 @@
 import type { TSchema } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
-import { SUBPROTOCOL } from '../protocol.js'
+import { SUBPROTOCOL } from '../protocol/constants.js'
 import { isInternalTopic, type ApiDescription, type AsyncApiOptions, type RouteDescription, type TopicDescription } from './description.js'
 import { example } from './example.js'
 import { SchemaComponents, type JsonSchema } from './schemas.js'

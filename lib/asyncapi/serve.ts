@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ApiDescription, AsyncApiOptions } from './description.js'
 import { buildAsyncApi, type AsyncApiDocument } from './document.js'
 import { renderPage } from './page.js'
-import { defaults } from '../options.js'
+import { defaults } from '../config/options.js'
 
 /** The resolved plugin option (see options.ts). */
 export interface AsyncApiPluginOptions extends AsyncApiOptions {

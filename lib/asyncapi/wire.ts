@@ -1,9 +1,9 @@
 // The frames of the wire protocol (shared/PROTOCOL.md, version 1) as schemas, for the
 // AsyncAPI document: the envelope around an application's own schemas, and the
-// built-in messages. Codes come from lib/protocol.ts, so the document and the server
+// built-in messages. Codes come from lib/protocol/constants.ts, so the document and the server
 // cannot disagree on them.
 import { Type, type TSchema } from '@sinclair/typebox'
-import { ErrorCode, MAX_ID_LENGTH, MAX_KEY_LENGTH, UnsubscribeCode } from '../protocol.js'
+import { ErrorCode, MAX_ID_LENGTH, MAX_KEY_LENGTH, UnsubscribeCode } from '../protocol/constants.js'
 
 /**
  * An object schema written plainly: TypeBox's `Optional` copies the schema it wraps,

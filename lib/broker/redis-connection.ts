@@ -1,11 +1,11 @@
 // The Redis broker's connections: a standalone (or Sentinel) client or a Redis Cluster
 // client for commands and scripts, a second connection of the same kind for
 // subscriptions, and the running of scripts on either.
-import { errorCodes } from '../errors.js'
+import { errorCodes } from '../protocol/errors.js'
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { SCRIPTS, type LuaScript } from './redis-scripts.js'
 
-/** The broker's codes, part of the one catalogue (lib/errors.ts); kept under this name too. */
+/** The broker's codes, part of the one catalogue (lib/protocol/errors.ts); kept under this name too. */
 export const redisErrorCodes = {
   FST_REALTIME_BROKER_UNAVAILABLE: errorCodes.FST_REALTIME_BROKER_UNAVAILABLE,
   FST_REALTIME_BROKER_CLOSED: errorCodes.FST_REALTIME_BROKER_CLOSED,

@@ -16,7 +16,7 @@
 //
 // The tag on a cluster. Redis hashes what lies between the first `{` of a key and the
 // first `}` after it, unless that is empty: then it hashes the whole key. A topic may
-// hold braces (only control characters are barred, lib/topic-names.ts), so the tag of
+// hold braces (only control characters are barred, lib/protocol/topic-names.ts), so the tag of
 // P{T}:… is T up to its first `}`: `a}b` hashes as `a`, `{x}` as `{x`, the same for
 // all its keys and its channel, which is all that matters. But a topic that starts
 // with `}` has an empty tag: Redis would hash each whole key, its meta, stream and

@@ -8,7 +8,7 @@
 // topic (a sweep then finds nothing to remove), and a leave removes it from the topic
 // before forgetting it (a sweep then skips it). The removal from the topic checks the
 // owner atomically, so two sweepers never announce one leave twice.
-import { errorCodes } from '../errors.js'
+import { errorCodes } from '../protocol/errors.js'
 import type { PresenceMember } from './types.js'
 import type { RedisClient } from './redis-connection.js'
 import { wrapError } from './redis-connection.js'

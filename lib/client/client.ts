@@ -5,7 +5,7 @@
 import { ClientUsageError } from './errors.js'
 import type {
   Contract, EventData, EventName, RouteData, RouteName, RouteReply, TopicMessage, TopicNames
-} from '../contract.js'
+} from '../protocol/contract.js'
 import { ConnectionCore } from './core.js'
 import { RealtimeClientError } from './errors.js'
 import { CLIENT_BUILTINS } from './protocol.js'

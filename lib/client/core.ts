@@ -7,31 +7,21 @@
 // (network.ts, liveness.ts).
 //
 // Nothing here imports a Node module: the same file is bundled for browsers.
-import type { Contract } from '../contract.js'
+import type { Contract } from '../protocol/contract.js'
 import { backoffDelay, type ResolvedBackoff } from './backoff.js'
 import { Emitter } from './emitter.js'
 import { fromWire, RealtimeClientError } from './errors.js'
 import { Liveness } from './liveness.js'
 import { NetworkWatch } from './network.js'
 import { resolveClientOptions } from './options.js'
-import { answeredBeforeClose, shouldReconnect, SUBPROTOCOL } from './protocol.js'
+import { answeredBeforeClose, CloseCode, ReadyState, shouldReconnect, SUBPROTOCOL } from './protocol.js'
 import { Requests } from './requests.js'
 import { Topics } from './topics.js'
 import {
   CLIENT_EVENTS, type ClientOptions, type ClientState, type ServerFrame, type TokenSource,
-  type WebSocketConstructor, type WebSocketLike, type WelcomeInfo
+  type WebSocketConstructor, type WelcomeInfo
 } from './types.js'
-import { clientError, closeSocket, ref, unref, type Timer } from './util.js'
-
-interface InternalSocket extends WebSocketLike {
-  onopen: ((event: unknown) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number, reason: string }) => void) | null
-  onerror: ((event: unknown) => void) | null
-  terminate?: () => void
-}
-
-const OPEN = 1
+import { clientError, closeSocket, ref, unref, type InternalSocket, type Timer } from './util.js'
 
 /**
  * The connection under the typed client: the socket and its lifecycle (reconnection,
@@ -148,7 +138,7 @@ export class ConnectionCore {
   /** Writes a frame on the open socket; false when there is none. Throws when JSON cannot hold it. */
   protected write (frame: Record<string, unknown>): boolean {
     const socket = this.#socket
-    if (socket === null || socket.readyState !== OPEN) return false
+    if (socket === null || socket.readyState !== ReadyState.OPEN) return false
     socket.send(JSON.stringify(frame))
     return true
   }
@@ -193,7 +183,7 @@ export class ConnectionCore {
    * waiting and pending requests fail with CLOSED. Subscriptions are kept, so
    * `connect()` later resumes them. Resolves when the socket is closed.
    */
-  close (code = 1000, reason = 'client closed'): Promise<void> {
+  close (code: number = CloseCode.NORMAL, reason = 'client closed'): Promise<void> {
     const socket = this.#socket
     this.#socket = null
     clearTimeout(this.#reconnectTimer)
@@ -219,9 +209,9 @@ export class ConnectionCore {
     } catch (err) {
       // A URL the WebSocket refuses outright: trying again cannot help.
       this.#error(err)
-      this.#ended(1006, 'the WebSocket could not be created', true, false)
+      this.#ended(CloseCode.ABNORMAL, 'the WebSocket could not be created', true, false)
       this.#setState('closed')
-      this.emitter.emit('close', { code: 1006, reason: 'the WebSocket could not be created', reconnect: false })
+      this.emitter.emit('close', { code: CloseCode.ABNORMAL, reason: 'the WebSocket could not be created', reconnect: false })
       return
     }
     this.#socket = socket
@@ -323,9 +313,9 @@ export class ConnectionCore {
     this.#socket = null
     try {
       if (typeof socket.terminate === 'function') socket.terminate()
-      else socket.close(4000, reason)
+      else socket.close(CloseCode.ABANDONED, reason)
     } catch {}
-    this.#lost(1006, reason)
+    this.#lost(CloseCode.ABNORMAL, reason)
   }
 
   /** The connection ended (the socket is already let go). */
@@ -422,10 +412,7 @@ export class ConnectionCore {
 
   /** A listener threw: tell the `error` listeners, or rethrow it where the host reports uncaught errors. */
   #listenerFailed (err: unknown, event: string): void {
-    if (event !== 'error' && this.emitter.has('error')) {
-      this.#error(err)
-    } else {
-      queueMicrotask(() => { throw err })
-    }
+    if (event !== 'error' && this.emitter.has('error')) this.#error(err)
+    else queueMicrotask(() => { throw err })
   }
 }

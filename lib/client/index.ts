@@ -46,4 +46,4 @@ export {
   type TopicMessage,
   type EventName,
   type EventData
-} from '../contract.js'
+} from '../protocol/contract.js'

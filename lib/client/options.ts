@@ -1,7 +1,7 @@
 // The client's options, checked once when it is created; a wrong one throws a TypeError
 // naming it.
 import { ClientUsageError } from './errors.js'
-import type { Contract } from '../contract.js'
+import type { Contract } from '../protocol/contract.js'
 import { resolveBackoff, type ResolvedBackoff } from './backoff.js'
 import type { HeartbeatOption } from './liveness.js'
 import { browserOnline, defaultTargets } from './network.js'

@@ -1,5 +1,5 @@
 // The public types of the client: its options, events and what its calls return.
-import type { Contract, RouteErrorMap, RouteName } from '../contract.js'
+import type { Contract, RouteErrorMap, RouteName } from '../protocol/contract.js'
 import type { BackoffOptions } from './backoff.js'
 import type { AnyRealtimeClientError, ClientErrorCode, RealtimeClientError } from './errors.js'
 import type { ProtocolErrorCode } from './protocol.js'

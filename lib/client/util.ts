@@ -1,5 +1,15 @@
 // Small helpers shared by the client's modules. Nothing here is Node-only.
 import { ClientUsageError, RealtimeClientError, type AnyRealtimeClientError, type ClientErrorCode } from './errors.js'
+import type { WebSocketLike } from './types.js'
+
+/** The socket as the connection drives it: its handlers set as properties, as browsers allow. */
+export interface InternalSocket extends WebSocketLike {
+  onopen: ((event: unknown) => void) | null
+  onmessage: ((event: { data: unknown }) => void) | null
+  onclose: ((event: { code: number, reason: string }) => void) | null
+  onerror: ((event: unknown) => void) | null
+  terminate?: () => void
+}
 
 export type Timer = ReturnType<typeof setTimeout>
 

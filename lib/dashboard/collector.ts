@@ -3,10 +3,11 @@
 // process (CPU, memory). The channels are listened to only while some dashboard is
 // open, so a registered but unwatched dashboard costs the core nothing.
 import dc from 'node:diagnostics_channel'
-import type { Connection } from '../connection.js'
-import { channels, handlerChannel, type HandlerTrace } from '../diagnostics.js'
-import { brokerUp, subscriptionsByPattern } from '../metrics.js'
-import type { Realtime } from '../realtime.js'
+import type { Connection } from '../connection/connection.js'
+import { channels } from '../protocol/diagnostics.js'
+import { handlerChannel, type HandlerTrace } from '../messages/handler-trace.js'
+import { brokerUp, subscriptionsByPattern } from '../plugin/metrics.js'
+import type { Realtime } from '../plugin/realtime.js'
 
 /** Handler timings kept per interval: enough for p99, bounded whatever the load. */
 const MAX_SAMPLES = 10_000

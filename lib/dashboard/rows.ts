@@ -1,6 +1,6 @@
 // The dashboard's connections table: this node's connections, filtered by a search
 // over id, user, address and topics, newest first, at most `limit` of them.
-import type { Realtime } from '../realtime.js'
+import type { Realtime } from '../plugin/realtime.js'
 
 export interface ConnectionRow {
   id: string

@@ -1,0 +1,80 @@
+// The delivery rule: what one subscriber gets of one publication. Live fan-out
+// (hub.ts), the release of what was held during a subscribe and the replay of what a
+// subscribe with `since` recovered all apply it, so a publication is judged the same
+// way whichever path it takes: nothing here sends a publication past `apply`.
+import type { Connection } from '../connection/connection.js'
+import type { Delivery, Subscription } from '../connection/subscriptions.js'
+
+export type { Delivery }
+import { messageFrame } from '../wire/frames.js'
+import type { Publication, StreamPosition } from '../broker/types.js'
+import type { SharedFrame } from '../wire/compress-once.js'
+
+/** What to do with a subscriber that would miss publications: tell it (2500) and end the subscription. */
+export type GapHandler = (connection: Connection<any>, subscription: Subscription) => void
+
+/**
+ * Sends a delivery to one subscriber, or holds it while the subscriber's subscribe
+ * reply is not out yet (so nothing overtakes the reply).
+ */
+export function deliver (connection: Connection<any>, subscription: Subscription, delivery: Delivery, onGap: GapHandler): void {
+  if (subscription.held !== null) subscription.held.push(delivery)
+  else apply(connection, subscription, delivery, onGap)
+}
+
+/**
+ * A publication read from history (recovery) as a delivery: framed as live ones are,
+ * so that it meets the same rule (volatile drops, the send-queue limit, the offset checks).
+ */
+export function recoveredDelivery (publication: Publication, shared: (text: string) => SharedFrame): Delivery {
+  const { topic, offset, epoch, data } = publication
+  return { offset, epoch, frame: shared(messageFrame(topic, offset, epoch, data)), volatile: false }
+}
+
+/**
+ * After the subscribe reply: the recovered publications, then those held meanwhile
+ * that come after them, each through `apply`. In order, none twice, none missing, or
+ * a gap told. `position` is where the stream stood when history was read; recovered
+ * publications run up to it, one offset after another. Returns how many recovered
+ * publications were sent (a volatile topic drops them for a slow subscriber).
+ */
+export function release (connection: Connection<any>, subscription: Subscription, position: StreamPosition, recovered: Delivery[], onGap: GapHandler): number {
+  const held = subscription.held as Delivery[]
+  subscription.held = null
+  subscription.epoch = position.epoch
+  // Just before the first recovered publication, so that the rule takes it as the next one.
+  subscription.offset = recovered.length > 0 ? recovered[0].offset - 1 : position.offset
+  let sent = 0
+  for (const delivery of recovered) {
+    if (connection.subscriptions.get(subscription.topic) !== subscription) return sent
+    if (apply(connection, subscription, delivery, onGap)) sent++
+  }
+  for (const delivery of held) {
+    // A gap ends the subscription: nothing after it may be sent.
+    if (connection.subscriptions.get(subscription.topic) !== subscription) return sent
+    apply(connection, subscription, delivery, onGap)
+  }
+  return sent
+}
+
+/** The rule itself. True when the frame was handed to the socket. */
+function apply (connection: Connection<any>, subscription: Subscription, delivery: Delivery, onGap: GapHandler): boolean {
+  const offset = delivery.offset
+  const excluded = delivery.except !== undefined && delivery.except.includes(connection.id)
+  if (offset === 0) {
+    return !excluded && connection.sendShared(delivery.frame, delivery.volatile)
+  } else if (delivery.epoch !== subscription.epoch) {
+    // The stream was reset (store flushed, meta expired): offsets restart, so
+    // comparing them would hide a gap.
+    onGap(connection, subscription)
+  } else if (offset <= subscription.offset) {
+    // Already sent: recovery and live delivery overlap. Skip it.
+  } else if (offset === subscription.offset + 1 || subscription.volatile) {
+    // A volatile topic skips what a slow subscriber lost instead of calling it a gap.
+    subscription.offset = offset
+    return !excluded && connection.sendShared(delivery.frame, subscription.volatile)
+  } else {
+    onGap(connection, subscription)
+  }
+  return false
+}

@@ -1,0 +1,128 @@
+// Local fan-out: which connections of this process subscribe to which topic, and the
+// delivery of what the broker hands us to them. A publication arrives serialised once
+// (by the topic's schema, on the publishing node) and is framed here once (and
+// compressed once where that is on), into a Buffer written as it is to every
+// subscriber's socket that can take it (compress-once.ts, ws-frame.ts).
+import type { Broker, PresenceEvent, Publication } from '../broker/types.js'
+import type { Connection, Subscription } from '../connection/connection.js'
+import { deliver, type Delivery, type GapHandler } from './delivery.js'
+import { ephemeralFrame, messageFrame, presenceFrame } from '../wire/frames.js'
+import { channels, dropTally } from '../protocol/diagnostics.js'
+import { SharedFrame, type CompressionOptions } from '../wire/compress-once.js'
+
+export class Hub {
+  readonly #subscribers = new Map<string, Set<Connection>>()
+  readonly #pending = new Map<string, Promise<void>>()
+  readonly #broker: Broker
+  readonly #onGap: GapHandler
+  readonly #compression: CompressionOptions | undefined
+
+  constructor (broker: Broker, onGap: GapHandler, compression?: CompressionOptions) {
+    this.#broker = broker
+    this.#onGap = onGap
+    this.#compression = compression
+  }
+
+  /** A frame for many connections, compressed once where that is on. */
+  shared (text: string): SharedFrame {
+    return new SharedFrame(text, this.#compression)
+  }
+
+  /** Called by the broker for every publication on a topic this node subscribes to. */
+  deliver (publication: Publication): void {
+    const subscribers = this.#subscribers.get(publication.topic)
+    if (subscribers === undefined) return
+    const offset = publication.offset
+    const delivery: Delivery = {
+      offset,
+      epoch: publication.epoch,
+      // Offset 0 (ephemeral, or local-only while the broker was away) is outside the
+      // stream: the delivery rule neither counts it nor moves a subscriber's offset.
+      frame: this.shared(offset === 0
+        ? ephemeralFrame(publication.topic, publication.data, publication.local === true)
+        : messageFrame(publication.topic, offset, publication.epoch, publication.data)),
+      // Ephemeral publications (typing) are dropped for a slow subscriber, never closed over.
+      volatile: true
+    }
+    if (publication.except !== undefined) delivery.except = publication.except
+    this.#fanOut(publication.topic, subscribers, delivery, 'message')
+  }
+
+  /** Called by the broker for a presence change: every local subscriber but the member itself hears it. */
+  deliverPresence (event: PresenceEvent): void {
+    const subscribers = this.#subscribers.get(event.topic)
+    if (subscribers === undefined) return
+    const delivery: Delivery = { offset: 0, epoch: '', frame: this.shared(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false, except: [event.member.connectionId] }
+    this.#fanOut(event.topic, subscribers, delivery, event.kind)
+  }
+
+  #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, kind: FanOutKind): void {
+    const dropsBefore = dropTally.count
+    const except = delivery.except
+    let reached = 0
+    // Every subscriber goes through the delivery rule, the excluded ones too (see Delivery.except).
+    for (const connection of subscribers) {
+      if (except === undefined || !except.includes(connection.id)) reached++
+      // The set and each connection's subscriptions change together (subscribe, leave).
+      deliver(connection, connection.subscriptions.get(topic) as Subscription, delivery, this.#onGap)
+    }
+    // Counted once per publication, never per subscriber (see diagnostics.ts).
+    if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, subscribers, reached, dropTally.count - dropsBefore, kind)
+  }
+
+  /** The broker cannot vouch for continuity on this topic: every local subscriber is told. */
+  resync (topic: string): void {
+    const subscribers = this.#subscribers.get(topic)
+    if (subscribers === undefined) return
+    // A copy: a gap takes each subscriber out of the set.
+    for (const connection of [...subscribers]) {
+      const subscription = connection.subscriptions.get(topic)
+      if (subscription !== undefined) this.#onGap(connection, subscription)
+    }
+  }
+
+  async add (connection: Connection, topic: string): Promise<void> {
+    let set = this.#subscribers.get(topic)
+    if (set === undefined) {
+      this.#subscribers.set(topic, set = new Set())
+      set.add(connection)
+      // A second subscriber arriving while the broker subscribes waits for the same
+      // promise, so no one is told "subscribed" before this node receives the topic.
+      const ready = Promise.resolve(this.#broker.subscribe(topic)).finally(() => this.#pending.delete(topic))
+      this.#pending.set(topic, ready)
+      await ready
+    } else {
+      set.add(connection)
+      await this.#pending.get(topic)
+    }
+  }
+
+  async remove (connection: Connection, topic: string): Promise<void> {
+    const set = this.#subscribers.get(topic)
+    if (set === undefined || !set.delete(connection)) return
+    if (set.size === 0) {
+      this.#subscribers.delete(topic)
+      await this.#broker.unsubscribe(topic)
+    }
+  }
+
+  /** Subscribers per topic on this node. */
+  counts (): Record<string, number> {
+    // fromEntries defines own properties, so a topic named `__proto__` is counted too.
+    return Object.fromEntries([...this.#subscribers].map(([topic, set]) => [topic, set.size]))
+  }
+}
+
+/** What a fan-out carried: a publication (`message` frames) or a presence change (`join`, `leave`). */
+type FanOutKind = 'message' | 'join' | 'leave'
+
+/**
+ * After one fan-out: one event for every subscriber reached, one for the drops, never
+ * one per subscriber. `pattern` is the declared pattern of the topic's subscriptions.
+ */
+function publishFanOut (broker: Broker, topic: string, subscribers: Set<Connection<any>>, reached: number, dropped: number, kind: FanOutKind): void {
+  const first = subscribers.values().next().value
+  const pattern = first?.subscriptions.get(topic)?.pattern ?? 'unknown'
+  if (channels.delivery.hasSubscribers) channels.delivery.publish({ broker, topic, pattern, kind, subscribers: reached, dropped })
+  if (dropped > 0 && channels.dropped.hasSubscribers) channels.dropped.publish({ broker, topic, pattern, count: dropped })
+}

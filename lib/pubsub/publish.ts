@@ -1,0 +1,42 @@
+// The one publish path, shared by the plugin (`publish`, topic handles, `ctx.publish`,
+// client publications) and by `createPublisher` in processes that serve no clients:
+// the topic's schema serialises the data once, then the broker assigns the offset,
+// keeps history and fans it out to every node.
+import type { Broker, PublishOptions as BrokerPublishOptions, StreamPosition } from '../broker/types.js'
+import { errorCodes } from '../protocol/errors.js'
+import { channels } from '../protocol/diagnostics.js'
+import type { CompiledTopic, Topics } from './topics.js'
+
+export interface PublishOptions {
+  /** Connection ids that must not receive this publication (the sender, typically). */
+  except?: string | string[]
+  /** Not part of the topic's stream: no offset, no history, never recovered (typing indicators). */
+  ephemeral?: boolean
+}
+
+export interface PublishResult extends StreamPosition {
+  topic: string
+}
+
+/** The declared pattern a topic name belongs to; an undeclared name is a programming error. */
+export function resolveTopic (topics: Topics, topic: string): CompiledTopic {
+  const match = typeof topic === 'string' ? topics.match(topic) : null
+  if (match === null) throw new errorCodes.FST_REALTIME_UNKNOWN_TOPIC(String(topic))
+  return match.topic
+}
+
+/** Resolves with the publication's position; rejects with FST_REALTIME_INVALID_DATA when the data fails the topic's schema. */
+export async function publishTo (broker: Broker, compiled: CompiledTopic, topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+  // Checked once per publication, before anything is sent: the schema's serializer
+  // would coerce (1.5 to 1, 5 to "5") instead of refusing.
+  const problem = compiled.checkMessage(data)
+  if (problem !== null) throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic}"`, problem)
+  const payload = compiled.serialize(data)
+  const brokerOptions: BrokerPublishOptions = { history: compiled.history }
+  if (options.except !== undefined) brokerOptions.except = ([] as string[]).concat(options.except)
+  if (options.ephemeral === true) brokerOptions.ephemeral = true
+  const started = channels.publish.hasSubscribers ? performance.now() : 0
+  const position = await broker.publish(topic, payload, brokerOptions)
+  if (started !== 0) channels.publish.publish({ broker, topic, pattern: compiled.pattern, offset: position.offset, duration: performance.now() - started })
+  return { topic, offset: options.ephemeral === true ? 0 : position.offset, epoch: position.epoch }
+}

@@ -1,0 +1,107 @@
+// Compiles the schemas of routes, topics and events once, at registration. The hot
+// path only ever calls the functions built here: a validator that answers with the
+// protocol's error details, and a fast-json-stringify serializer that sends only
+// the properties a schema names.
+import { Ajv, type ErrorObject, type Options as AjvOptions, type Plugin } from 'ajv'
+import addFormats from 'ajv-formats'
+import fastJson from 'fast-json-stringify'
+import type { TSchema } from '@sinclair/typebox'
+import { errorCodes, type WireErrorDetail } from '../protocol/errors.js'
+
+export type Validator = (data: unknown) => WireErrorDetail[] | null
+export type Serializer = (data: unknown) => string
+/** The first way outbound data fails its schema (`/n must be integer`), or null when it matches. */
+export type Checker = (data: unknown) => string | null
+
+export interface AjvConfig {
+  customOptions?: AjvOptions
+  plugins?: Array<Plugin<unknown> | [Plugin<unknown>, unknown]>
+}
+
+export class SchemaCompiler {
+  /** Validates message data as sent: JSON already has its types, so nothing is coerced. */
+  readonly #data: Ajv
+  /** Validates topic params, which arrive as strings and are coerced to their declared types. */
+  readonly #params: Ajv
+  /**
+   * Checks what the server sends (replies, events, publications). It neither coerces
+   * nor fills defaults: a price of 1.5 for an integer must be refused, not sent as 1,
+   * and the app's own objects must not be changed behind its back.
+   */
+  readonly #outbound: Ajv
+  readonly #fjsAjvOptions: AjvOptions
+
+  constructor (config: AjvConfig = {}) {
+    const base: AjvOptions = {
+      allErrors: false,
+      useDefaults: true,
+      removeAdditional: false,
+      strict: false,
+      ...config.customOptions
+    }
+    this.#data = build({ ...base, coerceTypes: false }, config.plugins)
+    this.#params = build({ ...base, coerceTypes: true }, config.plugins)
+    this.#outbound = build({ ...base, coerceTypes: false, useDefaults: false, removeAdditional: false }, config.plugins)
+    this.#fjsAjvOptions = { strict: false, ...config.customOptions }
+  }
+
+  validator (schema: TSchema, what: string, owner: string): Validator {
+    return compileValidator(this.#data, schema, what, owner)
+  }
+
+  paramsValidator (schema: TSchema, owner: string): Validator {
+    return compileValidator(this.#params, schema, 'params', owner)
+  }
+
+  /** A check of outbound data against its schema, run once per publication or reply, never per subscriber. */
+  checker (schema: TSchema, what: string, owner: string): Checker {
+    const validate = compileValidator(this.#outbound, schema, what, owner)
+    return (data) => {
+      const details = validate(data)
+      if (details === null) return null
+      const [first] = details
+      return `${first.path === '' ? '(the value)' : first.path} ${first.message}`
+    }
+  }
+
+  serializer (schema: TSchema, what: string, owner: string): Serializer {
+    try {
+      return fastJson(schema as never, { ajv: this.#fjsAjvOptions }) as Serializer
+    } catch (err) {
+      throw new errorCodes.FST_REALTIME_SCHEMA(what, owner, (err as Error).message)
+    }
+  }
+}
+
+function build (options: AjvOptions, plugins: AjvConfig['plugins'] = []): Ajv {
+  const ajv = new Ajv(options)
+  addFormats.default(ajv)
+  for (const entry of plugins) {
+    if (Array.isArray(entry)) entry[0](ajv, entry[1])
+    else entry(ajv)
+  }
+  return ajv
+}
+
+function compileValidator (ajv: Ajv, schema: TSchema, what: string, owner: string): Validator {
+  let validate: ReturnType<Ajv['compile']>
+  try {
+    validate = ajv.compile(schema)
+  } catch (err) {
+    throw new errorCodes.FST_REALTIME_SCHEMA(what, owner, (err as Error).message)
+  }
+  return (data) => (validate(data) ? null : toDetails(validate.errors))
+}
+
+/** Ajv errors as the protocol's `details`: a JSON pointer to the offending value and a message. */
+function toDetails (errors: ErrorObject[] | null | undefined): WireErrorDetail[] {
+  return (errors ?? []).map((e) => {
+    const missing = e.keyword === 'required' ? (e.params as { missingProperty?: string }).missingProperty : undefined
+    const path = missing === undefined ? e.instancePath : `${e.instancePath}/${escapePointer(missing)}`
+    return { path, message: e.message ?? 'invalid' }
+  })
+}
+
+function escapePointer (key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1')
+}
