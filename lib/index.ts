@@ -11,14 +11,12 @@ const fastifyRealtime = fp(plugin, {
 export default fastifyRealtime
 export { fastifyRealtime }
 export type { RealtimeUserRegistry, RealtimeUser } from './plugin/register.js'
-export { Realtime } from './plugin/realtime.js'
-export type { TopicHandle, EventHandle, TopicOptions, BroadcastOptions, RealtimeStats } from './plugin/realtime.js'
+export type { Realtime, TopicHandle, EventHandle, TopicOptions, BroadcastOptions, RealtimeStats } from './plugin/public.js'
 export type { RouteDefinition, RoutePreHandler, MessageContext, RouteSchema, ReplyOf, ErrorSchemas } from './messages/router.js'
 export type { AuthorizeContext, TopicAction, PresenceOptions } from './pubsub/topics.js'
 export type { PublishOptions, PublishResult } from './pubsub/publish.js'
-export { Connection, type ConnectionInfo, type ConnectionState, type RealtimeConnectionData } from './connection/connection.js'
+export type { Connection, ConnectionInfo, ConnectionState, RealtimeConnectionData, ConnectionSubscriptions, SubscriptionInfo, Registry } from './connection/public.js'
 export type { RealtimeHooks, HookName, DisconnectInfo, SubscribeInfo, UnsubscribeInfo, UnsubscribeReason } from './messages/hooks.js'
-export type { Registry } from './connection/registry.js'
 export type { RealtimeOptions, AuthResult } from './config/options.js'
 export { defaults, OptionsSchema } from './config/options.js'
 export { errorCodes, RealtimeError, isRealtimeError, ContractError } from './protocol/errors.js'

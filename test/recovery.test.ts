@@ -4,7 +4,7 @@
 import t from 'tap'
 import { Socket } from 'node:net'
 import { Type } from '@sinclair/typebox'
-import { MemoryBroker, type StreamPosition } from '../lib/index.js'
+import { MemoryBroker, type Broker, type StreamPosition } from '../lib/index.js'
 import { build, connect, until, type Frame, type TestClient, type TestContext } from './fixtures/helpers.js'
 import { RedisBroker } from '../lib/broker/redis.js'
 import { REDIS_URL, dropKeys, reachable, requireOrSkip, uniquePrefix } from './fixtures/redis.js'
@@ -223,7 +223,7 @@ t.test('back after a restart (a new broker, a new epoch): told recovered: false,
   const old = await sawTwo(t)
   const { app, url } = await build(t, {}, (app) => { app.realtime.topic('feed', { message: Message }) })
   for (let n = 101; n <= 103; n++) await app.realtime.publish('feed', { n }) // before the client is back
-  const { epoch } = await app.realtime.broker.position('feed')
+  const { epoch } = await (app.realtime.broker as Broker).position('feed')
   t.not(epoch, old.epoch)
   const c = await connect(t, url)
   const { reply, messages } = await comeBack(app, c, old)
@@ -236,7 +236,7 @@ t.test('back after a restart whose history no longer holds the new epoch\'s star
     const old = await sawTwo(t)
     const { app, url } = await build(t, options, (app) => { app.realtime.topic('feed', { message: Message }) })
     for (let n = 101; n <= 103; n++) await app.realtime.publish('feed', { n })
-    const { epoch } = await app.realtime.broker.position('feed')
+    const { epoch } = await (app.realtime.broker as Broker).position('feed')
     const c = await connect(t, url)
     const { reply, messages } = await comeBack(app, c, old)
     t.same(reply.data, { topic: 'feed', offset: 3, epoch, recovered: false }, `${what}: from the topic's position`)

@@ -124,3 +124,27 @@ t.test('route declarations are checked at registration', async (t) => {
   t.throws(() => app.realtime.route({ type: 'x', schema: { data, errors: { lower: data } }, handler }), { code: 'FST_REALTIME_INVALID_NAME' })
   t.throws(() => app.realtime.route({ type: 'x', schema: { data: { type: 'nope' } as never }, handler }), { code: 'FST_REALTIME_SCHEMA', message: /route "x"/ })
 })
+
+t.test('ctx holds what README documents: the runner\'s own state (compiled route, answered, the idempotent capture) is not on it', async (t) => {
+  const seen: object[] = []
+  const { url } = await build(t, {}, (app) => {
+    app.realtime.route({
+      type: 'look',
+      idempotent: true,
+      schema: { reply: Type.String() },
+      handler: (_data, ctx) => {
+        seen.push(ctx)
+        return ctx.type
+      }
+    })
+  })
+  const c = await connect(t, url)
+  t.equal((await c.request('look')).data, 'look', 'a plain run')
+  c.send({ type: 'look', id: 'k', key: 'key-1' })
+  t.equal((await c.next((f) => f.id === 'k')).data, 'look', 'an idempotent run with a key')
+  t.equal(seen.length, 2)
+  for (const ctx of seen) {
+    t.same(Object.keys(ctx).sort(), ['connection', 'id', 'publish', 'reply'], 'own fields: the documented ones')
+    for (const internal of ['route', 'replied', 'capture']) t.notOk(internal in ctx, `no ctx.${internal}`)
+  }
+})

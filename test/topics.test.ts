@@ -2,6 +2,7 @@ import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import { build, connect, until } from './fixtures/helpers.js'
 import { MemoryBroker } from '../lib/index.js'
+import type { Connection as InternalConnection } from '../lib/connection/connection.js'
 
 const Message = Type.Object({ text: Type.String() })
 
@@ -79,7 +80,8 @@ t.test('an authorize that throws or is slow', async (t) => {
   // Frames behind a pending subscribe wait for it and then run in order.
   c.send({ type: 'subscribe', id: 's2', data: { topic: 'slow' } })
   c.send({ type: 'ping', id: 'p' })
-  const connection = [...app.realtime.connections][0]
+  // The backlog is internal state (connection.ts), read through the internal class.
+  const connection = [...app.realtime.connections][0] as InternalConnection
   await until(() => (connection.backlog?.length ?? 0) === 2)
   t.equal(connection.isSubscribed('slow'), false, 'not subscribed while authorize is pending')
   t.equal(c.frames.length, 0, 'nothing answered yet')

@@ -9,6 +9,7 @@ import { runInNewContext } from 'node:vm'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import Fastify, { type FastifyRequest } from 'fastify'
 import realtime from '../lib/index.js'
+import type { Connection as InternalConnection } from '../lib/connection/connection.js'
 import { connect } from './fixtures/helpers.js'
 import { Op, rawConnect } from './fixtures/raw-ws.js'
 
@@ -23,7 +24,8 @@ t.test('a connection keeps its request readable and lets the rest of the upgrade
   t.teardown(() => app.close())
   const port = (app.server.address() as { port: number }).port
   await connect(t, `ws://127.0.0.1:${port}/ws?room=lobby`, { headers: { 'x-app': 'test' } })
-  const [connection] = [...app.realtime.connections]
+  // Its socket is internal state (connection.ts), read through the internal class.
+  const [connection] = [...app.realtime.connections] as InternalConnection[]
   const request = connection.request as unknown as { headers: Record<string, string>, query: { room: string }, ip: string, tenant: string }
   t.equal(request.headers['x-app'], 'test', 'headers')
   t.same(request.query, { room: 'lobby' }, 'query')

@@ -3,11 +3,11 @@
 // process (CPU, memory). The channels are listened to only while some dashboard is
 // open, so a registered but unwatched dashboard costs the core nothing.
 import dc from 'node:diagnostics_channel'
-import type { Connection } from '../connection/connection.js'
+import type { Connection } from '../connection/public.js'
 import { channels } from '../protocol/diagnostics.js'
-import { handlerChannel, type HandlerTrace } from '../messages/handler-trace.js'
+import { handlerChannel, markStart, sinceStart, type HandlerTrace } from '../messages/handler-trace.js'
 import { brokerUp, subscriptionsByPattern } from '../plugin/metrics.js'
-import type { Realtime } from '../plugin/realtime.js'
+import type { Realtime } from '../plugin/public.js'
 
 /** Handler timings kept per interval: enough for p99, bounded whatever the load. */
 const MAX_SAMPLES = 10_000
@@ -56,7 +56,7 @@ export class Collector {
   }
 
   readonly #tracing = {
-    start: (trace: HandlerTrace) => { if (this.#own(trace.connection)) trace.startedAt ??= performance.now() },
+    start: (trace: HandlerTrace) => { if (this.#own(trace.connection)) markStart(trace) },
     end: (trace: HandlerTrace) => {
       const result = trace.result as { then?: unknown } | null | undefined
       if (trace.error !== undefined || result === null || typeof result !== 'object' || typeof result.then !== 'function') this.#finish(trace)
@@ -67,7 +67,8 @@ export class Collector {
   }
 
   #finish (trace: HandlerTrace): void {
-    if (trace.startedAt !== undefined && this.#own(trace.connection) && this.#samples.length < MAX_SAMPLES) this.#samples.push(performance.now() - trace.startedAt)
+    const elapsed = sinceStart(trace)
+    if (elapsed !== undefined && this.#own(trace.connection) && this.#samples.length < MAX_SAMPLES) this.#samples.push(elapsed)
   }
 
   /** Listens on the channels while `watched`, not otherwise. */

@@ -1,6 +1,6 @@
 // The dashboard's connections table: this node's connections, filtered by a search
 // over id, user, address and topics, newest first, at most `limit` of them.
-import type { Realtime } from '../plugin/realtime.js'
+import type { Realtime } from '../plugin/public.js'
 
 export interface ConnectionRow {
   id: string
@@ -27,12 +27,14 @@ export function connectionRows (realtime: Realtime<any>, query: string, limit: n
   let matched = 0
   for (const connection of realtime.connections) {
     const topics = [...connection.subscriptions.keys()]
-    if (q !== '' && ![connection.id, connection.userId ?? '', connection.ip, ...topics].some((field) => field.toLowerCase().includes(q))) continue
+    // The address Fastify read at the upgrade (trustProxy applies); kept by the request after it.
+    const address = connection.request.ip ?? ''
+    if (q !== '' && ![connection.id, connection.userId ?? '', address, ...topics].some((field) => field.toLowerCase().includes(q))) continue
     matched++
     rows.push({
       id: connection.id,
       userId: connection.userId ?? null,
-      address: connection.ip,
+      address,
       connectedAt: connection.connectedAt,
       subscriptions: topics,
       queuedBytes: connection.bufferedAmount,

@@ -12,11 +12,27 @@ export interface HandlerTrace {
   route: string
   connectionId: string
   connection: Connection<any>
-  /** `performance.now()` at start, set by the first observer that times handlers (metrics, dashboard). */
-  startedAt?: number
   /** Set by the tracing channel: the handler's return value, or what it threw or rejected with. */
   result?: unknown
   error?: unknown
+}
+
+/**
+ * When each traced handler started (`performance.now()`), set by the first observer that
+ * times handlers (metrics, dashboard) so that both time it from the same moment. Kept
+ * beside the trace, not in it: the trace is the documented payload APMs are given.
+ */
+const started = new WeakMap<HandlerTrace, number>()
+
+/** Marks the handler's start, unless another observer already has. */
+export function markStart (trace: HandlerTrace): void {
+  if (!started.has(trace)) started.set(trace, performance.now())
+}
+
+/** Milliseconds since the handler started, or undefined when no observer marked its start. */
+export function sinceStart (trace: HandlerTrace): number | undefined {
+  const start = started.get(trace)
+  return start === undefined ? undefined : performance.now() - start
 }
 
 export function handlerTraced (): boolean {

@@ -86,14 +86,15 @@ export class RouteRunner<U> {
 
   /** preHandlers (when there are any), then the handler; synchronous when it can be. */
   #run (context: Context<U>, data: unknown): void {
-    if (this.#hooks.preHandler.length === 0 && context.route.preHandler.length === 0) {
+    const route = routeOf(context)
+    if (this.#hooks.preHandler.length === 0 && route.preHandler.length === 0) {
       this.#invoke(context, data)
       return
     }
     this.#inFlight.start()
     runHooks(this.#hooks.preHandler, data, context)
-      .then(() => runHooks(context.route.preHandler, data, context))
-      .then(() => { if (!context.replied) this.#invoke(context, data) }, (err) => this.fail(context, err))
+      .then(() => runHooks(route.preHandler, data, context))
+      .then(() => { if (!answered(context)) this.#invoke(context, data) }, (err) => this.fail(context, err))
       .finally(this.#inFlight.settled)
   }
 
@@ -104,8 +105,9 @@ export class RouteRunner<U> {
    * first was. An outcome that is not the handler's own is answered but not kept.
    */
   #once (context: Context<U>, data: unknown, key: string): void {
-    const { connection, id, route } = context
-    context.keyed = true
+    const { connection, id } = context
+    const route = routeOf(context)
+    keyed(context)
     this.#inFlight.start()
     runIdempotent({
       broker: this.#broker,
@@ -118,7 +120,7 @@ export class RouteRunner<U> {
     }, () => new Promise<string>((resolve, reject) => {
       // The answer is captured, built without an id, and kept before it is sent; one
       // that must not be kept rejects, which releases the key.
-      context.capture = (outcome) => { if (typeof outcome === 'string') resolve(outcome); else reject(outcome) }
+      captureWith(context, (outcome) => { if (typeof outcome === 'string') resolve(outcome); else reject(outcome) })
       this.#run(context, data)
     })).then(
       // A fire-and-forget repeat gets no reply, as the first did not; errors are still told.
@@ -134,11 +136,12 @@ export class RouteRunner<U> {
   }
 
   #invoke (context: Context<U>, data: unknown): void {
+    const route = routeOf(context)
     let result: unknown
     try {
       result = handlerTraced()
-        ? traceHandler(context.route.handler, data, context, { route: context.route.type, connectionId: context.connection.id, connection: context.connection })
-        : context.route.handler(data, context)
+        ? traceHandler(route.handler, data, context, { route: route.type, connectionId: context.connection.id, connection: context.connection })
+        : route.handler(data, context)
     } catch (err) {
       this.fail(context, err)
       return
@@ -153,13 +156,13 @@ export class RouteRunner<U> {
 
   /** The route's reply (once, and only when the client gave an id), checked and serialised by its schema. */
   reply (context: Context<U>, value: unknown): void {
-    if (context.replied) return
-    context.replied = true
-    if (context.id === undefined && context.capture === null) {
+    if (!claim(context)) return
+    const capture = captureOf(context)
+    if (context.id === undefined && capture === null) {
       context.connection.settled(context)
       return
     }
-    const route = context.route
+    const route = routeOf(context)
     let data: string | undefined
     if (route.serializeReply !== null) {
       // Checked before it is serialised, which would coerce (1.5 to 1) instead of refusing.
@@ -177,8 +180,8 @@ export class RouteRunner<U> {
         return
       }
     }
-    if (context.capture !== null) {
-      context.capture(replyFrame(undefined, data))
+    if (capture !== null) {
+      capture(replyFrame(undefined, data))
     } else {
       this.#answers.reply(context.connection, context.id, data)
       context.connection.settled(context)
@@ -187,21 +190,22 @@ export class RouteRunner<U> {
 
   /** Answers a failed route (once); an unexpected failure is also told to onHandlerError. */
   fail (context: Context<U>, err: unknown): void {
-    if (context.replied) {
-      context.log.error({ err, type: context.route.type }, 'message handler failed after it replied')
+    const route = routeOf(context)
+    if (!claim(context)) {
+      context.log.error({ err, type: route.type }, 'message handler failed after it replied')
       return
     }
-    context.replied = true
-    const answer = this.#answers.errorOf(context.connection, context.route.type, err, context.route.errorSerializers)
-    if (context.capture === null) {
+    const capture = captureOf(context)
+    const answer = this.#answers.errorOf(context.connection, route.type, err, route.errorSerializers)
+    if (capture === null) {
       this.#answers.send(context.connection, context.id, answer)
       context.connection.settled(context)
     } else if (answer.transient || (answer.unexpected && this.#closing())) {
       // Not the handler's outcome but the moment's (the broker away, the plugin closed
       // under it, a failure while the server shuts down): the same key must run again.
-      context.capture(new Unremembered(answer))
+      capture(new Unremembered(answer))
     } else {
-      context.capture(answerRecord(errorFrame(undefined, answer.error, answer.details), answer.error.closeCode))
+      capture(answerRecord(errorFrame(undefined, answer.error, answer.details), answer.error.closeCode))
     }
     if (answer.unexpected && this.#hooks.onHandlerError.length > 0) {
       runObservers(this.#hooks.onHandlerError, context.log, 'onHandlerError', err, context).catch(() => {})
@@ -209,8 +213,9 @@ export class RouteRunner<U> {
   }
 
   #answerError (context: Context<U>, error: RealtimeError): void {
-    if (context.capture !== null) {
-      context.capture(errorFrame(undefined, error))
+    const capture = captureOf(context)
+    if (capture !== null) {
+      capture(errorFrame(undefined, error))
     } else {
       this.#answers.error(context.connection, context.id, error)
       context.connection.settled(context)
@@ -218,31 +223,66 @@ export class RouteRunner<U> {
   }
 }
 
+type Capture = (outcome: string | Unremembered) => void
+
+/*
+ * The runner's view of a Context's private state. The handler is given the Context
+ * (`ctx`), and what it can reach there is what README documents: the compiled route,
+ * whether it was answered and where an idempotent answer goes stay in #fields, read
+ * by the runner only through these (set once, in Context's static block).
+ */
+let routeOf: (context: Context<any>) => CompiledRoute
+/** Whether the request was answered (a reply or an error). */
+let answered: (context: Context<any>) => boolean
+/** Marks the request answered: true the first time only, so that it is answered once. */
+let claim: (context: Context<any>) => boolean
+let captureOf: (context: Context<any>) => Capture | null
+let captureWith: (context: Context<any>, capture: Capture) => void
+/** An idempotent run with a key: left unanswered when it outlives a close's wait (connection.ts PendingRequest). */
+let keyed: (context: Context<any>) => void
+
 class Context<U> implements MessageContext<any, any, U> {
   readonly connection: Connection<U>
   readonly id: MessageId
-  readonly route: CompiledRoute
   readonly publish: PublishFn
   readonly #runner: RouteRunner<U>
-  replied = false
-  /** An idempotent run with a key (connection.ts PendingRequest). */
-  keyed = false
+  readonly #route: CompiledRoute
+  #replied = false
   /**
    * Set on an idempotent run: the answer record (its frame without id) goes here instead
    * of to the socket, or what must be answered and not remembered.
    */
-  capture: ((outcome: string | Unremembered) => void) | null = null
+  #capture: Capture | null = null
+  #keyed = false
+
+  static {
+    routeOf = (context) => context.#route
+    answered = (context) => context.#replied
+    claim = (context) => {
+      if (context.#replied) return false
+      context.#replied = true
+      return true
+    }
+    captureOf = (context) => context.#capture
+    captureWith = (context, capture) => { context.#capture = capture }
+    keyed = (context) => { context.#keyed = true }
+  }
 
   constructor (runner: RouteRunner<U>, connection: Connection<U>, id: MessageId, route: CompiledRoute) {
     this.#runner = runner
     this.publish = runner.publish
     this.connection = connection
     this.id = id
-    this.route = route
+    this.#route = route
   }
 
   get type (): string {
-    return this.route.type
+    return this.#route.type
+  }
+
+  /** As a PendingRequest of its connection (read when a close's wait ends). */
+  get keyed (): boolean {
+    return this.#keyed
   }
 
   get user (): U | undefined {

@@ -7,15 +7,15 @@
 import dc from 'node:diagnostics_channel'
 import type { Registry } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
-import type { Connection } from '../connection/connection.js'
+import type { Connection } from '../connection/public.js'
 import { channels } from '../protocol/diagnostics.js'
-import { handlerChannel, type HandlerTrace } from '../messages/handler-trace.js'
+import { handlerChannel, markStart, sinceStart, type HandlerTrace } from '../messages/handler-trace.js'
 import { errorCodes } from '../protocol/errors.js'
 import { LightHistogram, PendingCounts, type MetricsRegistry } from './metrics-series.js'
 
 export type { MetricsRegistry }
 import { CloseCode } from '../protocol/constants.js'
-import type { Realtime } from './realtime.js'
+import type { Realtime } from './public.js'
 
 export interface MetricsOptions {
   /**
@@ -127,7 +127,8 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
 
   // Each trace ends once: `end` for a handler that returned a value or threw, `asyncEnd` for a promise.
   const finish = (trace: HandlerTrace): void => {
-    if (trace.startedAt !== undefined && own(trace.connection)) handlerDuration.observe(trace.route, (performance.now() - trace.startedAt) / 1000)
+    const elapsed = sinceStart(trace)
+    if (elapsed !== undefined && own(trace.connection)) handlerDuration.observe(trace.route, elapsed / 1000)
   }
   const handlers: Record<string, Handler> = {
     connectionOpen: (m) => { if (own((m as { connection: Connection<any> }).connection)) opened.add('') },
@@ -168,7 +169,7 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
     }
   }
   const tracing = {
-    start: (trace: HandlerTrace) => { if (own(trace.connection)) trace.startedAt ??= performance.now() },
+    start: (trace: HandlerTrace) => { if (own(trace.connection)) markStart(trace) },
     end: (trace: HandlerTrace) => {
       // A handler that returned a promise is timed until it settles (asyncEnd).
       const result = trace.result as { then?: unknown } | null | undefined
@@ -194,8 +195,8 @@ export async function registerMetrics (app: FastifyInstance, realtime: Realtime<
 export function subscriptionsByPattern (realtime: Realtime<any>): Map<string, number> {
   const counts = new Map<string, number>()
   for (const connection of realtime.connections) {
-    for (const subscription of connection.subscriptions.values()) {
-      if (subscription.held === null) counts.set(subscription.pattern, (counts.get(subscription.pattern) ?? 0) + 1)
+    for (const [topic, subscription] of connection.subscriptions) {
+      if (connection.isSubscribed(topic)) counts.set(subscription.pattern, (counts.get(subscription.pattern) ?? 0) + 1)
     }
   }
   return counts

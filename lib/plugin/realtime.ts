@@ -22,64 +22,26 @@ import { Registry } from '../connection/registry.js'
 import { checkTypeName, Router, type ErrorSchemas, type RouteDefinition } from '../messages/router.js'
 import { SchemaCompiler, type Checker, type Serializer } from '../wire/schema-compiler.js'
 import { TopicCommands } from '../inbound/topic-commands.js'
-import { Topics, formatTopic, type AuthorizeContext, type PresenceOptions } from '../pubsub/topics.js'
+import { Topics, formatTopic } from '../pubsub/topics.js'
 import { users } from '../config/users.js'
 import type { TopicParams } from '../protocol/contract.js'
 import type { EventPayload, TopicData } from '../pubsub/typed.js'
-import type { Broker, BrokerCommand, HistoryOptions } from '../broker/types.js'
+import type { Broker, BrokerCommand } from '../broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js'
 import { asyncApiOf } from '../asyncapi/serve.js'
 import type { AsyncApiDocument } from '../asyncapi/document.js'
 import { channels } from '../protocol/diagnostics.js'
 import type { MetricsRegistry } from './metrics-series.js'
+import type { BroadcastOptions, EventHandle, Realtime, RealtimeStats, TopicHandle, TopicOptions } from './public.js'
 
-/** A typed handle on a declared topic pattern. */
-export interface TopicHandle<P, M> {
-  readonly pattern: string
-  /** The topic name for these params: `room/:name` with `{ name: 'a' }` is `room/a`. */
-  name: (params: P) => string
-  publish: (params: P, data: M, options?: PublishOptions) => Promise<PublishResult>
-}
-
-/** A typed handle on a declared server event. */
-export interface EventHandle<T> {
-  readonly name: string
-  send: (connectionId: string, data: T) => boolean
-  broadcast: (data: T, options?: BroadcastOptions) => number
-}
-
-export interface BroadcastOptions {
-  /** Connection ids that must not receive it. */
-  except?: string | string[]
-}
-
-export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, U = unknown, N extends string = string> {
-  /** Schema of the pattern's params; they arrive as strings and are coerced to it. */
-  params?: P
-  /** Schema of a publication; it validates client publications and serialises all of them. */
-  message: M
-  /** Decides subscribe, publish and presence. A topic without it is open to every accepted connection. */
-  authorize?: (context: AuthorizeContext<P extends TSchema ? Static<P> : { [K in keyof TopicParams<N>]: string }, U>) => boolean | Promise<boolean>
-  /** Whether clients may publish with the `publish` message (after authorize). Default false. */
-  clientPublish?: boolean
-  /** Presence: subscribers hear `join`/`leave`, and `presence` lists members. `{ meta, maxMetaBytes }` accepts member meta. */
-  presence?: boolean | PresenceOptions
-  /** History kept for recovery; defaults to the plugin's `history` option. */
-  history?: Partial<HistoryOptions>
-  /** A slow subscriber's messages are dropped and counted instead of closing it with 4008 (tickers, metrics). */
-  volatile?: boolean
-}
-
-export interface RealtimeStats {
-  connections: { active: number, total: number, authenticating: number }
-  messages: { in: number, out: number, dropped: number }
-  topics: Record<string, number>
-}
-
-export class Realtime<U = unknown> {
+/**
+ * `app.realtime`. The application is given it as the `Realtime` of public.ts, which this
+ * implements; the plugin's own wiring below (start, shutdown, admission, accept) is not
+ * part of that, and only register.ts holds this class.
+ */
+export class RealtimeFacade<U = unknown> implements Realtime<U> {
   readonly options: Readonly<ResolvedOptions>
   readonly connections = new Registry<U>()
-  readonly log: FastifyBaseLogger
   /** The prom-client Registry of the `metrics` option (a new one unless given), to serve; undefined when metrics are off. */
   readonly metrics: MetricsRegistry | undefined
   readonly #broker: Broker
@@ -97,7 +59,6 @@ export class Realtime<U = unknown> {
 
   constructor (options: Readonly<ResolvedOptions>, broker: Broker, log: FastifyBaseLogger, metrics?: MetricsRegistry) {
     this.options = options
-    this.log = log
     this.metrics = metrics
     this.#broker = broker
     const compiler = this.#compiler = new SchemaCompiler(options.ajv)

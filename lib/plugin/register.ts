@@ -9,7 +9,8 @@ import type { WebSocketServer } from 'ws'
 import { errorCodes } from '../protocol/errors.js'
 import { compressionOf, resolveOptions, sharedCompressionProblem, type RealtimeOptions } from '../config/options.js'
 import { perMessageDeflateOf } from '../wire/compress-once.js'
-import { Realtime } from './realtime.js'
+import { RealtimeFacade } from './realtime.js'
+import type { Realtime } from './public.js'
 import type { Refusal } from '../inbound/lifecycle.js'
 import { corkHandshake } from '../connection/connection.js'
 import { MemoryBroker } from '../broker/memory.js'
@@ -94,7 +95,7 @@ export const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastif
   const ownBroker = options.broker === undefined
   const broker = options.broker ?? new MemoryBroker()
   const metrics = options.metrics === undefined || options.metrics === false ? undefined : options.metrics as true | MetricsOptions
-  const realtime = new Realtime<RealtimeUser>(options, broker, app.log, metrics === undefined ? undefined : await metricsRegistry(metrics))
+  const realtime = new RealtimeFacade<RealtimeUser>(options, broker, app.log, metrics === undefined ? undefined : await metricsRegistry(metrics))
   const silent = watchSilentSockets(app.server)
 
   const ownWebsocket = !app.hasDecorator('websocketServer')
