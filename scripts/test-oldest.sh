@@ -17,21 +17,22 @@ excluded () {
   case "$1" in
     # Headless Chromium drives a page: what it checks is the browser client and pages,
     # not the server's peers, and Chromium costs the most CPU and time of any suite.
-    test/browser-*.test.ts) return 0 ;;
+    test/browser/*.test.ts) return 0 ;;
     # Each starts a Redis Cluster of its own (several redis-server processes joined by
     # redis-cli --cluster create, masters killed for failovers): minutes of CPU on a
     # 2-core machine, testing the Redis side, which does not depend on fastify's version.
-    test/redis-shard-*.test.ts) return 0 ;;
+    test/broker/redis-shard*.test.ts | test/examples/cluster-shard.test.ts) return 0 ;;
     # Packs the tarball and installs it into consumer projects, one of which already is
     # on the oldest fastify and TypeBox (CommonJS, without ioredis): it makes its own
     # matrix and must not run with the dev install swapped under it.
-    test/package.test.ts) return 0 ;;
+    test/package/package.test.ts) return 0 ;;
   esac
   return 1
 }
 
 suites=()
-for file in test/*.test.ts; do
+shopt -s globstar
+for file in test/**/*.test.ts; do
   if ! excluded "$file"; then suites+=("$file"); fi
 done
 

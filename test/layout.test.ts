@@ -109,3 +109,18 @@ test('close codes and ready states are spelled once, in protocol/constants.ts', 
   }
   t.same(found, [], 'no numeric close code or ready state outside the table')
 })
+
+/** Suites that test the whole rather than one layer's modules. */
+const WHOLE = new Set(['model', 'integration', 'browser', 'examples', 'package'])
+
+test('tests mirror the layout: a module\'s tests are in the folder of its layer', async (t) => {
+  const TEST = resolve(LIB, '..', 'test')
+  const misplaced = readdirSync(TEST, { recursive: true }).map(String)
+    .filter((f) => f.endsWith('.test.ts') && !f.startsWith('fixtures'))
+    .map((f) => f.split('\\').join('/'))
+    .filter((f) => {
+      const folder = f.includes('/') ? f.slice(0, f.indexOf('/')) : '.'
+      return folder === '.' ? f !== 'layout.test.ts' : !(folder in RANK) && !WHOLE.has(folder)
+    })
+  t.same(misplaced, [], 'every suite is in a layer\'s folder or a folder of whole-system suites')
+})

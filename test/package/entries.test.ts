@@ -1,0 +1,48 @@
+// What each entry loads: an app that never scales out must not pay for ioredis, nor one
+// without metrics for prom-client (optional peers it may not even have installed). Each
+// import runs in a fresh process, as an app's first import of the package would.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/** The CommonJS modules under node_modules/<name>/ that importing `entry` (then running `then`, with the module as `entry`) loaded. */
+function loadedModules (entry: string, name: string, then = ''): Promise<number> {
+  const script = `
+    import { createRequire } from 'node:module'
+    const entry = await import(${JSON.stringify(entry)})
+    ${then}
+    const cache = Object.keys(createRequire(import.meta.url).cache)
+    console.log(cache.filter((file) => file.includes('/node_modules/${name}/')).length)`
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root }, (err, stdout, stderr) => {
+      if (err !== null) reject(new Error(`${entry}: ${stderr}`, { cause: err }))
+      else resolve(Number(stdout.trim()))
+    })
+  })
+}
+
+t.test('the main entry loads no ioredis', async (t) => {
+  t.equal(await loadedModules('./lib/index.ts', 'ioredis'), 0)
+  t.equal(await loadedModules('./lib/client/index.ts', 'ioredis'), 0, 'nor does the client entry')
+})
+
+t.test('prom-client is loaded only by an app that turns metrics on', async (t) => {
+  const app = (metrics: boolean) => `
+    const { default: Fastify } = await import('fastify')
+    const app = Fastify()
+    await app.register(entry.default, { metrics: ${metrics} })
+    await app.ready()
+    await app.close()`
+  t.equal(await loadedModules('./lib/index.ts', 'prom-client', app(false)), 0, 'metrics off: not loaded')
+  t.ok(await loadedModules('./lib/index.ts', 'prom-client', app(true)) > 0, 'metrics on: loaded')
+})
+
+t.test('yaml is loaded only when an AsyncAPI document is asked for as YAML', async (t) => {
+  t.equal(await loadedModules('./lib/index.ts', 'yaml'), 0)
+})
+
+t.test('fastify-realtime/redis loads it', async (t) => {
+  t.ok(await loadedModules('./lib/redis.ts', 'ioredis') > 0, 'the check above would see it')
+})
