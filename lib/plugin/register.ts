@@ -19,6 +19,7 @@ import { metricsRegistry, registerMetrics, type MetricsOptions } from './metrics
 import { watchSilentSockets } from '../connection/http-sockets.js'
 import { releaseUpgrade } from '../connection/upgrade-memory.js'
 import { registerAsyncApi } from '../asyncapi/serve.js'
+import { adoptLaterWebsocket } from './websocket-order.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -122,6 +123,8 @@ export const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastif
         request.log.debug({ err: error }, 'websocket error')
       }
     })
+    // A later app.register(websocket) would crash the process: it is taken as done instead.
+    adoptLaterWebsocket(app, options.path)
   } else {
     // The server is shared (the app's own, or another fastify-realtime's in a parent
     // context): its options are already set.

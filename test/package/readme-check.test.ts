@@ -56,7 +56,7 @@ t.test('a failing block fails the check with its line; file blocks import each o
     "export const greeting: string = 'hi'", //         4
     '```', //                                          5
     '```ts', //                                        6
-    "import { greeting } from '../shared.js'", //      7
+    "import { greeting } from './shared.js'", //      7
     'app.log.info(greeting) // app: prelude', //       8
     "app.realtime.topic('a/*rest', { message: {} as never }).name({ rest: 'x/y' })", // 9
     '```', //                                         10
