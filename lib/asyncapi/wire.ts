@@ -1,4 +1,4 @@
-// The frames of the wire protocol (shared/PROTOCOL.md, version 1) as schemas, for the
+// The frames of the wire protocol (docs/protocol.md, version 1) as schemas, for the
 // AsyncAPI document: the envelope around an application's own schemas, and the
 // built-in messages. Codes come from lib/protocol/constants.ts, so the document and the server
 // cannot disagree on them.

@@ -72,6 +72,8 @@ export class Lifecycle<U> {
   readonly #onClose: (this: SocketWithConnection, code: number, reason: Buffer) => void
   /** Set when shutdown starts: no new connection is admitted. */
   closing = false
+  /** The shutdown's close code and reason, for a socket accepted after it started. */
+  #closeWith: { code: number, reason: string } | null = null
   /** Set when shutdown has ended: every connection is gone. */
   closed = false
   #shutdown: Promise<void> | null = null
@@ -132,8 +134,9 @@ export class Lifecycle<U> {
     shared.on('close', this.#onClose)
     shared.on('error', onSocketError)
 
-    if (this.closing) {
-      connection.close(CloseCode.RESTARTING, 'server restarting')
+    if (this.#closeWith !== null) {
+      // Accepted while the server shuts down: told the same code as everyone else.
+      connection.close(this.#closeWith.code, this.#closeWith.reason)
     } else if (this.live.size > this.#options.maxConnections) {
       // Connections that raced past admission() together are refused here instead.
       connection.close(CloseCode.TRY_AGAIN_LATER, 'too many connections')
@@ -249,6 +252,7 @@ export class Lifecycle<U> {
 
   async #shutdownNow (code: number, reason: string): Promise<void> {
     this.closing = true
+    this.#closeWith = { code, reason }
     this.#dispatcher.draining = true
     await within(this.#dispatcher.idle(), this.#options.closeTimeout)
     const pending = [...this.live].map((connection) => new Promise<void>((resolve) => {

@@ -4,19 +4,6 @@
 // to the registry when Prometheus scrapes. Label values are bounded by the app's
 // declarations (see metrics.ts), so these maps are too.
 
-/**
- * A prom-client Registry, as far as the plugin uses one. Typed here, not imported, so
- * that an app without prom-client (an optional peer) still type-checks our declarations.
- */
-export interface MetricsRegistry {
-  registerMetric: (metric: any) => void
-  removeSingleMetric: (name: string) => void
-  getSingleMetric: (name: string) => unknown
-  /** The metrics in Prometheus' text format, to serve at `GET /metrics`. */
-  metrics: () => Promise<string>
-  /** The content type of `metrics()`. */
-  readonly contentType: string
-}
 import type { Counter, Registry } from 'prom-client'
 
 /** Counts per label value, added to a prom-client counter at scrape (its `collect`). */

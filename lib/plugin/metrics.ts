@@ -11,7 +11,8 @@ import type { Connection } from '../connection/public.js'
 import { channels } from '../protocol/diagnostics.js'
 import { handlerChannel, markStart, sinceStart, type HandlerTrace } from '../messages/handler-trace.js'
 import { errorCodes } from '../protocol/errors.js'
-import { LightHistogram, PendingCounts, type MetricsRegistry } from './metrics-series.js'
+import { LightHistogram, PendingCounts } from './metrics-series.js'
+import type { MetricsRegistry } from './metrics-registry.js'
 
 export type { MetricsRegistry }
 import { CloseCode } from '../protocol/constants.js'

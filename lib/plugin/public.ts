@@ -15,7 +15,7 @@ import type { TopicParams } from '../protocol/contract.js'
 import type { HistoryOptions } from '../broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js'
 import type { AsyncApiDocument } from '../asyncapi/document.js'
-import type { MetricsRegistry } from './metrics-series.js'
+import type { MetricsRegistry } from './metrics-registry.js'
 
 /** A typed handle on a declared topic pattern. */
 export interface TopicHandle<P, M> {

@@ -31,7 +31,7 @@ import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js
 import { asyncApiOf } from '../asyncapi/serve.js'
 import type { AsyncApiDocument } from '../asyncapi/document.js'
 import { channels } from '../protocol/diagnostics.js'
-import type { MetricsRegistry } from './metrics-series.js'
+import type { MetricsRegistry } from './metrics-registry.js'
 import type { BroadcastOptions, EventHandle, Realtime, RealtimeStats, TopicHandle, TopicOptions } from './public.js'
 
 /**

@@ -1,4 +1,4 @@
-// Constants of the wire protocol (shared/PROTOCOL.md, version 1). Every code the
+// Constants of the wire protocol (docs/protocol.md, version 1). Every code the
 // server puts on the wire comes from here, so the code and the document agree. The
 // client imports this module too, so it uses nothing that only Node has.
 
@@ -38,7 +38,7 @@ export type ProtocolErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 export const CloseCode = {
   /** Reserved (a normal close by the client, or by the app with `disconnect()`). */
   NORMAL: 1000,
-  /** Reserved (the client's page going away). */
+  /** A shutdown with `closeCode: 1001` (or `close({ code: 1001 })`); from a client, its page going away. */
   GOING_AWAY: 1001,
   /** Reserved (sent by ws on a protocol violation). */
   PROTOCOL_ERROR: 1002,

@@ -9,6 +9,7 @@ import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import realtime from '../../lib/index.js'
 import { build, connect, until, watchCrashes } from '../fixtures/helpers.js'
+import { WebSocket } from 'ws'
 
 t.test('a handler running when shutdown starts finishes, publishes and replies before the close', async (t) => {
   let entered!: () => void
@@ -204,5 +205,26 @@ t.test('a handler that outlives closeTimeout is answered INTERNAL (it may have r
   const closing = app.close()
   t.match(await c.next((f) => f.id === 'h'), { type: 'error', error: { code: 'INTERNAL', temporary: true, message: /may have run/ } })
   t.equal((await c.closed).code, 1012)
+  await closing
+})
+
+t.test('a socket accepted after shutdown started hears the shutdown\'s own code (1001 here), not another', async (t) => {
+  const app = Fastify()
+  await app.register(realtime)
+  let entered!: () => void
+  const inHook = new Promise<void>((resolve) => { entered = resolve })
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  // Holds the upgrade between admission and accept, while the shutdown starts.
+  app.addHook('preHandler', async () => { entered(); await gate })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const ws = new WebSocket(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws`, 'realtime.v1')
+  ws.on('error', () => {})
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+  await inHook
+  const closing = app.realtime.close({ code: 1001, reason: 'going away' })
+  release()
+  t.equal(await closed, 1001)
   await closing
 })

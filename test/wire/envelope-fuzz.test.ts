@@ -2,8 +2,8 @@
 // over real sockets to a server with routes, topics (with authorize), client publish
 // and presence, while honest clients work beside the fuzzers.
 //
-// Each frame is judged by an oracle written from the protocol (README "The protocol",
-// shared PROTOCOL.md), not from the code: a frame with a usable id gets exactly one
+// Each frame is judged by an oracle written from the protocol (docs/protocol.md), not
+// from the code: a frame with a usable id gets exactly one
 // answer (reply, error or pong) with a documented code; a frame without one gets an
 // error without id or nothing, never a reply. Frames are pipelined in batches over
 // several connections; each batch ends with a ping whose pong, with every awaited
