@@ -1,7 +1,7 @@
 // Who is on a connection: the user from the upgrade request (when Fastify hooks
 // authenticate), a stable id for finding a user's connections, and the user as
 // clients see it (auth reply, presence), serialised by the `userSchema` option.
-import { Type } from '@sinclair/typebox'
+import { Type } from '../wire/json-schema.js'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { ResolvedOptions } from './options.js'
 import type { SchemaCompiler } from '../wire/schema-compiler.js'

@@ -1,7 +1,7 @@
 // Authentication by first message (`auth`, when the `authenticate` option is set) and
 // the expiry of credentials: a connection whose credentials expire is closed with
 // 4005 unless an `auth` sent meanwhile refreshed them.
-import { Type } from '@sinclair/typebox'
+import { Type } from '../wire/json-schema.js'
 import type { Answers } from '../connection/answer.js'
 import type { Connection } from '../connection/connection.js'
 import type { Envelope } from '../wire/envelope.js'
