@@ -5,9 +5,8 @@
 // each topic pattern has a channel of its own (`room/{name}`) for its publications,
 // presence and the requests that name it (subscribe, publish, presence).
 import type { TSchema } from '@sinclair/typebox'
-import { Ajv } from 'ajv'
-import addFormats from 'ajv-formats'
 import { SUBPROTOCOL } from '../protocol/constants.js'
+import { schemaEngines } from '../wire/schema-compiler.js'
 import { isInternalTopic, type ApiDescription, type AsyncApiOptions, type RouteDescription, type TopicDescription } from './description.js'
 import { example } from './example.js'
 import { SchemaComponents, type JsonSchema } from './schemas.js'
@@ -261,8 +260,10 @@ function hintNames (schemas: SchemaComponents, description: ApiDescription): voi
  * one by one, never registered side by side (which Ajv would refuse).
  */
 function exampleChecker (): (payload: TSchema) => { examples?: Array<{ name: string, payload: unknown }> } {
+  // Required when a document is first built, not when the plugin is imported.
+  const { Ajv, addFormats } = schemaEngines()
   const ajv = new Ajv({ strict: false, allErrors: false, addUsedSchema: false })
-  addFormats.default(ajv)
+  addFormats(ajv)
   return (payload) => {
     const value = example(payload)
     try {

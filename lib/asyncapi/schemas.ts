@@ -4,7 +4,7 @@
 // "any value" with their description, `$id`, `title`, `description` and `examples`
 // kept. A schema that has an `$id`, or that the application used in more than one
 // place (the same object), is written once under `components.schemas` and referenced.
-import { Kind } from '@sinclair/typebox'
+import { Kind } from '../wire/json-schema.js'
 
 export type JsonSchema = Record<string, unknown>
 

@@ -1,7 +1,8 @@
 // The plugin's options: a TypeBox schema with the defaults named beside it. They are
 // checked once, at register, and a wrong one fails with an error naming the option.
-import { Kind, Type, type Static, type TObject, type TSchema } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import type { Static, TObject, TSchema } from '@sinclair/typebox'
+import { Kind, Type } from '../wire/json-schema.js'
+import { clone, firstError, withDefaults } from './options-check.js'
 import type { FastifyRequest } from 'fastify'
 import type { ServerOptions } from 'ws'
 import { errorCodes } from '../protocol/errors.js'
@@ -204,13 +205,13 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
   const unknown = unknownKey(OptionsSchema, json, '')
   if (unknown !== null) throw new errorCodes.FST_REALTIME_INVALID_OPTION(unknown.name, unknown.why)
   if (raw.broker !== undefined) checkBroker(raw.broker as Record<string, unknown>)
-  const withDefaults = Value.Default(OptionsSchema, Value.Clone(json)) as Record<string, unknown>
-  const first = Value.Errors(OptionsSchema, withDefaults).First()
-  if (first) {
+  const filled = withDefaults(OptionsSchema as never, clone(json))
+  const first = firstError(OptionsSchema as never, filled, '')
+  if (first !== null) {
     const name = first.path.replace(/^\//, '').replace(/\//g, '.')
     throw new errorCodes.FST_REALTIME_INVALID_OPTION(name, first.message)
   }
-  const resolved = withDefaults as unknown as ResolvedOptions
+  const resolved = filled as ResolvedOptions
   if (resolved.compression !== false && (raw.websocket as ServerOptions | undefined)?.perMessageDeflate !== undefined) {
     throw new errorCodes.FST_REALTIME_INVALID_OPTION('websocket.perMessageDeflate', 'the compression option sets it (without context takeover, so each publication is compressed once): give one or the other')
   }

@@ -1,10 +1,10 @@
 // Who is on a connection: the user from the upgrade request (when Fastify hooks
 // authenticate), a stable id for finding a user's connections, and the user as
 // clients see it (auth reply, presence), serialised by the `userSchema` option.
-import { Type } from '@sinclair/typebox'
+import { Type } from '../wire/json-schema.js'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { ResolvedOptions } from './options.js'
-import type { SchemaCompiler } from '../wire/schema-compiler.js'
+import { onFirstUse, type SchemaCompiler } from '../wire/schema-compiler.js'
 
 const DefaultUser = Type.Object({ id: Type.Optional(Type.Union([Type.String(), Type.Number()])) })
 
@@ -16,7 +16,11 @@ export interface Users {
 }
 
 export function users (options: Readonly<ResolvedOptions>, compiler: SchemaCompiler, log: FastifyBaseLogger): Users {
-  const serializer = compiler.serializer(options.userSchema ?? DefaultUser, 'user', 'option "userSchema"')
+  // The app's schema is compiled now, so that a wrong one fails register; the default one, known good, on first use.
+  const userSchema = options.userSchema
+  const serializer = userSchema === undefined
+    ? onFirstUse(() => compiler.serializer(DefaultUser, 'user', 'option "userSchema"'))
+    : compiler.serializer(userSchema, 'user', 'option "userSchema"')
   return {
     fromRequest: options.getUser ?? defaultGetUser,
     idOf: options.userId ?? defaultUserId,

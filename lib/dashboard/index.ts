@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { Type } from '@sinclair/typebox'
+import { Type } from '../wire/json-schema.js'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { INTERNAL_TOPIC_PREFIX } from '../asyncapi/description.js'

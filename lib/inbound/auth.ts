@@ -1,7 +1,7 @@
 // Authentication by first message (`auth`, when the `authenticate` option is set) and
 // the expiry of credentials: a connection whose credentials expire is closed with
 // 4005 unless an `auth` sent meanwhile refreshed them.
-import { Type } from '@sinclair/typebox'
+import { Type } from '../wire/json-schema.js'
 import type { Answers } from '../connection/answer.js'
 import type { Connection } from '../connection/connection.js'
 import type { Envelope } from '../wire/envelope.js'
@@ -9,7 +9,7 @@ import { wireErrors } from '../protocol/errors.js'
 import { authReplyData } from '../wire/frames.js'
 import type { ResolvedOptions } from '../config/options.js'
 import { CloseCode } from '../protocol/constants.js'
-import type { SchemaCompiler, Validator } from '../wire/schema-compiler.js'
+import { onFirstUse, type SchemaCompiler, type Validator } from '../wire/schema-compiler.js'
 import type { Users } from '../config/users.js'
 
 const AuthData = Type.Object({ token: Type.String() })
@@ -30,7 +30,7 @@ export class MessageAuth<U> {
 
   constructor (authenticate: NonNullable<ResolvedOptions['authenticate']>, compiler: SchemaCompiler, answers: Answers, users: Users, steps: AuthSteps<U>) {
     this.#authenticate = authenticate
-    this.#validate = compiler.validator(AuthData, 'data', 'built-in "auth"')
+    this.#validate = onFirstUse(() => compiler.validator(AuthData, 'data', 'built-in "auth"'))
     this.#answers = answers
     this.#users = users
     this.#steps = steps

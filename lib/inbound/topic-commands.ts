@@ -2,7 +2,8 @@
 // publish and presence; and the ends of a subscription the server decides (a gap, an
 // unsubscribe by the server, the connection closing). Each command resolves to the
 // data of its reply, or rejects with the wire error to answer.
-import { Type, type Static } from '@sinclair/typebox'
+import type { Static } from '@sinclair/typebox'
+import { Type } from '../wire/json-schema.js'
 import type { Broker, RecoveryResult } from '../broker/types.js'
 import type { Connection, Subscription } from '../connection/connection.js'
 import { recoveredDelivery, release } from '../pubsub/delivery.js'
@@ -14,7 +15,7 @@ import { publishTo } from '../pubsub/publish.js'
 import { compressionOf, type ResolvedOptions } from '../config/options.js'
 import { UnsubscribeCode } from '../protocol/constants.js'
 import { channels, dropTally } from '../protocol/diagnostics.js'
-import type { SchemaCompiler, Serializer, Validator } from '../wire/schema-compiler.js'
+import { onFirstUse, type SchemaCompiler, type Serializer, type Validator } from '../wire/schema-compiler.js'
 import type { AuthorizeContext, TopicAction, TopicMatch, Topics } from '../pubsub/topics.js'
 
 const SubscribeData = Type.Object({
@@ -60,14 +61,15 @@ export class TopicCommands<U> {
     this.#broker = broker
     this.#hooks = hooks
     this.#serializeUser = serializeUser
+    // Compiled when first used: an app whose clients never subscribe or publish loads no schema engine for them.
     this.#validate = {
-      subscribe: compiler.validator(SubscribeData, 'data', 'built-in "subscribe"'),
-      topic: compiler.validator(TopicData, 'data', 'built-in "unsubscribe"'),
-      publish: compiler.validator(PublishData, 'data', 'built-in "publish"')
+      subscribe: onFirstUse(() => compiler.validator(SubscribeData, 'data', 'built-in "subscribe"')),
+      topic: onFirstUse(() => compiler.validator(TopicData, 'data', 'built-in "unsubscribe"')),
+      publish: onFirstUse(() => compiler.validator(PublishData, 'data', 'built-in "publish"'))
     }
     this.#serialize = {
-      subscribe: compiler.serializer(SubscribeReply, 'reply', 'built-in "subscribe"'),
-      publish: compiler.serializer(PublishReply, 'reply', 'built-in "publish"')
+      subscribe: onFirstUse(() => compiler.serializer(SubscribeReply, 'reply', 'built-in "subscribe"')),
+      publish: onFirstUse(() => compiler.serializer(PublishReply, 'reply', 'built-in "publish"'))
     }
   }
 
