@@ -11,4 +11,4 @@ const dist = (file: string): string => new URL(`../dist/${file}`, import.meta.ur
 
 export const plugin = await import(dist('index.js')) as typeof Plugin
 export const redis = await import(dist('redis.js')) as typeof Redis
-export const compressOnce = await import(dist('compress-once.js')) as typeof CompressOnce
+export const compressOnce = await import(dist('wire/compress-once.js')) as typeof CompressOnce
