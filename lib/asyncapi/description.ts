@@ -2,7 +2,7 @@
 // with their schemas. A running server describes itself (`Realtime.describe()`); a
 // contract (`defineContract`) is described without one (`describeContract`), so a
 // client team can generate the same document from the module it already imports.
-import type { TSchema } from '@sinclair/typebox'
+import type { TSchema } from '../protocol/schema.js'
 import type { Contract } from '../protocol/contract.js'
 
 /**

@@ -4,7 +4,7 @@
 // the `connection` channel holds routes, events and the connection's built-ins, and
 // each topic pattern has a channel of its own (`room/{name}`) for its publications,
 // presence and the requests that name it (subscribe, publish, presence).
-import type { TSchema } from '@sinclair/typebox'
+import type { TSchema } from '../protocol/schema.js'
 import { SUBPROTOCOL } from '../protocol/constants.js'
 import { schemaEngines } from '../wire/schema-compiler.js'
 import { isInternalTopic, type ApiDescription, type AsyncApiOptions, type RouteDescription, type TopicDescription } from './description.js'

@@ -2,7 +2,7 @@
 // AsyncAPI document: the envelope around an application's own schemas, and the
 // built-in messages. Codes come from lib/protocol/constants.ts, so the document and the server
 // cannot disagree on them.
-import type { TSchema } from '@sinclair/typebox'
+import type { TSchema } from '../protocol/schema.js'
 import { Type } from '../wire/json-schema.js'
 import { ErrorCode, MAX_ID_LENGTH, MAX_KEY_LENGTH, UnsubscribeCode } from '../protocol/constants.js'
 

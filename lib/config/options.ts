@@ -1,6 +1,7 @@
 // The plugin's options: a TypeBox schema with the defaults named beside it. They are
 // checked once, at register, and a wrong one fails with an error naming the option.
-import type { Static, TObject, TSchema } from '@sinclair/typebox'
+import type { Static, TSchema } from '../protocol/schema.js'
+import type { TObject } from '../wire/json-schema.js'
 import { Kind, Type } from '../wire/json-schema.js'
 import { clone, firstError, withDefaults } from './options-check.js'
 import type { FastifyRequest } from 'fastify'

@@ -2,7 +2,7 @@
 // publish and presence; and the ends of a subscription the server decides (a gap, an
 // unsubscribe by the server, the connection closing). Each command resolves to the
 // data of its reply, or rejects with the wire error to answer.
-import type { Static } from '@sinclair/typebox'
+import type { Static } from '../protocol/schema.js'
 import { Type } from '../wire/json-schema.js'
 import type { Broker, RecoveryResult } from '../broker/types.js'
 import type { Connection, Subscription } from '../connection/connection.js'

@@ -1,6 +1,6 @@
 // Message routes: a type name, the schemas of its data, reply and errors, and a handler.
 // Everything is compiled when the route is declared; dispatch only calls it.
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { Static, TSchema } from '../protocol/schema.js'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { errorCodes, PROTOCOL_ERROR_CODES, type RealtimeError, type WireErrorDetail } from '../protocol/errors.js'
 import type { Checker, SchemaCompiler, Serializer, Validator } from '../wire/schema-compiler.js'

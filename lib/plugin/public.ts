@@ -2,7 +2,7 @@
 // API table, `describe()`/`asyncapi()`, `metrics`, `broker` as an identity) and the
 // types of their arguments and results. The facade (realtime.ts) implements it; the
 // plugin's own wiring (start, shutdown, admission, accept) is not part of it.
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { Static, TSchema } from '../protocol/schema.js'
 import type { Registry } from '../connection/public.js'
 import type { AuthorizeContext, PresenceOptions } from '../pubsub/topics.js'
 import type { PublishOptions, PublishResult } from '../pubsub/publish.js'

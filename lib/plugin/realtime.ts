@@ -1,7 +1,7 @@
 // The `app.realtime` facade: declarations (routes, topics, events, hooks) and the
 // server-side API (publish, send, broadcast, connections, stats). It composes the
 // modules that do the work and holds no logic of its own beyond checking arguments.
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { Static, TSchema } from '../protocol/schema.js'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { Answers } from '../connection/answer.js'

@@ -5,7 +5,7 @@
 // generated or copied, so the two sides cannot drift apart.
 //
 // Its one runtime import, topic-names.ts, has none: this module is safe in a browser bundle.
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { Static, TSchema } from './schema.js'
 import { parsePattern } from './topic-names.js'
 
 /** A message route: the schema of its data, and optionally of its reply and its own error codes. */

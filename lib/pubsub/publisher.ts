@@ -4,7 +4,7 @@
 // message schema, and every publication is serialised by its schema
 // (fast-json-stringify), so what subscribers receive is exactly what a server-side
 // publish would have sent.
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { Static, TSchema } from '../protocol/schema.js'
 import { SchemaCompiler, type AjvConfig } from '../wire/schema-compiler.js'
 import { errorCodes } from '../protocol/errors.js'
 import { publishTo, resolveTopic, type PublishOptions, type PublishResult } from './publish.js'

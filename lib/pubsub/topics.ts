@@ -1,6 +1,6 @@
 // Topic patterns (`room/:name`, `ticker/*symbol`), their typed params, message schemas
 // and authorization. The rules of names and patterns are in topic-names.ts.
-import type { TSchema } from '@sinclair/typebox'
+import type { TSchema } from '../protocol/schema.js'
 import { errorCodes } from '../protocol/errors.js'
 import { defaults } from '../config/options.js'
 import { nameProblem, parsePattern, type PatternSegment } from '../protocol/topic-names.js'

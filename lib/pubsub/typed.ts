@@ -9,14 +9,14 @@
 //
 // or from a contract: `interface RealtimeTopics extends TopicsOf<typeof contract> {}` and
 // `interface RealtimeEvents extends EventsOf<typeof contract> {}`. A `message` (or event
-// entry) may be a TypeBox schema, taken as its Static type, or a plain type.
+// entry) may be a TypeBox schema (0.34 or 1.x), taken as its Static type, or a plain type.
 //
 // A concrete name is matched to the declared patterns segment by segment, as the server
 // matches it: `room/a` and `` `room/${string}` `` belong to `room/:name`; a `*param` takes
 // the rest (`ticker/BTC/USDT` belongs to `ticker/*symbol`). A name that matches no declared
 // pattern, a name typed only as `string`, and any name in an application that declares
 // nothing keep working with data `unknown`: the server checks them at run time.
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { IsSchema, Static } from '../protocol/schema.js'
 import type { PublishOptions, PublishResult } from './publish.js'
 
 /** Topic patterns and their publications. Augment it (see above); empty by default. */
@@ -26,7 +26,7 @@ export interface RealtimeTopics {}
 export interface RealtimeEvents {}
 
 /** A declared type: a TypeBox schema stands for its Static type; `any` stays `any`. */
-export type DeclaredData<T> = 0 extends (1 & T) ? any : T extends TSchema ? Static<T> : T
+export type DeclaredData<T> = 0 extends (1 & T) ? any : IsSchema<T> extends true ? Static<T> : T
 
 type SegmentMatches<N extends string, S extends string> =
   S extends `:${string}` ? (N extends '' ? false : true) : N extends S ? true : false

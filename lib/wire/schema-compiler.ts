@@ -8,7 +8,7 @@
 // loads them, and the plugin's built-in schemas compile on their first use (onFirstUse).
 import { createRequire } from 'node:module'
 import type { Ajv, ErrorObject, Options as AjvOptions, Plugin } from 'ajv'
-import type { TSchema } from '@sinclair/typebox'
+import type { TSchema } from '../protocol/schema.js'
 import { errorCodes, type WireErrorDetail } from '../protocol/errors.js'
 
 export type Validator = (data: unknown) => WireErrorDetail[] | null

@@ -198,6 +198,21 @@ t.test('ESM consumers on the newest fastify and TypeBox: node16, nodenext and bu
   for (const [name, ms] of Object.entries(times)) t.comment(`import time, ${name}: ${ms} ms (median of ${IMPORT_RUNS} fresh processes)`)
 })
 
+t.test('an ESM consumer on TypeBox 1.x (`typebox`), without @sinclair/typebox', async (t) => {
+  const dir = join(tmp, 'typebox1')
+  await consumer(dir, 'module', {
+    'fastify-realtime': `file:${tarball}`,
+    fastify: installed('fastify'),
+    typebox: installed('typebox'),
+    ws: installed('ws'),
+    '@types/node': installed('@types/node')
+  }, ['smoke-typebox1.ts'])
+  const missing = await run(process.execPath, ['--input-type=module', '-e', "try { await import('@sinclair/typebox'); console.log('installed') } catch { console.log('absent') }"], dir)
+  t.equal(missing.trim(), 'absent', '@sinclair/typebox, an optional peer, is not installed')
+  const [result] = await check(dir, 'nodenext', ['smoke-typebox1.ts'])
+  t.match(result, { ...expected, fastify: installed('fastify') }, 'nodenext, skipLibCheck false: connect, request, publish')
+})
+
 t.test('dependency weight: the tarball + fastify + TypeBox, against fastify + TypeBox alone (printed, not asserted)', async (t) => {
   const newest = { fastify: installed('fastify'), '@sinclair/typebox': installed('@sinclair/typebox') }
   const dir = join(tmp, 'weight')
