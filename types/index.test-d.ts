@@ -15,6 +15,10 @@ await app.register(realtime, { path: '/ws', heartbeat: { interval: 1000 }, maxSu
 await app.register(realtime, { heartbeat: { interval: 'fast' } })
 // @ts-expect-error: authenticate returns { user } or a falsy value
 await app.register(realtime, { authenticate: async () => 'user' })
+// A shutdown's close code: 1000 (stop for good), 1001 or 1012
+await app.register(realtime, { closeCode: 1000 })
+// @ts-expect-error: a shutdown closes with 1000, 1001 or 1012 only
+await app.register(realtime, { closeCode: 4000 })
 
 const Data = Type.Object({ room: Type.String(), text: Type.String() })
 const Reply = Type.Object({ id: Type.String(), at: Type.Number() })

@@ -10,7 +10,7 @@ import type { EventPayload, TopicData } from '../pubsub/typed.js'
 import type { HookName, RealtimeHooks } from '../messages/hooks.js'
 import type { ErrorSchemas, RouteDefinition } from '../messages/router.js'
 import type { ResolvedOptions } from '../config/options.js'
-import type { CloseCode } from '../protocol/constants.js'
+import type { ShutdownCode } from '../protocol/constants.js'
 import type { TopicParams } from '../protocol/contract.js'
 import type { HistoryOptions } from '../broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js'
@@ -97,8 +97,11 @@ export interface Realtime<U = unknown> {
   /** Closes every connection of a user, on every node. */
   disconnectUser (userId: string, code?: number, reason?: string): Promise<void>
   stats (): RealtimeStats
-  /** Closes the real-time side ahead of `app.close()`. */
-  close (options?: { code?: typeof CloseCode.GOING_AWAY | typeof CloseCode.RESTARTING, reason?: string }): Promise<void>
+  /**
+   * Closes the real-time side ahead of `app.close()`, with `code` 1000 (stop for good:
+   * clients do not reconnect), 1001 (going away) or 1012 (restarting; the `closeCode` option by default).
+   */
+  close (options?: { code?: ShutdownCode, reason?: string }): Promise<void>
   /** The declarations as a plain description, which the AsyncAPI generator reads. */
   describe (): ApiDescription
   /** The AsyncAPI 3.0 document of this server's declarations. */
