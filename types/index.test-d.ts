@@ -84,6 +84,9 @@ expectType<number>(notice.broadcast({ text: 'x' }, { except: 'id' }))
 notice.broadcast({ txt: 'x' })
 
 expectType<boolean>(app.realtime.send('id', 'notice', { text: 'x' }))
+// An app that declares no names by merging (RealtimeTopics, RealtimeEvents): any name, checked at run time.
+expectType<number>(app.realtime.broadcast('anything', { any: 'data' }))
+expectType<Promise<unknown>>(app.realtime.publish('any/topic', 1))
 expectType<boolean>(app.realtime.disconnect('id', 4503, 'bye'))
 expectType<RealtimeStats>(app.realtime.stats())
 for (const c of app.realtime.connections) {

@@ -6,7 +6,7 @@ import type { Static, TSchema } from '@sinclair/typebox'
 import type { Registry } from '../connection/public.js'
 import type { AuthorizeContext, PresenceOptions } from '../pubsub/topics.js'
 import type { PublishOptions, PublishResult } from '../pubsub/publish.js'
-import type { EventPayload, TopicData } from '../pubsub/typed.js'
+import type { DeclaredEventName, DeclaredTopicName, EventPayload, TopicData } from '../pubsub/typed.js'
 import type { HookName, RealtimeHooks } from '../messages/hooks.js'
 import type { ErrorSchemas, RouteDefinition } from '../messages/router.js'
 import type { ResolvedOptions } from '../config/options.js'
@@ -83,13 +83,13 @@ export interface Realtime<U = unknown> {
   /** Adds a lifecycle hook (README, Hooks). Chains. */
   addHook<K extends HookName>(name: K, hook: RealtimeHooks<U>[K]): this
   /** Publishes to a declared topic from anywhere in the process. */
-  publish<T extends string>(topic: T, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult>
+  publish<T extends string>(topic: DeclaredTopicName<T>, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult>
   /** The latest publications still held for a topic, oldest first. */
-  history<T extends string>(topic: T, options?: { limit?: number }): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }>
+  history<T extends string>(topic: DeclaredTopicName<T>, options?: { limit?: number }): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }>
   /** Sends a declared event to one connection; false when it is not connected here. */
-  send<E extends string>(connectionId: string, event: E, data: NoInfer<EventPayload<E>>): boolean
+  send<E extends string>(connectionId: string, event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>): boolean
   /** Sends a declared event to every accepted connection; returns how many. */
-  broadcast<E extends string>(event: E, data: NoInfer<EventPayload<E>>, options?: BroadcastOptions): number
+  broadcast<E extends string>(event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>, options?: BroadcastOptions): number
   /** Ends a connection's subscription from the server; false when there is none. */
   unsubscribe (connectionId: string, topic: string, reason?: string): boolean
   /** Closes one connection (4503 by default); false when it is not open here. */

@@ -25,7 +25,7 @@ import { TopicCommands } from '../inbound/topic-commands.js'
 import { Topics, formatTopic } from '../pubsub/topics.js'
 import { users } from '../config/users.js'
 import type { TopicParams } from '../protocol/contract.js'
-import type { EventPayload, TopicData } from '../pubsub/typed.js'
+import type { DeclaredEventName, DeclaredTopicName, EventPayload, TopicData } from '../pubsub/typed.js'
 import type { Broker, BrokerCommand } from '../broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js'
 import { asyncApiOf } from '../asyncapi/serve.js'
@@ -158,7 +158,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   // ---------------------------------------------------------------- server-side API
 
   /** Publishes to a topic from anywhere in the process. The data is serialised by the topic's message schema. */
-  publish<T extends string>(topic: T, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult> {
+  publish<T extends string>(topic: DeclaredTopicName<T>, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult> {
     // Handlers still finishing during a shutdown may publish; after it nothing may.
     if (this.#lifecycle.closed) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
     try {
@@ -173,7 +173,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
    * showing recent messages on join. `data` is as the topic's schema serialised it,
    * typed by the declared topics (`unknown` for a name of no declared pattern).
    */
-  async history<T extends string> (topic: T, options: { limit?: number } = {}): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }> {
+  async history<T extends string> (topic: DeclaredTopicName<T>, options: { limit?: number } = {}): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }> {
     resolveTopic(this.#topics, topic)
     const { position, publications } = await this.#broker.history(topic, options.limit ?? 50)
     return {
@@ -184,7 +184,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   }
 
   /** Sends a declared event to one connection. False when that connection is not open here. */
-  send<E extends string>(connectionId: string, event: E, data: NoInfer<EventPayload<E>>): boolean {
+  send<E extends string>(connectionId: string, event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>): boolean {
     const frame = this.#eventFrame(event, data)
     const connection = this.connections.get(connectionId)
     if (connection === undefined) return false
@@ -192,7 +192,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   }
 
   /** Sends a declared event to every accepted connection. Returns how many it was sent to. */
-  broadcast<E extends string>(event: E, data: NoInfer<EventPayload<E>>, options: BroadcastOptions = {}): number {
+  broadcast<E extends string>(event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>, options: BroadcastOptions = {}): number {
     const frame = this.#hub.shared(this.#eventFrame(event, data))
     const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
     let sent = 0
