@@ -1,0 +1,182 @@
+// Runs the README's programs: every TypeScript block marked `<!-- readme-run: name -->` on the
+// line before its fence is run against a real server, by scripts/readme-check.ts once the
+// blocks type-check. A run copy of each block (and of every block that names a file, so that
+// `./contract.js` resolves) is written under .readme-check/<md>-run/ with `fastify-realtime…`
+// mapped to lib/ and `fastify` to scripts/readme-harness.ts (the real Fastify on port 0, its
+// log kept). `name` picks the scenario below: for a snippet that uses the prelude's `app`,
+// the scenario makes the app and the placeholders the snippet calls; then it drives the
+// server with a real WebSocket client as the README says the program behaves. A scenario
+// fails on a wrong answer, a refused connection, or any log line at warn or above.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { apps, default as Fastify, logs, urlOf } from './readme-harness.js'
+import realtime from '../lib/index.js'
+import { connect, type TestClient } from '../test/fixtures/helpers.js'
+
+export interface RunBlock {
+  line: number
+  code: string
+  file: string | null
+  /** The scenario of a block marked `<!-- readme-run: name -->`. */
+  run?: string
+}
+
+interface Scenario {
+  /** For a snippet without its own app: makes it (registered) and the globals the snippet uses. */
+  app?: () => Promise<FastifyInstance>
+  /** Drives the program once it serves; `connect` opens a client closed after the run. */
+  drive: (app: FastifyInstance, open: Open) => Promise<void>
+  /** A program that is a test file: run by node, and passes when it exits 0. */
+  process?: true
+}
+type Open = (options?: { headers?: Record<string, string>, welcome?: boolean }) => Promise<TestClient>
+
+/** The chat of "The smallest server" and of `server.ts`, as its transcript shows it. */
+async function chat (open: Open, reply: (data: unknown) => void): Promise<void> {
+  const c = await open()
+  const subscribed = await c.request('subscribe', { topic: 'room/general' })
+  assert.equal(subscribed.type, 'reply', JSON.stringify(subscribed))
+  assert.equal(subscribed.data.offset, 0)
+  const answer = c.request('chat.send', { room: 'general', text: 'hi' })
+  const message = await c.nextOfType('message')
+  assert.equal(message.topic, 'room/general')
+  assert.equal(message.data.text, 'hi')
+  const answered = await answer
+  assert.equal(answered.type, 'reply', JSON.stringify(answered))
+  reply(answered.data)
+  const other = await c.request('chat.send', { room: 'elsewhere', text: 'hi' })
+  assert.equal(other.error?.code, 'NOT_IN_ROOM')
+  c.send({ type: 'ping', id: 3 })
+  assert.deepEqual(await c.next((f) => f.id === 3), { type: 'pong', id: 3 })
+}
+
+const scenarios: Record<string, Scenario> = {
+  'smallest-server': {
+    drive: async (_app, open) => { await chat(open, (data) => assert.deepEqual(data, { offset: 1 })) }
+  },
+  'contract-server': {
+    drive: async (_app, open) => {
+      await chat(open, (data) => {
+        const { id, at } = data as { id: unknown, at: unknown }
+        assert.equal(typeof id, 'string')
+        assert.equal(typeof at, 'number')
+      })
+    }
+  },
+  hooks: {
+    app: async () => {
+      const app = Fastify()
+      // The user of a connection: here a header, as an auth plugin would set it.
+      await app.register(realtime, { getUser: (request) => request.headers['x-user'] })
+      Object.assign(globalThis, {
+        app,
+        isBanned: async (user: string | undefined) => user === 'mallory',
+        roomIsFull: async (room: string) => room === 'full',
+        reportToSentry: () => { throw new Error('no handler failed in this run') }
+      })
+      return app
+    },
+    drive: async (app, open) => {
+      const ann = await open({ headers: { 'x-user': 'ann' } })
+      const bob = await open({ headers: { 'x-user': 'bob' } })
+      assert.deepEqual((await ann.nextOfType('presence.online')).data, { user: 'bob' }, 'ann hears bob come online')
+      const banned = await open({ headers: { 'x-user': 'mallory' }, welcome: false })
+      assert.deepEqual(await banned.closed, { code: 4503, reason: 'You are banned' })
+      assert.equal((await bob.request('subscribe', { topic: 'room/general' })).type, 'reply')
+      assert.equal((await ann.request('subscribe', { topic: 'room/general' })).type, 'reply', 'the subscribe is not refused')
+      assert.equal((await ann.request('subscribe', { topic: 'room/full' })).error?.message, 'The room is full')
+      assert.equal((await ann.request('unsubscribe', { topic: 'room/general' })).type, 'reply', 'nor the unsubscribe')
+      assert.deepEqual((await bob.nextOfType('message')).data, { from: 'server', text: 'ann left' }, 'bob is told ann left')
+      bob.close()
+      assert.deepEqual((await ann.nextOfType('presence.offline')).data.user, 'bob', 'ann hears bob go offline')
+      await bob.closed
+      assert.equal(app.realtime.stats().connections.active, 1, 'ann is still connected: nothing refused her')
+    }
+  },
+  'testing-your-app': {
+    process: true,
+    drive: async () => {}
+  }
+}
+
+const SPECIFIERS: Record<string, string> = {
+  fastify: 'scripts/readme-harness.js',
+  'fastify-realtime': 'lib/index.js',
+  'fastify-realtime/client': 'lib/client/index.js',
+  'fastify-realtime/react': 'lib/react/index.js',
+  'fastify-realtime/redis': 'lib/redis.js'
+}
+
+function runCopy (code: string, dir: string, root: string): string {
+  return code.replace(/(from\s+|import\s*\(\s*)'(fastify(?:-realtime(?:\/\w+)?)?)'/g, (whole, head: string, specifier: string) => {
+    const target = SPECIFIERS[specifier]
+    if (target === undefined) return whole
+    let path = relative(dir, join(root, target))
+    if (!path.startsWith('.')) path = `./${path}`
+    return `${head}'${path}'`
+  })
+}
+
+/** Runs the marked blocks; returns how many failed (each failure printed with its README line). */
+export async function runBlocks (blocks: RunBlock[], dir: string, root: string, label: string): Promise<number> {
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  const paths = new Map<RunBlock, string>()
+  for (const block of blocks) {
+    if (block.file === null && block.run === undefined) continue
+    const path = join(dir, block.file ?? `run-${block.line}.ts`)
+    mkdirSync(dirname(path), { recursive: true })
+    writeFileSync(path, runCopy(block.code, dirname(path), root) + '\nexport {}\n')
+    paths.set(block, path)
+  }
+  let failed = 0
+  let ran = 0
+  for (const block of blocks) {
+    if (block.run === undefined) continue
+    const where = `${label}:${block.line - 1} (readme-run: ${block.run})`
+    const scenario = scenarios[block.run]
+    if (scenario === undefined) {
+      console.error(`${where}: no such scenario in scripts/readme-run.ts`)
+      failed++
+      continue
+    }
+    const path = paths.get(block) as string
+    ran++
+    if (scenario.process === true) {
+      const result = spawnSync(process.execPath, ['--import', 'tsx', path], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+      if (result.status !== 0) {
+        console.error(`${where}: exited ${String(result.status)}\n${result.stdout}${result.stderr}`)
+        failed++
+      }
+      continue
+    }
+    apps.length = 0
+    logs.length = 0
+    const teardowns: Array<() => unknown> = []
+    try {
+      const own = scenario.app === undefined ? undefined : await scenario.app()
+      await import(pathToFileURL(path).href)
+      const app = own ?? apps[0]
+      assert.ok(app !== undefined, 'the program made no Fastify app')
+      if (own !== undefined) await own.listen()
+      const open: Open = async (options = {}) => await connect({ teardown: (fn) => { teardowns.push(fn) } }, urlOf(app), options)
+      await scenario.drive(app, open)
+      const bad = logs.filter((line) => (line.level as number) >= 40)
+      assert.deepEqual(bad, [], 'no log line at warn or above')
+    } catch (err) {
+      console.error(`${where}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+      const shown = logs.filter((line) => (line.level as number) >= 40)
+      if (shown.length > 0) console.error(shown.map((line) => JSON.stringify(line)).join('\n'))
+      failed++
+    } finally {
+      for (const fn of teardowns) await fn()
+      for (const app of apps) await app.close()
+    }
+  }
+  if (failed === 0) console.log(`readme-run: ${ran} program(s) of ${label} run as the README says`)
+  return failed
+}
