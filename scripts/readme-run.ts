@@ -28,8 +28,8 @@ export interface RunBlock {
 interface Scenario {
   /** For a snippet without its own app: makes it (registered) and the globals the snippet uses. */
   app?: () => Promise<FastifyInstance>
-  /** Drives the program once it serves; `connect` opens a client closed after the run. */
-  drive: (app: FastifyInstance, open: Open) => Promise<void>
+  /** Drives the program once it serves; `open` connects a client closed after the run. */
+  drive?: (app: FastifyInstance, open: Open) => Promise<void>
   /** A program that is a test file: run by node, and passes when it exits 0. */
   process?: true
 }
@@ -97,10 +97,8 @@ const scenarios: Record<string, Scenario> = {
       assert.equal(app.realtime.stats().connections.active, 1, 'ann is still connected: nothing refused her')
     }
   },
-  'testing-your-app': {
-    process: true,
-    drive: async () => {}
-  }
+  'testing-your-app': { process: true },
+  'testing-in-process': { process: true }
 }
 
 const SPECIFIERS: Record<string, string> = {
@@ -164,7 +162,7 @@ export async function runBlocks (blocks: RunBlock[], dir: string, root: string, 
       assert.ok(app !== undefined, 'the program made no Fastify app')
       if (own !== undefined) await own.listen()
       const open: Open = async (options = {}) => await connect({ teardown: (fn) => { teardowns.push(fn) } }, urlOf(app), options)
-      await scenario.drive(app, open)
+      await scenario.drive?.(app, open)
       const bad = logs.filter((line) => (line.level as number) >= 40)
       assert.deepEqual(bad, [], 'no log line at warn or above')
     } catch (err) {
