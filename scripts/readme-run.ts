@@ -135,7 +135,7 @@ export async function runBlocks (blocks: RunBlock[], dir: string, root: string, 
   let ran = 0
   for (const block of blocks) {
     if (block.run === undefined) continue
-    const where = `${label}:${block.line - 1} (readme-run: ${block.run})`
+    const where = `${label}:${block.line - 2} (readme-run: ${block.run})` // the marker's line
     const scenario = scenarios[block.run]
     if (scenario === undefined) {
       console.error(`${where}: no such scenario in scripts/readme-run.ts`)
