@@ -32,6 +32,12 @@ interface Scenario {
   drive?: (app: FastifyInstance, open: Open) => Promise<void>
   /** A program that is a test file: run by node, and passes when it exits 0. */
   process?: true
+  /** How many times the program is started (nodes of one deployment); 1 by default. */
+  nodes?: number
+  /** Needs the Redis at REDIS_URL: skipped when none answers, unless CI is set. */
+  redis?: true
+  /** Ends what the program started beyond its apps (the runner closes those after). */
+  end?: (apps: FastifyInstance[]) => Promise<void>
 }
 type Open = (options?: { headers?: Record<string, string>, welcome?: boolean }) => Promise<TestClient>
 
@@ -97,9 +103,33 @@ const scenarios: Record<string, Scenario> = {
       assert.equal(app.realtime.stats().connections.active, 1, 'ann is still connected: nothing refused her')
     }
   },
+  'scaling-out': {
+    redis: true,
+    nodes: 2,
+    drive: async () => {
+      const [one, two] = apps
+      const a = await connect(noTeardown, urlOf(one))
+      const b = await connect(noTeardown, urlOf(two))
+      const topic = `room/readme-${process.pid}-${Date.now()}`
+      for (const c of [a, b]) assert.equal((await c.request('subscribe', { topic })).type, 'reply')
+      await one.realtime.publish(topic, { from: 'ann', text: 'hi from node one' })
+      for (const c of [a, b]) assert.deepEqual((await c.nextOfType('message')).data, { from: 'ann', text: 'hi from node one' }, 'both nodes deliver it')
+      a.close()
+      b.close()
+    },
+    // The program's own shutdown: on SIGTERM, the app, then its broker.
+    end: async (nodes) => {
+      process.emit('SIGTERM')
+      const deadline = Date.now() + 5000
+      while (nodes.some((app) => app.server.listening) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  },
   'testing-your-app': { process: true },
   'testing-in-process': { process: true }
 }
+
+const noTeardown = { teardown: () => {} }
 
 const SPECIFIERS: Record<string, string> = {
   fastify: 'scripts/readme-harness.js',
@@ -117,6 +147,21 @@ function runCopy (code: string, dir: string, root: string): string {
     if (!path.startsWith('.')) path = `./${path}`
     return `${head}'${path}'`
   })
+}
+
+async function redisAnswers (): Promise<boolean> {
+  if (process.env.REDIS_URL === undefined) process.env.REDIS_URL = 'redis://127.0.0.1:6379'
+  const { Redis } = await import('ioredis')
+  const client = new Redis(process.env.REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return await client.ping() === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
 }
 
 /** Runs the marked blocks; returns how many failed (each failure printed with its README line). */
@@ -156,8 +201,15 @@ export async function runBlocks (blocks: RunBlock[], dir: string, root: string, 
     logs.length = 0
     const teardowns: Array<() => unknown> = []
     try {
+      if (scenario.redis === true && !await redisAnswers()) {
+        if (process.env.CI !== undefined) throw new Error(`no Redis at ${process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'}`)
+        console.log(`${where}: skipped, no Redis at REDIS_URL`)
+        ran--
+        continue
+      }
       const own = scenario.app === undefined ? undefined : await scenario.app()
-      await import(pathToFileURL(path).href)
+      // A fresh module per node: each start of the program is its own instance.
+      for (let node = 1; node <= (scenario.nodes ?? 1); node++) await import(`${pathToFileURL(path).href}?node=${node}`)
       const app = own ?? apps[0]
       assert.ok(app !== undefined, 'the program made no Fastify app')
       if (own !== undefined) await own.listen()
@@ -172,6 +224,7 @@ export async function runBlocks (blocks: RunBlock[], dir: string, root: string, 
       failed++
     } finally {
       for (const fn of teardowns) await fn()
+      if (scenario.end !== undefined) await scenario.end([...apps]).catch((err: unknown) => { console.error(`${where}: ending it failed: ${String(err)}`); failed++ })
       for (const app of apps) await app.close()
     }
   }
