@@ -125,6 +125,31 @@ const scenarios: Record<string, Scenario> = {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   },
+  asyncapi: {
+    // The snippet registers the plugin itself on the app it is given.
+    app: async () => {
+      const app = Fastify()
+      Object.assign(globalThis, { app })
+      return app
+    },
+    drive: async (app) => {
+      const base = urlOf(app, '').replace('ws://', 'http://')
+      const json = await fetch(`${base}/asyncapi.json`)
+      assert.equal(json.status, 200)
+      const doc = await json.json() as { asyncapi: string, info: { title: string, version: string } }
+      assert.equal(doc.asyncapi, '3.0.0')
+      assert.deepEqual([doc.info.title, doc.info.version], ['Chat', '1.0.0'])
+      const yaml = await fetch(`${base}/asyncapi.yaml`)
+      assert.equal(yaml.status, 200)
+      assert.match(await yaml.text(), /^asyncapi: 3\.0\.0/m)
+      const page = await fetch(`${base}/asyncapi`, { headers: { accept: 'text/html' } })
+      assert.equal(page.status, 200)
+      assert.match(page.headers.get('content-type') ?? '', /text\/html/)
+      const negotiated = await fetch(`${base}/asyncapi`, { headers: { accept: 'application/json' } })
+      assert.equal(((await negotiated.json()) as { info: { title: string } }).info.title, 'Chat')
+      assert.equal(app.realtime.asyncapi({ server: { url: 'wss://chat.example.com' } }).asyncapi, '3.0.0', 'the same, in code')
+    }
+  },
   'testing-your-app': { process: true },
   'testing-in-process': { process: true }
 }
