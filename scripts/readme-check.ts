@@ -10,6 +10,10 @@
 // `isBanned`, …) without declaring them. Blocks that are not TypeScript are fenced with
 // another language. Any error fails the check with the README line it is on.
 //
+// A block that is a program (it builds an app, declares and serves) is marked with
+// `<!-- readme-run: name -->` on the line before its fence: once every block type-checks,
+// scripts/readme-run.ts runs it against a real server, driven by the scenario `name`.
+//
 // Run: node --import tsx scripts/readme-check.ts [README.md]
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, parse, relative, resolve } from 'node:path'
@@ -32,20 +36,23 @@ export interface Block {
   file: string | null
   /** Fenced `tsx` (React). */
   tsx?: boolean
+  /** The scenario of scripts/readme-run.ts that runs it (`<!-- readme-run: name -->` before the fence). */
+  run?: string
 }
 
 const FENCE = /^(\s*)(`{3,}|~{3,})\s*([^\s`]*)/
 const FILE_NAME = /^\/\/\s*([\w./-]+\.ts)\b/
+const RUN_MARK = /^\s*<!--\s*readme-run:\s*([\w-]+)/
 
 /** The TypeScript blocks of a Markdown text, with the line each starts on. */
 export function extractBlocks (markdown: string): Block[] {
   const lines = markdown.split(/\r?\n/)
   const blocks: Block[] = []
-  let open: { fence: string, lang: string, start: number, body: string[] } | null = null
+  let open: { fence: string, lang: string, start: number, body: string[], run: string | undefined } | null = null
   for (let i = 0; i < lines.length; i++) {
     const m = FENCE.exec(lines[i])
     if (open === null) {
-      if (m !== null) open = { fence: m[2], lang: m[3].toLowerCase(), start: i + 2, body: [] }
+      if (m !== null) open = { fence: m[2], lang: m[3].toLowerCase(), start: i + 2, body: [], run: RUN_MARK.exec(lines[i - 1] ?? '')?.[1] }
       continue
     }
     // A fence closes with the same character, at least as long, and nothing after it.
@@ -54,6 +61,7 @@ export function extractBlocks (markdown: string): Block[] {
         const named = FILE_NAME.exec(open.body[0] ?? '')
         const block: Block = { line: open.start, code: open.body.join('\n'), file: named === null ? null : named[1] }
         if (open.lang === 'tsx') block.tsx = true
+        if (open.run !== undefined) block.run = open.run
         blocks.push(block)
       }
       open = null
@@ -88,7 +96,7 @@ function compilerOptions (): ts.CompilerOptions {
   }
 }
 
-function main (): void {
+async function main (): Promise<void> {
   const blocks = extractBlocks(readFileSync(readmePath, 'utf8'))
   rmSync(outDir, { recursive: true, force: true })
   mkdirSync(outDir, { recursive: true })
@@ -141,9 +149,12 @@ function main (): void {
   if (failed > 0) {
     console.error(`readme-check: ${failed} error(s) in ${label}'s TypeScript blocks`)
     process.exitCode = 1
-  } else {
-    console.log(`readme-check: ${files.length} TypeScript blocks of ${label} type-check`)
+    return
   }
+  console.log(`readme-check: ${files.length} TypeScript blocks of ${label} type-check`)
+  // Loaded only now: it loads the plugin and Fastify, which type-checking does not need.
+  const { runBlocks } = await import('./readme-run.js')
+  if (await runBlocks(blocks, `${outDir}-run`, root, label) > 0) process.exitCode = 1
 }
 
-if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main()
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main()

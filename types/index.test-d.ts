@@ -15,6 +15,10 @@ await app.register(realtime, { path: '/ws', heartbeat: { interval: 1000 }, maxSu
 await app.register(realtime, { heartbeat: { interval: 'fast' } })
 // @ts-expect-error: authenticate returns { user } or a falsy value
 await app.register(realtime, { authenticate: async () => 'user' })
+// A shutdown's close code: 1000 (stop for good), 1001 or 1012
+await app.register(realtime, { closeCode: 1000 })
+// @ts-expect-error: a shutdown closes with 1000, 1001 or 1012 only
+await app.register(realtime, { closeCode: 4000 })
 
 const Data = Type.Object({ room: Type.String(), text: Type.String() })
 const Reply = Type.Object({ id: Type.String(), at: Type.Number() })
@@ -80,6 +84,9 @@ expectType<number>(notice.broadcast({ text: 'x' }, { except: 'id' }))
 notice.broadcast({ txt: 'x' })
 
 expectType<boolean>(app.realtime.send('id', 'notice', { text: 'x' }))
+// An app that declares no names by merging (RealtimeTopics, RealtimeEvents): any name, checked at run time.
+expectType<number>(app.realtime.broadcast('anything', { any: 'data' }))
+expectType<Promise<unknown>>(app.realtime.publish('any/topic', 1))
 expectType<boolean>(app.realtime.disconnect('id', 4503, 'bye'))
 expectType<RealtimeStats>(app.realtime.stats())
 for (const c of app.realtime.connections) {

@@ -46,8 +46,15 @@ expectType<number>(rt.heartbeatTick)
 expectType<unknown>(rt.log)
 // @ts-expect-error: app.realtime.broker identifies the instance; its methods are not API
 expectType<unknown>(rt.broker.publish)
-// @ts-expect-error: a declaration can only close with 1001 or 1012
+// A shutdown closes with 1000 (stop for good: clients do not reconnect), 1001 or 1012, and
+// nothing else: the error names the three ('not assignable to type 1000 | 1001 | 1012').
+await rt.close({ code: 1000 })
+await rt.close({ code: 1001, reason: 'maintenance' })
+expectType<1000 | 1001 | 1012>(rt.options.closeCode)
+// @ts-expect-error: a shutdown closes with 1000, 1001 or 1012 only
 await rt.close({ code: 4000 })
+// @ts-expect-error: 1002 is the WebSocket layer's, not a shutdown's
+await rt.close({ code: 1002 })
 
 // ---------------------------------------------------------------- the registry
 

@@ -63,8 +63,13 @@ export function firstError (schema: Schema, value: unknown, path: string): Optio
       return typeof value === 'boolean' ? null : fail('Expected boolean')
     case 'Literal':
       return value === schema.const ? null : fail(`Expected ${typeof schema.const === 'string' ? `'${schema.const}'` : String(schema.const)}`)
-    case 'Union':
-      return (schema.anyOf ?? []).some((member) => firstError(member, value, path) === null) ? null : fail('Expected union value')
+    case 'Union': {
+      const members = schema.anyOf ?? []
+      if (members.some((member) => firstError(member, value, path) === null)) return null
+      // A choice of constants (closeCode) names them, so that the error says what is allowed.
+      const literals = members.every((member) => member[Kind] === 'Literal')
+      return fail(literals ? `Expected one of ${members.map((member) => JSON.stringify(member.const)).join(', ')}` : 'Expected union value')
+    }
     case 'Integer':
     case 'Number': {
       const name = schema.type as string

@@ -56,7 +56,7 @@ export const OptionsSchema = Type.Object({
   }, { default: {} }),
   authTimeout: Ms(defaults.authTimeout, 'ms a connection has to send `auth` when `authenticate` is set (close 4502)'),
   closeTimeout: Ms(defaults.closeTimeout, 'ms app.close() lets handlers in flight finish (and send their replies) before closing the connections'),
-  closeCode: Type.Union([Type.Literal(CloseCode.RESTARTING), Type.Literal(CloseCode.GOING_AWAY)], { default: defaults.closeCode, description: 'close code of a shutdown: 1012 (restarting: clients come back at once, with jitter) or 1001 (going away)' }),
+  closeCode: Type.Union([Type.Literal(CloseCode.RESTARTING), Type.Literal(CloseCode.GOING_AWAY), Type.Literal(CloseCode.NORMAL)], { default: defaults.closeCode, description: 'close code of a shutdown: 1012 (restarting: clients come back at once, with jitter), 1001 (going away) or 1000 (stopped for good: clients do not reconnect)' }),
   closeGrace: Ms(defaults.closeGrace, 'ms a connection the server closed has to complete the close handshake before it is terminated (a slow consumer never reads its 4008)'),
   maxPayload: Type.Integer({ minimum: 64, default: defaults.maxPayload, description: 'largest frame in bytes; a larger one closes with 1009' }),
   maxSubscriptions: Type.Integer({ minimum: 1, default: defaults.maxSubscriptions, description: 'subscriptions per connection (LIMIT_EXCEEDED past it)' }),

@@ -178,7 +178,9 @@ export class Lifecycle<U> {
       }
     }, (err: unknown) => {
       if (!connection.isOpen) return
-      connection.log.info({ err }, 'onConnect refused the connection')
+      // A RealtimeError is a refusal the hook meant; anything else is a bug in the hook.
+      if (isRealtimeError(err)) connection.log.info({ err }, 'onConnect refused the connection')
+      else connection.log.error({ err }, 'onConnect hook failed; the connection is refused')
       const refusal = isRealtimeError(err) ? err : wireErrors.forbidden()
       if (auth !== undefined) this.#answers.error(connection, auth.id, refusal)
       connection.close(refusal.closeCode ?? CloseCode.DISCONNECTED, isRealtimeError(err) ? err.message : 'connection refused')

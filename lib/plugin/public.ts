@@ -6,11 +6,11 @@ import type { Static, TSchema } from '../protocol/schema.js'
 import type { Registry } from '../connection/public.js'
 import type { AuthorizeContext, PresenceOptions } from '../pubsub/topics.js'
 import type { PublishOptions, PublishResult } from '../pubsub/publish.js'
-import type { EventPayload, TopicData } from '../pubsub/typed.js'
+import type { DeclaredEventName, DeclaredTopicName, EventPayload, TopicData } from '../pubsub/typed.js'
 import type { HookName, RealtimeHooks } from '../messages/hooks.js'
 import type { ErrorSchemas, RouteDefinition } from '../messages/router.js'
 import type { ResolvedOptions } from '../config/options.js'
-import type { CloseCode } from '../protocol/constants.js'
+import type { ShutdownCode } from '../protocol/constants.js'
 import type { TopicParams } from '../protocol/contract.js'
 import type { HistoryOptions } from '../broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js'
@@ -83,13 +83,13 @@ export interface Realtime<U = unknown> {
   /** Adds a lifecycle hook (README, Hooks). Chains. */
   addHook<K extends HookName>(name: K, hook: RealtimeHooks<U>[K]): this
   /** Publishes to a declared topic from anywhere in the process. */
-  publish<T extends string>(topic: T, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult>
+  publish<T extends string>(topic: DeclaredTopicName<T>, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult>
   /** The latest publications still held for a topic, oldest first. */
-  history<T extends string>(topic: T, options?: { limit?: number }): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }>
+  history<T extends string>(topic: DeclaredTopicName<T>, options?: { limit?: number }): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }>
   /** Sends a declared event to one connection; false when it is not connected here. */
-  send<E extends string>(connectionId: string, event: E, data: NoInfer<EventPayload<E>>): boolean
+  send<E extends string>(connectionId: string, event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>): boolean
   /** Sends a declared event to every accepted connection; returns how many. */
-  broadcast<E extends string>(event: E, data: NoInfer<EventPayload<E>>, options?: BroadcastOptions): number
+  broadcast<E extends string>(event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>, options?: BroadcastOptions): number
   /** Ends a connection's subscription from the server; false when there is none. */
   unsubscribe (connectionId: string, topic: string, reason?: string): boolean
   /** Closes one connection (4503 by default); false when it is not open here. */
@@ -97,8 +97,11 @@ export interface Realtime<U = unknown> {
   /** Closes every connection of a user, on every node. */
   disconnectUser (userId: string, code?: number, reason?: string): Promise<void>
   stats (): RealtimeStats
-  /** Closes the real-time side ahead of `app.close()`. */
-  close (options?: { code?: typeof CloseCode.GOING_AWAY | typeof CloseCode.RESTARTING, reason?: string }): Promise<void>
+  /**
+   * Closes the real-time side ahead of `app.close()`, with `code` 1000 (stop for good:
+   * clients do not reconnect), 1001 (going away) or 1012 (restarting; the `closeCode` option by default).
+   */
+  close (options?: { code?: ShutdownCode, reason?: string }): Promise<void>
   /** The declarations as a plain description, which the AsyncAPI generator reads. */
   describe (): ApiDescription
   /** The AsyncAPI 3.0 document of this server's declarations. */

@@ -16,7 +16,7 @@ import type { Hub } from '../pubsub/hub.js'
 import { idempotencyStore } from '../messages/idempotency.js'
 import { Lifecycle, type Refusal } from '../inbound/lifecycle.js'
 import type { ResolvedOptions } from '../config/options.js'
-import { CloseCode } from '../protocol/constants.js'
+import { CloseCode, SHUTDOWN_CODES, type ShutdownCode } from '../protocol/constants.js'
 import { publishTo, resolveTopic, type PublishOptions, type PublishResult } from '../pubsub/publish.js'
 import { Registry } from '../connection/registry.js'
 import { checkTypeName, Router, type ErrorSchemas, type RouteDefinition } from '../messages/router.js'
@@ -25,7 +25,7 @@ import { TopicCommands } from '../inbound/topic-commands.js'
 import { Topics, formatTopic } from '../pubsub/topics.js'
 import { users } from '../config/users.js'
 import type { TopicParams } from '../protocol/contract.js'
-import type { EventPayload, TopicData } from '../pubsub/typed.js'
+import type { DeclaredEventName, DeclaredTopicName, EventPayload, TopicData } from '../pubsub/typed.js'
 import type { Broker, BrokerCommand } from '../broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js'
 import { asyncApiOf } from '../asyncapi/serve.js'
@@ -33,6 +33,13 @@ import type { AsyncApiDocument } from '../asyncapi/document.js'
 import { channels } from '../protocol/diagnostics.js'
 import type { MetricsRegistry } from './metrics-registry.js'
 import type { BroadcastOptions, EventHandle, Realtime, RealtimeStats, TopicHandle, TopicOptions } from './public.js'
+
+/** The reason a shutdown's close gives when `close()` is given none. */
+const SHUTDOWN_REASONS: Record<ShutdownCode, string> = {
+  [CloseCode.NORMAL]: 'server stopped',
+  [CloseCode.GOING_AWAY]: 'server going away',
+  [CloseCode.RESTARTING]: 'server restarting'
+}
 
 /**
  * `app.realtime`. The application is given it as the `Realtime` of public.ts, which this
@@ -151,7 +158,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   // ---------------------------------------------------------------- server-side API
 
   /** Publishes to a topic from anywhere in the process. The data is serialised by the topic's message schema. */
-  publish<T extends string>(topic: T, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult> {
+  publish<T extends string>(topic: DeclaredTopicName<T>, data: NoInfer<TopicData<T>>, options?: PublishOptions): Promise<PublishResult> {
     // Handlers still finishing during a shutdown may publish; after it nothing may.
     if (this.#lifecycle.closed) return Promise.reject(new errorCodes.FST_REALTIME_CLOSED())
     try {
@@ -166,7 +173,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
    * showing recent messages on join. `data` is as the topic's schema serialised it,
    * typed by the declared topics (`unknown` for a name of no declared pattern).
    */
-  async history<T extends string> (topic: T, options: { limit?: number } = {}): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }> {
+  async history<T extends string> (topic: DeclaredTopicName<T>, options: { limit?: number } = {}): Promise<{ offset: number, epoch: string, publications: Array<{ offset: number, data: TopicData<T> }> }> {
     resolveTopic(this.#topics, topic)
     const { position, publications } = await this.#broker.history(topic, options.limit ?? 50)
     return {
@@ -177,7 +184,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   }
 
   /** Sends a declared event to one connection. False when that connection is not open here. */
-  send<E extends string>(connectionId: string, event: E, data: NoInfer<EventPayload<E>>): boolean {
+  send<E extends string>(connectionId: string, event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>): boolean {
     const frame = this.#eventFrame(event, data)
     const connection = this.connections.get(connectionId)
     if (connection === undefined) return false
@@ -185,7 +192,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   }
 
   /** Sends a declared event to every accepted connection. Returns how many it was sent to. */
-  broadcast<E extends string>(event: E, data: NoInfer<EventPayload<E>>, options: BroadcastOptions = {}): number {
+  broadcast<E extends string>(event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>, options: BroadcastOptions = {}): number {
     const frame = this.#hub.shared(this.#eventFrame(event, data))
     const except = options.except === undefined ? undefined : ([] as string[]).concat(options.except)
     let sent = 0
@@ -261,12 +268,16 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   /**
    * Closes the real-time side ahead of `app.close()` (which does it anyway): handlers in
    * flight finish, then every client is closed with `code` (the `closeCode` option by
-   * default: 1012, restarting; or 1001, going away) and `reason`. Once; later calls
-   * wait for the first.
+   * default: 1012, restarting; 1001, going away; or 1000, stopped for good: clients do not
+   * reconnect) and `reason`. Once; later calls wait for the first. A code outside these
+   * (from JavaScript) throws FST_REALTIME_INVALID_OPTION naming the allowed ones.
    */
-  async close (options: { code?: typeof CloseCode.GOING_AWAY | typeof CloseCode.RESTARTING, reason?: string } = {}): Promise<void> {
+  async close (options: { code?: ShutdownCode, reason?: string } = {}): Promise<void> {
     const code = options.code ?? this.options.closeCode
-    const reason = options.reason ?? (code === CloseCode.GOING_AWAY ? 'server going away' : 'server restarting')
+    if (!(SHUTDOWN_CODES as readonly number[]).includes(code)) {
+      throw new errorCodes.FST_REALTIME_INVALID_OPTION('close({ code })', `must be one of ${SHUTDOWN_CODES.join(', ')} (got ${String(code)})`)
+    }
+    const reason = options.reason ?? SHUTDOWN_REASONS[code]
     // No more pings: a client must not be cut off for silence while the shutdown waits on it.
     this.#heartbeat.stop()
     await this.#lifecycle.shutdown(code, reason)

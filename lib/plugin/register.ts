@@ -151,6 +151,10 @@ export const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastif
     // A callback hook, not an async one: an upgrade that is let through (nearly all of
     // them) costs no promise and no extra turn of the microtask queue.
     onRequest: (request, reply, done) => {
+      // @fastify/websocket's injectWS (11.3) writes Sec-WebSocket-Version as the number 13,
+      // which ws 8.23.1 and later refuse with 400; the header of a real request is a string.
+      const headers = request.raw.headers as Record<string, unknown>
+      if (typeof headers['sec-websocket-version'] === 'number') headers['sec-websocket-version'] = String(headers['sec-websocket-version'])
       const refusal = subprotocolRefusal(request) ?? realtime.admission(request)
       if (refusal === null) {
         done()

@@ -36,7 +36,7 @@ export type ProtocolErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
  * application may use the others with `disconnect()`.
  */
 export const CloseCode = {
-  /** Reserved (a normal close by the client, or by the app with `disconnect()`). */
+  /** A shutdown for good (`closeCode: 1000` or `close({ code: 1000 })`): clients do not reconnect; also a normal close by the client, or by the app with `disconnect()`. */
   NORMAL: 1000,
   /** A shutdown with `closeCode: 1001` (or `close({ code: 1001 })`); from a client, its page going away. */
   GOING_AWAY: 1001,
@@ -79,6 +79,14 @@ export const CloseCode = {
   /** Reserved. */
   FORBIDDEN: 4507
 } as const
+
+/**
+ * The close codes a shutdown may use (`closeCode`, `app.realtime.close({ code })`): 1000
+ * (stop for good: clients do not reconnect), 1001 (going away) and 1012 (restarting:
+ * clients come back at once, with jitter).
+ */
+export const SHUTDOWN_CODES = [CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.RESTARTING] as const
+export type ShutdownCode = typeof SHUTDOWN_CODES[number]
 
 /** A WebSocket's `readyState` (the same numbers in ws and in browsers). */
 export const ReadyState = {

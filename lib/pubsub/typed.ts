@@ -14,8 +14,10 @@
 // A concrete name is matched to the declared patterns segment by segment, as the server
 // matches it: `room/a` and `` `room/${string}` `` belong to `room/:name`; a `*param` takes
 // the rest (`ticker/BTC/USDT` belongs to `ticker/*symbol`). A name that matches no declared
-// pattern, a name typed only as `string`, and any name in an application that declares
-// nothing keep working with data `unknown`: the server checks them at run time.
+// pattern is a compile error once the application declares topics (an event name outside
+// RealtimeEvents once it declares events): the server would refuse it at run time. A name
+// typed only as `string`, and any name in an application that declares nothing, keep
+// working with data `unknown`: the server checks them at run time.
 import type { IsSchema, Static } from '../protocol/schema.js'
 import type { PublishOptions, PublishResult } from './publish.js'
 
@@ -62,5 +64,25 @@ export type EventPayload<E extends string> =
     ? unknown
     : E extends keyof RealtimeEvents ? DeclaredData<RealtimeEvents[E]> : unknown
 
+/**
+ * A topic name the helpers take: any name while the application declares no topic;
+ * once it does, a name of a declared pattern (or one typed only as `string`, checked at run
+ * time), and for any other a message type that says so in the compile error.
+ */
+export type DeclaredTopicName<T extends string> =
+  string extends T
+    ? T
+    : [DeclaredPattern] extends [never]
+        ? T
+        : [DeclaredPatternOf<T>] extends [never] ? `Undeclared topic "${T}": declare its pattern in RealtimeTopics` : T
+
+/** An event name the helpers take: the same rule as DeclaredTopicName's, with RealtimeEvents. */
+export type DeclaredEventName<E extends string> =
+  string extends E
+    ? E
+    : [keyof RealtimeEvents] extends [never]
+        ? E
+        : E extends keyof RealtimeEvents ? E : `Undeclared event "${E}": declare it in RealtimeEvents`
+
 /** `app.realtime.publish` and `ctx.publish`. */
-export type PublishFunction = <T extends string>(topic: T, data: NoInfer<TopicData<T>>, options?: PublishOptions) => Promise<PublishResult>
+export type PublishFunction = <T extends string>(topic: DeclaredTopicName<T>, data: NoInfer<TopicData<T>>, options?: PublishOptions) => Promise<PublishResult>

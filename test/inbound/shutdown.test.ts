@@ -10,6 +10,7 @@ import Fastify from 'fastify'
 import realtime from '../../lib/index.js'
 import { build, connect, until, watchCrashes } from '../fixtures/helpers.js'
 import { WebSocket } from 'ws'
+import { createClient } from '../../lib/client/index.js'
 
 t.test('a handler running when shutdown starts finishes, publishes and replies before the close', async (t) => {
   let entered!: () => void
@@ -85,8 +86,36 @@ t.test('the close code is a choice: the closeCode option, or app.realtime.close(
   a.close()
   await a.closed
   const app = Fastify()
-  await t.rejects(async () => { await app.register(realtime, { closeCode: 4000 } as never).ready() }, { code: 'FST_REALTIME_INVALID_OPTION', message: /closeCode/ })
+  await t.rejects(async () => { await app.register(realtime, { closeCode: 4000 } as never).ready() }, { code: 'FST_REALTIME_INVALID_OPTION', message: 'Invalid fastify-realtime option "closeCode": Expected one of 1012, 1001, 1000' })
   await app.close()
+})
+
+t.test('close({ code: 1000 }) stops for good: clients get 1000 and the bundled client does not reconnect', async (t) => {
+  const { app, url } = await build(t)
+  const raw = await connect(t, url)
+  const client = createClient({ url, WebSocket, backoff: { initialDelay: 50, maxDelay: 100 } })
+  t.teardown(() => client.close())
+  const attempts: number[] = []
+  const closes: Array<{ code: number, reconnect: boolean }> = []
+  client.on('attempt', (e) => { attempts.push(e.attempt) })
+  client.on('close', (e) => { closes.push({ code: e.code, reconnect: e.reconnect }) })
+  await until(() => client.state === 'open')
+  await t.rejects(app.realtime.close({ code: 1002 } as never), { code: 'FST_REALTIME_INVALID_OPTION', message: 'Invalid fastify-realtime option "close({ code })": must be one of 1000, 1001, 1012 (got 1002)' }, 'from JavaScript, a wrong code names the allowed ones')
+  t.equal(app.realtime.stats().connections.active, 2, 'and closes nothing')
+  await app.realtime.close({ code: 1000 })
+  t.same(await raw.closed, { code: 1000, reason: 'server stopped' })
+  await until(() => client.state === 'closed')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(client.state, 'closed', 'the client stays closed')
+  t.same(attempts, [], 'with no attempt to reconnect')
+  t.same(closes, [{ code: 1000, reconnect: false }])
+})
+
+t.test('the closeCode option 1000 makes app.close() a stop for good', async (t) => {
+  const { app, url } = await build(t, { closeCode: 1000 })
+  const c = await connect(t, url)
+  await app.close()
+  t.same(await c.closed, { code: 1000, reason: 'server stopped' })
 })
 
 t.test('app.close() ends within closeTimeout + closeGrace whatever the browsers hold', async (t) => {

@@ -264,6 +264,38 @@ t.test('a throwing onUnsubscribe, onDisconnect or onHandlerError is logged with 
   t.equal(crashes.uncaught + crashes.unhandled, 0)
 })
 
+t.test('a hook that refuses by a bug (not a RealtimeError) is logged at error; a deliberate refusal at info', async (t) => {
+  const log = logCapture()
+  const { url } = await build(t, {}, (app) => {
+    app.realtime.topic('room/:name', { message: Message })
+    app.realtime.addHook('onConnect', (connection) => {
+      const how = connection.request.headers['x-refuse']
+      // A bug: what the README's Hooks example did, broadcasting an event nobody declared.
+      if (how === 'bug') app.realtime.broadcast('nope' as never, {} as never)
+      if (how === 'meant') throw new RealtimeError('BANNED', 'you are banned')
+    })
+    app.realtime.addHook('onSubscribe', (_connection, info) => {
+      if (info.params.name === 'broken') throw new TypeError('cannot read properties of undefined')
+      if (info.params.name === 'vip') throw new RealtimeError('FORBIDDEN', 'members only')
+    })
+  }, { logger: { level: 'info', stream: log.stream } })
+  const bug = await connect(t, url, { headers: { 'x-refuse': 'bug' }, welcome: false })
+  t.equal((await bug.closed).code, 4503)
+  const meant = await connect(t, url, { headers: { 'x-refuse': 'meant' }, welcome: false })
+  t.equal((await meant.closed).code, 4503)
+  const c = await connect(t, url)
+  t.equal((await c.request('subscribe', { topic: 'room/broken' })).error?.code, 'FORBIDDEN')
+  t.equal((await c.request('subscribe', { topic: 'room/vip' })).error?.code, 'FORBIDDEN')
+  await until(() => log.lines.some((l) => l.topic === 'room/broken'))
+  const refusals = log.lines.filter((l) => typeof l.msg === 'string' && /^on(Connect|Subscribe)/.test(l.msg))
+  t.match(refusals, [
+    { level: 50, msg: 'onConnect hook failed; the connection is refused', err: { code: 'FST_REALTIME_UNKNOWN_EVENT' } },
+    { level: 30, msg: 'onConnect refused the connection', err: { message: 'you are banned' } },
+    { level: 50, msg: 'onSubscribe hook failed; the subscribe is refused', topic: 'room/broken', err: { type: 'TypeError' } }
+  ])
+  t.equal(refusals.length, 3, 'the deliberate onSubscribe refusal is answered, not logged as a failure')
+})
+
 t.test('onDisconnect: exactly once, after the topics are left, whatever closed the connection', async (t) => {
   const crashes = watchCrashes(t)
   const told = new Map<string, Array<{ code: number, topicsLeft: boolean, unsubscribed: number }>>()

@@ -73,3 +73,17 @@ t.test('a failing block fails the check with its line; file blocks import each o
   t.notMatch(stderr, /DOC\.md:[2-9]:/, 'the snippet and the file it imports compile')
   t.match(stderr, /2 error\(s\) in DOC\.md's TypeScript blocks/)
 })
+
+t.test('a block marked <!-- readme-run: name --> is run by that scenario once the blocks compile', async (t) => {
+  t.same(extractBlocks(['<!-- readme-run: hooks -->', '```ts', 'const a = 1', '```', '```ts', 'const b = 2', '```'].join('\n')), [
+    { line: 3, code: 'const a = 1', file: null, run: 'hooks' },
+    { line: 6, code: 'const b = 2', file: null }
+  ])
+  const dir = t.testdir({})
+  const file = join(dir, 'RUN.md')
+  writeFileSync(file, ['Intro', '<!-- readme-run: no-such-scenario -->', '```ts', 'const a: number = 1', '```'].join('\n'))
+  const { code, stdout, stderr } = await check(file)
+  t.equal(code, 1, stdout + stderr)
+  t.match(stdout, /1 TypeScript blocks of RUN\.md type-check/)
+  t.match(stderr, /^RUN\.md:2 \(readme-run: no-such-scenario\): no such scenario/m, 'named with the line of its marker')
+})

@@ -3,7 +3,7 @@
 // augmentation holds for every file of the program it is in.
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import realtime, { defineContract, type EventsOf, type TopicData, type EventPayload, type TopicsOf } from '../../lib/index.js'
+import realtime, { defineContract, type EventsOf, type TopicData, type EventPayload, type TopicsOf, type DeclaredTopicName, type DeclaredEventName } from '../../lib/index.js'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function assertEqual<T extends true> (_proof?: T): void {}
@@ -64,9 +64,22 @@ await app.realtime.publish('feed', { id: 1 }, { ephemeral: true })
 // @ts-expect-error: a literal pattern has its own message
 await app.realtime.publish('feed', { text: 'x' })
 
-// Undeclared names and plain strings keep working.
+// A name of no declared pattern is a compile error, as it would be FST_REALTIME_UNKNOWN_TOPIC
+// at run time; a name typed only as string is checked at run time.
+// @ts-expect-error: 'undeclared/topic' is of no declared pattern
 await app.realtime.publish('undeclared/topic', { anything: 1 })
+// @ts-expect-error: one segment too many for room/:name
+await app.realtime.publish('room/a/b', { text: 'hi' })
+// @ts-expect-error: a template literal name of no declared pattern
+await app.realtime.publish(`nope/${id}`, { text: 'hi' })
+// @ts-expect-error: history() takes declared names too
+await app.realtime.history('undeclared/topic')
 await app.realtime.publish(id, 12)
+assertEqual<Equal<DeclaredTopicName<'nope'>, 'Undeclared topic "nope": declare its pattern in RealtimeTopics'>>()
+assertEqual<Equal<DeclaredTopicName<'room/a'>, 'room/a'>>()
+assertEqual<Equal<DeclaredTopicName<string>, string>>()
+assertEqual<Equal<DeclaredEventName<'nope'>, 'Undeclared event "nope": declare it in RealtimeEvents'>>()
+assertEqual<Equal<DeclaredEventName<'notice'>, 'notice'>>()
 
 app.realtime.send('c1', 'notice', { text: 'x' })
 // @ts-expect-error: wrong data for a declared event
@@ -74,7 +87,12 @@ app.realtime.send('c1', 'notice', { text: 1 })
 app.realtime.broadcast('shutdown', { inMs: 1000 }, { except: 'c1' })
 // @ts-expect-error: the contract's schema types the event
 app.realtime.broadcast('shutdown', { inMs: 'soon' })
-app.realtime.broadcast('undeclared', { anything: 1 })
+// @ts-expect-error: an event nobody declared (FST_REALTIME_UNKNOWN_EVENT at run time)
+app.realtime.broadcast('nope', { anything: 1 })
+// @ts-expect-error: send() too
+app.realtime.send('c1', 'nope', { text: 'x' })
+const eventName = 'notice' as string
+app.realtime.broadcast(eventName, { anything: 1 })
 
 app.realtime.route({
   type: 'say',
@@ -83,6 +101,8 @@ app.realtime.route({
     await ctx.publish(`room/${data.room}`, { text: data.text })
     // @ts-expect-error: ctx.publish is typed like app.realtime.publish
     await ctx.publish(`room/${data.room}`, { txt: data.text })
+    // @ts-expect-error: and takes declared names only
+    await ctx.publish('undeclared/topic', { text: data.text })
   }
 })
 
