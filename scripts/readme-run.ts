@@ -174,19 +174,11 @@ function runCopy (code: string, dir: string, root: string): string {
   })
 }
 
+/** Whether the Redis the README's programs use (REDIS_URL, as they read it) answers. */
 async function redisAnswers (): Promise<boolean> {
-  if (process.env.REDIS_URL === undefined) process.env.REDIS_URL = 'redis://127.0.0.1:6379'
-  const { Redis } = await import('ioredis')
-  const client = new Redis(process.env.REDIS_URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 })
-  client.on('error', () => {})
-  try {
-    await client.connect()
-    return await client.ping() === 'PONG'
-  } catch {
-    return false
-  } finally {
-    client.disconnect()
-  }
+  process.env.REDIS_URL ??= 'redis://127.0.0.1:6379'
+  const { reachable } = await import('../test/fixtures/redis.js')
+  return await reachable(process.env.REDIS_URL)
 }
 
 /** Runs the marked blocks; returns how many failed (each failure printed with its README line). */
