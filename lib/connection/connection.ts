@@ -285,9 +285,10 @@ export class Connection<U = unknown> implements PublicConnection<U> {
       return
     }
     this.state = 'closing'
+    const info = { code, reason: closeReason(reason) }
     // The server's reason to close, not the 1006 a peer that never answers leaves.
-    this.closeInfo ??= { code, reason: closeReason(reason) }
-    this.#closing = { code, reason: closeReason(reason) }
+    this.closeInfo ??= info
+    this.#closing = info
     if ((this.#pending?.size ?? 0) > 0 && wait > 0 && code !== CloseCode.SLOW_CONSUMER && this.socket.readyState === ReadyState.OPEN) {
       this.closeTimer = setTimeout(() => this.#closeNow(), wait).unref()
       return
