@@ -121,3 +121,13 @@ await app.register(realtime, { asyncapi: { info: { title: 3 } } })
 const asyncDoc: AsyncApiDocument = app.realtime.asyncapi({ info: { version: '2.0.0' } })
 expectType<'3.0.0'>(asyncDoc.asyncapi)
 expectType<AsyncApiDocument>(asyncapiFromContract({ routes: { ping: { data: Type.Object({}) } } }, { auth: true, path: '/ws' }))
+
+// The `websocket` option is declared by us (the public types name no ws type, so apps need no
+// @types/ws) and must stay what ws accepts: ours assignable to ws's own ServerOptions.
+{
+  const ours: import('../lib/index.js').WebSocketServerOptions = { perMessageDeflate: { threshold: 512, zlibDeflateOptions: { level: 1 } }, skipUTF8Validation: false }
+  const theirs: import('ws').ServerOptions = ours
+  expectType<import('ws').ServerOptions>(theirs)
+  // @ts-expect-error: the plugin owns maxPayload (its own option of that name)
+  await app.register(realtime, { websocket: { maxPayload: 10 } })
+}

@@ -3,7 +3,7 @@
 // connection's memory flat), ws's default threshold and zlib level. The servers
 // accept it only when a client offers it, which only the deflate scenario's clients do.
 import type { PerMessageDeflateOptions } from 'ws'
-import type { CompressionOptions } from '../../lib/wire/compress-once.js'
+import type { CompressionOptions } from '../../lib/wire/compression-options.js'
 
 export const BENCH_DEFLATE: PerMessageDeflateOptions = {
   serverNoContextTakeover: true,

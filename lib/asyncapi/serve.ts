@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ApiDescription, AsyncApiOptions } from './description.js'
 import { buildAsyncApi, type AsyncApiDocument } from './document.js'
 import { renderPage } from './page.js'
+import { toYaml } from './yaml.js'
 import { defaults } from '../config/options.js'
 
 /** The resolved plugin option (see options.ts). */
@@ -78,12 +79,7 @@ export function registerAsyncApi (app: FastifyInstance, realtime: Describable): 
     return { ...document, servers: { realtime: { ...document.servers.realtime, host: url.host, protocol: url.protocol.replace(/:$/, '') } } }
   }
   const json = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(documentFor(request), null, 2))
-  const yaml = async (request: FastifyRequest, reply: FastifyReply) => {
-    // Loaded on the first YAML request: yaml is about 70 modules that an app importing
-    // the plugin would otherwise load at start-up, asked for or not.
-    const { stringify } = await import('yaml')
-    return reply.type('application/yaml; charset=utf-8').send(stringify(documentFor(request), { aliasDuplicateObjects: false }))
-  }
+  const yaml = async (request: FastifyRequest, reply: FastifyReply) => reply.type('application/yaml; charset=utf-8').send(toYaml(documentFor(request)))
   app.get(`${path}.json`, json)
   app.get(`${path}.yaml`, yaml)
   app.get(`${path}.yml`, yaml)

@@ -5,12 +5,12 @@ import type { TObject } from '../wire/json-schema.js'
 import { Kind, Type } from '../wire/json-schema.js'
 import { clone, firstError, withDefaults } from './options-check.js'
 import type { FastifyRequest } from 'fastify'
-import type { ServerOptions } from 'ws'
 import { errorCodes } from '../protocol/errors.js'
 import { CloseCode } from '../protocol/constants.js'
 import type { AjvConfig } from '../wire/schema-compiler.js'
 import type { Broker } from '../broker/types.js'
-import type { CompressionOptions } from '../wire/compress-once.js'
+import type { CompressionOptions } from '../wire/compression-options.js'
+import type { WebSocketServerOptions } from './websocket-options.js'
 
 export const defaults = {
   path: '/ws',
@@ -134,7 +134,7 @@ const ZLIB_DEFAULT_LEVEL = 6
  * same threshold, level and memLevel. ws's own defaults (threshold 1024, zlib's default
  * level, memLevel 8) count as given, as they are ours.
  */
-export function sharedCompressionProblem (compression: CompressionOptions | undefined, perMessageDeflate: ServerOptions['perMessageDeflate']): string | null {
+export function sharedCompressionProblem (compression: CompressionOptions | undefined, perMessageDeflate: WebSocketServerOptions['perMessageDeflate']): string | null {
   if (compression === undefined) return null
   const shared = 'the WebSocket server is already registered (@fastify/websocket) and'
   const remedy = 'so it cannot be applied here: where that server is registered, give it perMessageDeflate { serverNoContextTakeover: true, clientNoContextTakeover: true } with the same threshold and zlibDeflateOptions level and memLevel, or leave compression off'
@@ -169,7 +169,7 @@ export interface BehaviourOptions {
   /** Options for the Ajv instances that validate message data. */
   ajv?: AjvConfig
   /** Options passed to the ws server when the plugin registers @fastify/websocket itself. */
-  websocket?: Omit<ServerOptions, 'noServer' | 'server' | 'port' | 'path' | 'maxPayload'>
+  websocket?: WebSocketServerOptions
   /** Where publications, offsets and history live. Default: an in-memory broker, closed with the app. */
   broker?: Broker
 }
@@ -213,7 +213,7 @@ export function resolveOptions (input: RealtimeOptions | undefined): Readonly<Re
     throw new errorCodes.FST_REALTIME_INVALID_OPTION(name, first.message)
   }
   const resolved = filled as ResolvedOptions
-  if (resolved.compression !== false && (raw.websocket as ServerOptions | undefined)?.perMessageDeflate !== undefined) {
+  if (resolved.compression !== false && (raw.websocket as WebSocketServerOptions | undefined)?.perMessageDeflate !== undefined) {
     throw new errorCodes.FST_REALTIME_INVALID_OPTION('websocket.perMessageDeflate', 'the compression option sets it (without context takeover, so each publication is compressed once): give one or the other')
   }
   // Behaviour options are kept by reference: cloning would break class instances such as a broker.

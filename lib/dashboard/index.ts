@@ -53,6 +53,15 @@ function check (options: DashboardOptions): Required<Omit<DashboardOptions, 'aut
   return { path, authorize: options.authorize, interval, maxRows, authToken: options.authToken }
 }
 
+/** A file of uPlot, the page's charts: an optional peer, as only apps with a dashboard need it. */
+function uplot (file: string): string {
+  try {
+    return require.resolve(file)
+  } catch {
+    throw new errorCodes.FST_REALTIME_MISSING_PEER('fastify-realtime/dashboard', 'uplot', 'uplot')
+  }
+}
+
 const escape = (s: string): string => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
 
 const plugin: FastifyPluginAsync<DashboardOptions> = async function realtimeDashboard (app: FastifyInstance, input) {
@@ -62,8 +71,8 @@ const plugin: FastifyPluginAsync<DashboardOptions> = async function realtimeDash
   const assets: Record<string, { type: string, body: string }> = {
     'dashboard.js': { type: 'text/javascript; charset=utf-8', body: await readFile(PUBLIC + 'dashboard.js', 'utf8') },
     'dashboard.css': { type: 'text/css; charset=utf-8', body: await readFile(PUBLIC + 'dashboard.css', 'utf8') },
-    'uplot.js': { type: 'text/javascript; charset=utf-8', body: await readFile(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8') },
-    'uplot.css': { type: 'text/css; charset=utf-8', body: await readFile(require.resolve('uplot/dist/uPlot.min.css'), 'utf8') }
+    'uplot.js': { type: 'text/javascript; charset=utf-8', body: await readFile(uplot('uplot/dist/uPlot.iife.min.js'), 'utf8') },
+    'uplot.css': { type: 'text/css; charset=utf-8', body: await readFile(uplot('uplot/dist/uPlot.min.css'), 'utf8') }
   }
   const page = (await readFile(PUBLIC + 'index.html', 'utf8'))
     .replaceAll('{{base}}', escape(path))

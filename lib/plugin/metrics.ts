@@ -47,8 +47,8 @@ export async function metricsRegistry (options: true | MetricsOptions): Promise<
 async function importProm (): Promise<typeof import('prom-client')> {
   try {
     return await import('prom-client')
-  } catch (err) {
-    throw new errorCodes.FST_REALTIME_INVALID_OPTION('metrics', `needs prom-client, an optional peer dependency: npm install prom-client (${(err as Error).message})`)
+  } catch {
+    throw new errorCodes.FST_REALTIME_MISSING_PEER('The metrics option', 'prom-client', 'prom-client')
   }
 }
 

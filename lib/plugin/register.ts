@@ -2,7 +2,6 @@
 // the WebSocket endpoint (through @fastify/websocket, so every Fastify hook runs on
 // the upgrade request), the `app.realtime` namespace and its shutdown.
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
-import websocket from '@fastify/websocket'
 import type { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { WebSocketServer } from 'ws'
@@ -105,6 +104,10 @@ export const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastif
     if (owner !== undefined) throw new errorCodes.FST_REALTIME_WEBSOCKET_SCOPE(options.path, owner)
     websocketOwners.set(app.server, options.path)
     const releaseUpgrades = trackUpgrades(app.server)
+    // Loaded here, not at import: @fastify/websocket and ws are most of what importing the
+    // package would cost, and an app pays for them when it registers us, as it would with
+    // @fastify/websocket alone.
+    const { default: websocket } = await import('@fastify/websocket')
     await app.register(websocket, {
       // Cast: @fastify/websocket's types load the CommonJS flavour of @types/ws.
       options: { ...options.websocket, ...perMessageDeflateOf(compressionOf(options)), maxPayload: options.maxPayload, handleProtocols } as never,

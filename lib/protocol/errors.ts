@@ -42,6 +42,7 @@ export const errorCodes = {
   FST_REALTIME_HOOK_INVALID_HANDLER: createError('FST_REALTIME_HOOK_INVALID_HANDLER', '%s hook should be a function, instead got %s', 500, TypeError),
   FST_REALTIME_NO_IDEMPOTENCY: createError('FST_REALTIME_NO_IDEMPOTENCY', 'Route "%s" is idempotent but the broker keeps no idempotency records (it lacks claimIdempotent/settleIdempotent)', 500),
   FST_REALTIME_WEBSOCKET_ORDER: createError('FST_REALTIME_WEBSOCKET_ORDER', 'fastify-realtime at "%s" registered @fastify/websocket itself, so a later registration cannot apply its options: register @fastify/websocket with your options before fastify-realtime (which then shares it), or register it after without options', 500),
+  FST_REALTIME_MISSING_PEER: createError('FST_REALTIME_MISSING_PEER', '%s needs %s, an optional peer dependency of fastify-realtime that is not installed: npm install %s', 500),
   FST_REALTIME_WEBSOCKET_SCOPE: createError('FST_REALTIME_WEBSOCKET_SCOPE', 'fastify-realtime at "%s" cannot share the WebSocket server of the fastify-realtime at "%s", which registered @fastify/websocket in another encapsulated context: register @fastify/websocket once in a common parent (the root) before both', 500)
 }
 

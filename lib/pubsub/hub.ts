@@ -8,7 +8,8 @@ import type { Connection, Subscription } from '../connection/connection.js'
 import { deliver, type Delivery, type GapHandler } from './delivery.js'
 import { ephemeralFrame, messageFrame, presenceFrame } from '../wire/frames.js'
 import { channels, dropTally } from '../protocol/diagnostics.js'
-import { SharedFrame, type CompressionOptions } from '../wire/compress-once.js'
+import { SharedFrame } from '../wire/compress-once.js'
+import type { CompressionOptions } from '../wire/compression-options.js'
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()

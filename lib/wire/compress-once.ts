@@ -18,16 +18,9 @@
 // frame: a plain message never touches the peer's inflate window.
 import { constants, deflateRawSync } from 'node:zlib'
 import type { PerMessageDeflateOptions, WebSocket } from 'ws'
+import type { CompressionOptions } from './compression-options.js'
 import { deflateParams, frameOf, payloadOf, senderLooksFamiliar, textFrame, writeDeflated, writeFrame } from './ws-frame.js'
 
-export interface CompressionOptions {
-  /** Payloads smaller than this many bytes are sent uncompressed. */
-  threshold: number
-  /** zlib level, 1 (fast) to 9 (small), or -1 for zlib's default (6). */
-  level: number
-  /** zlib memLevel, 1 to 9. */
-  memLevel: number
-}
 
 /**
  * ws's settings for the compression option: no context takeover either way, so a

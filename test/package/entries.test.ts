@@ -39,8 +39,18 @@ t.test('prom-client is loaded only by an app that turns metrics on', async (t) =
   t.ok(await loadedModules('./lib/index.ts', 'prom-client', app(true)) > 0, 'metrics on: loaded')
 })
 
-t.test('yaml is loaded only when an AsyncAPI document is asked for as YAML', async (t) => {
-  t.equal(await loadedModules('./lib/index.ts', 'yaml'), 0)
+t.test('@fastify/websocket and ws load when the plugin is registered, not when it is imported', async (t) => {
+  // Most of what importing the package would cost: an app pays for them when it registers
+  // the plugin, as it would registering @fastify/websocket itself.
+  t.equal(await loadedModules('./lib/index.ts', 'ws'), 0, 'import: no ws')
+  t.equal(await loadedModules('./lib/index.ts', '@fastify/websocket'), 0, 'import: no @fastify/websocket')
+  const registered = `
+    const { default: Fastify } = await import('fastify')
+    const app = Fastify()
+    await app.register(entry.default)
+    await app.ready()
+    await app.close()`
+  t.ok(await loadedModules('./lib/index.ts', 'ws', registered) > 0, 'registered: ws loaded')
 })
 
 t.test('fastify-realtime/redis loads it', async (t) => {

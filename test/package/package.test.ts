@@ -9,9 +9,11 @@
 // fastify's). Figures for the package's weight and import time are printed as comments
 // (never asserted: they depend on the machine): `npm ls --omit=dev --all` lines and
 // `du -sk node_modules` of a consumer of the tarball + fastify + TypeBox against one of
-// fastify + TypeBox alone, and the median import time of the main entry, of fastify +
+// fastify + TypeBox alone, the median import time of the main entry, of fastify +
 // @fastify/websocket alone, of fastify + the main entry, and of fastify-realtime/redis,
-// each in a fresh process.
+// each in a fresh process, and the median time to listen() of fastify + the plugin beside
+// fastify + @fastify/websocket. A fourth ESM project runs an app on
+// @fastify/type-provider-typebox 6 (TypeBox 1.x) with HTTP routes beside realtime routes.
 // `npm test` runs this file alone after the rest (test:package): its tsc runs would starve
 // the timing-sensitive tests of CPU on a 2-core machine.
 import t from 'tap'
@@ -28,8 +30,8 @@ const fixtures = fileURLToPath(new URL('../fixtures/consumer/', import.meta.url)
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 const attw = join(root, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js')
 
-// Three installs' worth of tsc on a shared 2-core machine: minutes, not the default 2.
-t.setTimeout(600_000)
+// Five installs' worth of tsc on a shared 2-core machine: minutes, not the default 2.
+t.setTimeout(900_000)
 
 /** The version our dev install has: the newest end of the matrix. */
 function installed (name: string): string {
@@ -133,6 +135,30 @@ async function importTimes (dir: string, cases: Record<string, string[]>): Promi
   return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, Math.round(median(values))]))
 }
 
+/**
+ * The median time, in ms, from the start of a fresh process's script to listen() resolving,
+ * for fastify with the plugin against fastify with @fastify/websocket and an echo route:
+ * imports, register, ready, listen (what a restart of an app costs before it serves).
+ */
+async function listenTimes (dir: string): Promise<Record<string, number>> {
+  const cases: Record<string, string> = {
+    'fastify + fastify-realtime': "const { default: plugin } = await import('fastify-realtime'); await app.register(plugin)",
+    'fastify + @fastify/websocket': "const { default: plugin } = await import('@fastify/websocket'); await app.register(plugin); app.get('/ws', { websocket: true }, (socket) => { socket.on('message', (m) => socket.send(m)) })"
+  }
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((name) => [name, []]))
+  for (let i = 0; i < IMPORT_RUNS; i++) {
+    for (const [name, setup] of Object.entries(cases)) {
+      const script = `const started = performance.now(); const { default: Fastify } = await import('fastify'); const app = Fastify(); ${setup}; await app.listen({ port: 0, host: '127.0.0.1' }); console.log(performance.now() - started); await app.close()`
+      samples[name].push(Number((await run(process.execPath, ['--input-type=module', '-e', script], dir)).trim()))
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, Math.round(median(values))]))
+}
+
+function ratio (ours: number, theirs: number): string {
+  return `${(ours / theirs).toFixed(2)}×`
+}
+
 /** The distinct fast-json-stringify copies installed in a project. */
 async function fastJsonStringifyCopies (dir: string): Promise<string[]> {
   const paths = await run('npm', ['ls', 'fast-json-stringify', '--all', '--parseable', '--loglevel=error'], dir)
@@ -154,14 +180,17 @@ t.before(async () => {
 })
 t.teardown(async () => { if (tmp !== '') await rm(tmp, { recursive: true, force: true }) })
 
-t.test('the tarball ships its build, sources in its maps, and a LICENSE; types are right for every resolution (attw)', async (t) => {
-  const list = await run('tar', ['-tzf', tarball], tmp)
-  for (const file of ['package/LICENSE', 'package/dist/index.js', 'package/dist/redis.js', 'package/dist/client/index.js', 'package/dist/cjs/index.js', 'package/dist/cjs/package.json']) {
-    t.ok(list.split('\n').includes(file), file)
+t.test('the tarball ships its build, maps to lib/ lines, public declarations only, and a LICENSE; types are right for every resolution (attw)', async (t) => {
+  const list = (await run('tar', ['-tzf', tarball], tmp)).split('\n')
+  for (const file of ['package/LICENSE', 'package/dist/index.js', 'package/dist/redis.js', 'package/dist/client/index.js', 'package/dist/cjs/index.js', 'package/dist/cjs/package.json', 'package/dist/index.d.ts', 'package/dist/cjs/index.d.ts']) {
+    t.ok(list.includes(file), file)
   }
-  t.notOk(list.includes('package/lib/'), 'no TypeScript sources: the maps embed them')
+  t.notOk(list.some((file) => file.startsWith('package/lib/')), 'no TypeScript sources')
+  t.notOk(list.includes('package/dist/inbound/dispatch.d.ts'), 'no declarations of internals that no public type reaches')
+  t.ok(list.some((file) => file.startsWith('package/dist/chunks/')), 'ES module entries share chunks')
   const map = JSON.parse(await run('tar', ['-xzOf', tarball, 'package/dist/index.js.map'], tmp)) as { sources: string[], sourcesContent?: string[] }
-  t.equal(map.sourcesContent?.length, map.sources.length, 'every source a map names is embedded')
+  t.ok(map.sources.some((source) => source.endsWith('lib/plugin/register.ts')), 'maps name lib/ files')
+  t.equal(map.sourcesContent, undefined, 'sources are not embedded (half of the package weight)')
   // attw exits non-zero on any problem and prints the table of what it found.
   await t.resolves(run(process.execPath, [attw, tarball], tmp), 'attw finds no problem')
 })
@@ -174,7 +203,10 @@ t.test('ESM consumers on the newest fastify and TypeBox: node16, nodenext and bu
     '@sinclair/typebox': installed('@sinclair/typebox'),
     ioredis: installed('ioredis'),
     ws: installed('ws'),
-    '@types/node': installed('@types/node')
+    // What an app's own devDependencies hold: types for the ws client its script uses, and tsx.
+    '@types/ws': installed('@types/ws'),
+    '@types/node': installed('@types/node'),
+    tsx: installed('tsx')
   }, ['smoke.ts', 'redis.ts'])
   // node16 and nodenext read the same declarations (dist/*.d.ts by the "import" condition);
   // the Redis entry is type-checked under the stricter two, which keeps one tsc run lighter.
@@ -190,12 +222,30 @@ t.test('ESM consumers on the newest fastify and TypeBox: node16, nodenext and bu
   // This project has everything the three need (ioredis for the Redis entry).
   const times = await importTimes(dir, {
     'fastify-realtime': ['fastify-realtime'],
+    // Installed with us (our dependency), as in an app that registers it itself.
+    '@fastify/websocket': ['@fastify/websocket'],
     'fastify + @fastify/websocket': ['fastify', '@fastify/websocket'],
     // What an app on the plugin loads: the main entry does not load fastify itself.
     'fastify + fastify-realtime': ['fastify', 'fastify-realtime'],
     'fastify-realtime/redis': ['fastify-realtime/redis']
   })
   for (const [name, ms] of Object.entries(times)) t.comment(`import time, ${name}: ${ms} ms (median of ${IMPORT_RUNS} fresh processes)`)
+  t.comment(`import time, fastify-realtime / @fastify/websocket: ${ratio(times['fastify-realtime'], times['@fastify/websocket'])}`)
+  const listen = await listenTimes(dir)
+  for (const [name, ms] of Object.entries(listen)) t.comment(`time to listen(), ${name}: ${ms} ms (median of ${IMPORT_RUNS} fresh processes)`)
+  t.comment(`time to listen(), fastify + fastify-realtime / fastify + @fastify/websocket: ${ratio(listen['fastify + fastify-realtime'], listen['fastify + @fastify/websocket'])}`)
+
+  // What a user debugging a stack trace needs: with --enable-source-maps, frames of the
+  // package name the lib/ file and line they come from.
+  const stack = await run(process.execPath, ['--enable-source-maps', '--input-type=module', '-e', "import Fastify from 'fastify'; import realtime from 'fastify-realtime'; const app = Fastify(); try { await app.register(realtime, { heartbeat: { interval: 'x' } }); await app.ready() } catch (err) { console.log(err.stack) }"], dir)
+  t.match(stack, /lib\/config\/[\w-]+\.ts:\d+:\d+/, 'a stack trace through the package names lib/ files and lines')
+
+  // The AsyncAPI CLI on a TypeScript contract, as a client team runs it: through the project's tsx.
+  const contract = (await readFile(join(root, 'examples', 'cli', 'contract.ts'), 'utf8')).replace("'../../lib/client/index.js'", "'fastify-realtime/client'")
+  await writeFile(join(dir, 'contract.ts'), contract)
+  const document = JSON.parse(await run(join(dir, 'node_modules', '.bin', 'fastify-realtime'), ['asyncapi', 'contract.ts', '--format', 'json'], dir)) as { asyncapi: string, operations: Record<string, unknown> }
+  t.equal(document.asyncapi, '3.0.0', 'fastify-realtime asyncapi contract.ts: an AsyncAPI 3.0 document')
+  t.ok(document.operations.echo, 'with the contract\'s routes')
 })
 
 t.test('an ESM consumer on TypeBox 1.x (`typebox`), without @sinclair/typebox', async (t) => {
@@ -205,6 +255,7 @@ t.test('an ESM consumer on TypeBox 1.x (`typebox`), without @sinclair/typebox', 
     fastify: installed('fastify'),
     typebox: installed('typebox'),
     ws: installed('ws'),
+    '@types/ws': installed('@types/ws'),
     '@types/node': installed('@types/node')
   }, [])
   // The same smoke script as every other consumer, its schemas built by TypeBox 1.x.
@@ -216,6 +267,21 @@ t.test('an ESM consumer on TypeBox 1.x (`typebox`), without @sinclair/typebox', 
   t.equal(missing.trim(), 'absent', '@sinclair/typebox, an optional peer, is not installed')
   const [result] = await check(dir, 'nodenext', ['smoke-typebox1.ts'])
   t.match(result, { ...expected, fastify: installed('fastify') }, 'nodenext, skipLibCheck false: connect, request, publish')
+})
+
+t.test('an ESM consumer on @fastify/type-provider-typebox 6: HTTP routes beside realtime routes, one set of schemas', async (t) => {
+  const dir = join(tmp, 'type-provider')
+  await consumer(dir, 'module', {
+    'fastify-realtime': `file:${tarball}`,
+    fastify: installed('fastify'),
+    typebox: installed('typebox'),
+    '@fastify/type-provider-typebox': '^6.0.0',
+    ws: installed('ws'),
+    '@types/ws': installed('@types/ws'),
+    '@types/node': installed('@types/node')
+  }, ['type-provider.ts'])
+  const [result] = await check(dir, 'nodenext', ['type-provider.ts'])
+  t.match(result, { created: 201, refused: 400, post: { id: 1, text: 'hello' }, count: 1 }, 'an HTTP POST validated by the type provider publishes to a WebSocket subscriber; a realtime route answers')
 })
 
 t.test('dependency weight: the tarball + fastify + TypeBox, against fastify + TypeBox alone (printed, not asserted)', async (t) => {
@@ -230,6 +296,22 @@ t.test('dependency weight: the tarball + fastify + TypeBox, against fastify + Ty
   t.comment(`dependency weight, fastify + @sinclair/typebox alone: npm ls --omit=dev --all ${without.lines} lines, node_modules ${without.kb} KiB`)
   t.comment(`fastify-realtime adds ${withUs.lines - without.lines} lines, ${withUs.kb - without.kb} KiB`)
   t.ok(withUs.lines > without.lines, 'the tarball installed its dependencies')
+
+  // Optional peers this app did not install: the feature that needs one says which, at register.
+  const feature = async (code: string): Promise<string> => await run(process.execPath, ['--input-type=module', '-e', `
+    import Fastify from 'fastify'
+    import realtime from 'fastify-realtime'
+    import dashboard from 'fastify-realtime/dashboard'
+    const app = Fastify()
+    try { ${code}; await app.ready(); console.log('started') } catch (err) { console.log(err.code, err.message) } finally { await app.close() }`], dir)
+  t.match(await feature('await app.register(realtime, { metrics: true })'), /^FST_REALTIME_MISSING_PEER .*prom-client.*npm install prom-client/, 'metrics without prom-client')
+  t.match(await feature('await app.register(realtime); await app.register(dashboard, { authorize: () => true })'), /^FST_REALTIME_MISSING_PEER .*uplot.*npm install uplot/, 'the dashboard without uplot')
+  t.match(await feature('await app.register(realtime)'), /^started/, 'the plugin itself needs neither')
+  // The AsyncAPI CLI on a TypeScript contract in a project without tsx: what to do, exit 1.
+  await writeFile(join(dir, 'contract.ts'), 'export const contract = { routes: {} }\n')
+  const refused = await run(join(dir, 'node_modules', '.bin', 'fastify-realtime'), ['asyncapi', 'contract.ts'], dir).then(() => null, (err: Error) => err)
+  t.match(refused?.message, /contract\.ts is TypeScript.*npm install --save-dev tsx/, 'the CLI says how to read a .ts contract')
+  t.equal((refused?.cause as { code?: number } | undefined)?.code, 1, 'and exits 1')
 })
 
 t.test('a CommonJS consumer on the oldest fastify and TypeBox of our peer ranges, without ioredis', async (t) => {
@@ -239,6 +321,7 @@ t.test('a CommonJS consumer on the oldest fastify and TypeBox of our peer ranges
     fastify: oldest('fastify'),
     '@sinclair/typebox': oldest('@sinclair/typebox'),
     ws: installed('ws'),
+    '@types/ws': installed('@types/ws'),
     '@types/node': installed('@types/node')
   }, ['smoke.ts'])
   const missing = await run(process.execPath, ['-e', "try { require.resolve('ioredis'); console.log('installed') } catch { console.log('absent') }"], dir)

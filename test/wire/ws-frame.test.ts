@@ -7,7 +7,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws'
 import { frameOf, payloadOf, senderIdle, senderLooksFamiliar, textFrame, writeFrame } from '../../lib/wire/ws-frame.js'
-import { SharedFrame, frameRoute, sendShared, type CompressionOptions } from '../../lib/wire/compress-once.js'
+import { SharedFrame, frameRoute, sendShared } from '../../lib/wire/compress-once.js'
+import type { CompressionOptions } from '../../lib/wire/compression-options.js'
 import { until } from '../fixtures/helpers.js'
 
 interface Pair { server: WebSocket, client: WebSocket, received: string[] }
