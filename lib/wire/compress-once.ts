@@ -21,7 +21,6 @@ import type { PerMessageDeflateOptions, WebSocket } from 'ws'
 import type { CompressionOptions } from './compression-options.js'
 import { deflateParams, frameOf, payloadOf, senderLooksFamiliar, textFrame, writeDeflated, writeFrame } from './ws-frame.js'
 
-
 /**
  * ws's settings for the compression option: no context takeover either way, so a
  * frame compressed once decodes on every socket and no connection keeps a deflate
