@@ -261,7 +261,11 @@ export class Lifecycle<U> {
     this.closing = true
     this.#closeWith = { code, reason }
     this.#dispatcher.draining = true
+    const waitUntil = Date.now() + this.#options.closeTimeout
     await within(this.#dispatcher.idle(), this.#options.closeTimeout)
+    // What the handlers published (and what the broker handed over) reaches every subscriber
+    // before the close frames: a sliced fan-out may still be under way.
+    await within(this.#commands.hub.idle(), Math.max(0, waitUntil - Date.now()))
     const pending = [...this.live].map((connection) => new Promise<void>((resolve) => {
       if (connection.socket.readyState === ReadyState.CLOSED) return resolve()
       connection.socket.once('close', () => resolve())
