@@ -31,6 +31,12 @@ export interface Counts {
   seedInboundClients: number
   seedInboundMessages: number
   seedInboundWindow: number
+  /** Idle subscribed connections of the scale scenario (default: what the fd limit allows). */
+  scaleConnections: number
+  /** Publications of its sustained fan-out. */
+  scalePublications: number
+  /** Ms of its idle window (longer than the plugin's 25 s heartbeat interval). */
+  scaleIdleMs: number
 }
 
 export interface Timeouts {
@@ -92,6 +98,8 @@ export interface Scenario {
   variants?: string[]
   /** Run against freshly started server processes (restarted if a scenario already used them). */
   freshServer?: boolean
+  /** Run only when named with --scenarios (long, or needing a raised fd limit). */
+  explicit?: boolean
   run: (ctx: ScenarioContext) => Promise<VariantResult>
 }
 
@@ -100,7 +108,7 @@ export const TOPIC = 'bench/a'
 export const PAD_LENGTH = 60
 
 /** Opens `count` connections and checks the server sees them all; throws otherwise. */
-export async function openChecked (ctx: ScenarioContext, count: number, options: { concurrency: number, topic?: string, deflate?: boolean }) {
+export async function openChecked (ctx: ScenarioContext, count: number, options: { concurrency: number, topic?: string, deflate?: boolean, spreadSources?: boolean }) {
   const result = await ctx.load.open(ctx.variant.client, ctx.server.urls, count, { ...options, timeoutMs: ctx.timeouts.openMs })
   if (result.opened !== count) {
     throw new Error(`opened ${result.opened} of ${count} connections (${result.failed} failed${result.firstError === undefined ? '' : `: ${result.firstError}`})`)
