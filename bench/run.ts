@@ -126,10 +126,14 @@ function parseCli () {
   if (workers !== 1 && workers !== 2) throw new Error('--workers must be 1 or 2')
   const repeat = Number(values.repeat)
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) throw new Error('--repeat must be an integer from 1 to 9')
+  const chosen = pick(scenarios, values.scenarios, 'scenario')
+  // A variant no chosen scenario runs is not started (the scale scenario runs four).
+  const runsIn = (v: Variant, s: Scenario): boolean => v.id === BASELINE || ((s.variants === undefined || s.variants.includes(v.id)) && (v.scenarios === undefined || v.scenarios.includes(s.id)))
+  variants = variants.filter((v) => chosen.some((s) => runsIn(v, s)))
   return {
     mode: values.full ? 'full' as const : 'quick' as const,
     variants,
-    scenarios: pick(scenarios, values.scenarios, 'scenario'),
+    scenarios: chosen,
     workers,
     repeat,
     overrides: values.set ?? [],
