@@ -57,21 +57,30 @@ export class FanOuts {
   #step (walk: Walk): void {
     const list = walk.list ??= [...walk.subscribers]
     const end = Math.min(list.length, walk.next + this.#slice)
-    for (let i = walk.next; i < end; i++) walk.visit(list[i])
-    walk.next = end
-    if (end < list.length) {
-      setImmediate(() => this.#step(walk))
-      return
+    try {
+      while (walk.next < end) walk.visit(list[walk.next++])
+    } finally {
+      // Even past a throw (it reaches the caller, as an unsliced walk's would): the rest
+      // of the walk, and the topic's later ones, still go on.
+      if (walk.next < list.length) setImmediate(() => this.#step(walk))
+      else this.#finish(walk)
     }
-    walk.done()
-    const queue = this.#topics.get(walk.topic) as Walk[]
-    queue.shift()
-    if (queue.length > 0) {
+  }
+
+  #finish (walk: Walk): void {
+    try {
+      walk.done()
+    } finally {
+      const queue = this.#topics.get(walk.topic) as Walk[]
+      queue.shift()
       // The next walk of the topic in the next turn: this one may have used the turn up.
-      setImmediate(() => this.#step(queue[0]))
-      return
+      if (queue.length > 0) setImmediate(() => this.#step(queue[0]))
+      else this.#ended(walk.topic)
     }
-    this.#topics.delete(walk.topic)
+  }
+
+  #ended (topic: string): void {
+    this.#topics.delete(topic)
     if (this.#topics.size === 0 && this.#idle.length > 0) {
       const waiting = this.#idle
       this.#idle = []

@@ -41,6 +41,18 @@ t.test('FanOuts: within the slice at once; above it a slice per turn; a topic\'s
   t.same(seen.slice(7), ['a 6', 'a 7', 'a done', 'b 0', 'b 1', 'b done'], 'the later walk of the topic after the earlier one')
 })
 
+t.test('FanOuts: a visit that throws reaches the caller; the rest of the walk and the later walks still run', async (t) => {
+  const fanOuts = new FanOuts(2)
+  const seen: string[] = []
+  t.throws(() => fanOuts.walk('t', members(5), (c) => {
+    if (c.id === '1') throw new Error('boom')
+    seen.push(`a ${c.id}`)
+  }, () => { seen.push('a done') }), /boom/)
+  fanOuts.walk('t', members(1), (c) => { seen.push(`b ${c.id}`) }, () => { seen.push('b done') })
+  await fanOuts.idle()
+  t.same(seen, ['a 0', 'a 2', 'a 3', 'a 4', 'a done', 'b 0', 'b done'])
+})
+
 async function subscribers (t: any, url: string, count: number, topic: string): Promise<TestClient[]> {
   const clients: TestClient[] = []
   for (let i = 0; i < count; i++) {
