@@ -128,7 +128,9 @@ export class Heartbeat {
     if (slot % this.#period === phase && silent >= this.#interval - half && now - connection.pingedAt >= this.#interval - half / 2) {
       connection.pingedAt = now
       connection.socket.ping()
-      this.#schedule(connection, Math.ceil(Math.max(deadline, now + this.#timeout) / this.tick))
+      // Looked at again `timeout` after the ping, not at the deadline: connections that
+      // arrived together share their deadline, their pings do not.
+      this.#schedule(connection, Math.ceil((now + this.#timeout) / this.tick))
       return
     }
     this.#schedule(connection, this.#phaseFrom(phase, this.#slot))

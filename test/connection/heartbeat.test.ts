@@ -23,6 +23,9 @@ function peers (count: number, now: number, answerAfter = 1): Peer[] {
   return Array.from({ length: count }, () => ({ id: randomUUID(), lastSeen: now, pingedAt: 0, heartbeatSlot: -1, pings: [], terminatedAt: -1, answerAfter }))
 }
 
+/** Looks of the heartbeat at any peer (a look takes the peer out of its slot: heartbeatSlot -1). */
+const looks = { count: 0 }
+
 function asConnection (peer: Peer, clock: { now: number }): Connection {
   return {
     get id () { return peer.id },
@@ -30,7 +33,10 @@ function asConnection (peer: Peer, clock: { now: number }): Connection {
     get pingedAt () { return peer.pingedAt },
     set pingedAt (value: number) { peer.pingedAt = value },
     get heartbeatSlot () { return peer.heartbeatSlot },
-    set heartbeatSlot (value: number) { peer.heartbeatSlot = value },
+    set heartbeatSlot (value: number) {
+      if (value === -1) looks.count++
+      peer.heartbeatSlot = value
+    },
     socket: { ping: () => { peer.pings.push(clock.now) } },
     log: { debug: () => {} },
     close: () => {},
@@ -39,7 +45,7 @@ function asConnection (peer: Peer, clock: { now: number }): Connection {
 }
 
 /** Runs the wheel tick by tick from `from` to `to`, answering pings as each peer does. */
-function drive (heartbeat: Heartbeat, all: Peer[], clock: { now: number }, to: number, perTick?: number[]): void {
+function drive (heartbeat: Heartbeat, all: Peer[], clock: { now: number }, to: number, perTick?: number[], looksPerTick?: number[]): void {
   while (clock.now < to) {
     clock.now += heartbeat.tick
     const before = perTick === undefined ? 0 : all.reduce((n, p) => n + p.pings.length, 0)
@@ -47,7 +53,9 @@ function drive (heartbeat: Heartbeat, all: Peer[], clock: { now: number }, to: n
       const last = peer.pings[peer.pings.length - 1]
       if (peer.answerAfter >= 0 && last !== undefined && last > peer.lastSeen && clock.now - last >= peer.answerAfter) peer.lastSeen = last + peer.answerAfter
     }
+    const looked = looks.count
     heartbeat.run(clock.now)
+    looksPerTick?.push(looks.count - looked)
     if (perTick !== undefined) perTick.push(all.reduce((n, p) => n + p.pings.length, 0) - before)
   }
 }
@@ -61,8 +69,13 @@ t.test('20,000 connections arriving at once are pinged spread over the interval,
   for (const peer of all) heartbeat.add(asConnection(peer, clock), clock.now)
   t.equal(heartbeat.size, 20_000)
   const perTick: number[] = []
-  drive(heartbeat, all, clock, clock.now + 4 * interval, perTick)
+  const looksPerTick: number[] = []
+  drive(heartbeat, all, clock, clock.now + 4 * interval, perTick, looksPerTick)
   const total = perTick.reduce((a, b) => a + b, 0)
+  // Each connection is looked at twice per interval at its phase and once after each ping:
+  // three looks per interval, spread like the pings (no tick looks at all of them).
+  const mostLooks = Math.max(...looksPerTick)
+  t.ok(mostLooks <= 6 * all.length / Math.floor(interval / heartbeat.tick), `at most twice the even share of looks in any tick (${mostLooks})`)
   // The half interval is cut into slots; an even spread puts N / slots in each.
   const slots = Math.floor(interval / 2 / heartbeat.tick)
   const even = all.length / slots
