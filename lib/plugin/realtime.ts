@@ -100,7 +100,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
     return this.#broker
   }
 
-  /** Milliseconds per slot of the heartbeat's wheel (a dead peer goes within interval + timeout + tick). */
+  /** Milliseconds per slot of the heartbeat's wheel (a dead peer goes within interval + timeout + two of them). */
   get heartbeatTick (): number {
     return this.#heartbeat.tick
   }
