@@ -33,6 +33,7 @@ import { fanout } from './scenarios/fanout.js'
 import { memory } from './scenarios/memory.js'
 import { reqres } from './scenarios/reqres.js'
 import { seed } from './scenarios/seed.js'
+import { scale } from './scenarios/scale.js'
 import type { Counts, Scenario, Timeouts, VariantResult } from './scenarios/types.js'
 import { BASELINE, variants as allVariants, type Variant } from './variants.js'
 
@@ -60,7 +61,11 @@ const QUICK: Counts = {
   seedBroadcastIntervalMs: 10,
   seedInboundClients: 100,
   seedInboundMessages: 1000,
-  seedInboundWindow: 100
+  seedInboundWindow: 100,
+  // Replaced by what the fd limit allows unless --set (see main).
+  scaleConnections: 0,
+  scalePublications: 20,
+  scaleIdleMs: 30_000
 }
 
 const FULL: Counts = {
@@ -77,7 +82,7 @@ const FULL: Counts = {
   seedBroadcasts: 200
 }
 
-const scenarios: Scenario[] = [memory, connect, reqres, seed, fanout, deflate]
+const scenarios: Scenario[] = [memory, connect, reqres, seed, fanout, deflate, scale]
 
 function parseCli () {
   const { values } = parseArgs({
@@ -99,7 +104,7 @@ function parseCli () {
       'npm run bench [-- options]',
       '  --full               full run (10,000 subscribers / idle connections); default is quick mode',
       `  --only a,b           variants to run (${allVariants.map((v) => v.id).join(', ')}); ${BASELINE} is always included`,
-      `  --scenarios a,b      scenarios to run (${scenarios.map((s) => s.id).join(', ')})`,
+      `  --scenarios a,b      scenarios to run (${scenarios.map((s) => s.id).join(', ')}; scale only when named)`,
       '  --workers n          load-generator processes, 1 or 2 (default 2)',
       '  --repeat n           run every scenario n times (order rotated) and report medians (default 1)',
       '  --set key=value      override one count, e.g. --set fanoutPublications=500 (repeatable; keys: see QUICK in bench/run.ts)',
@@ -109,7 +114,8 @@ function parseCli () {
     process.exit(0)
   }
   const pick = <T extends { id: string }>(list: T[], wanted: string | undefined, what: string): T[] => {
-    if (wanted === undefined) return list
+    // Scenarios that run only when named (scale) are left out of the default.
+    if (wanted === undefined) return list.filter((item) => (item as { explicit?: boolean }).explicit !== true)
     const ids = wanted.split(',').map((s) => s.trim()).filter(Boolean)
     for (const id of ids) if (!list.some((item) => item.id === id)) throw new Error(`unknown ${what} "${id}"`)
     return list.filter((item) => ids.includes(item.id))
@@ -120,10 +126,14 @@ function parseCli () {
   if (workers !== 1 && workers !== 2) throw new Error('--workers must be 1 or 2')
   const repeat = Number(values.repeat)
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) throw new Error('--repeat must be an integer from 1 to 9')
+  const chosen = pick(scenarios, values.scenarios, 'scenario')
+  // A variant no chosen scenario runs is not started (the scale scenario runs four).
+  const runsIn = (v: Variant, s: Scenario): boolean => v.id === BASELINE || ((s.variants === undefined || s.variants.includes(v.id)) && (v.scenarios === undefined || v.scenarios.includes(s.id)))
+  variants = variants.filter((v) => chosen.some((s) => runsIn(v, s)))
   return {
     mode: values.full ? 'full' as const : 'quick' as const,
     variants,
-    scenarios: pick(scenarios, values.scenarios, 'scenario'),
+    scenarios: chosen,
     workers,
     repeat,
     overrides: values.set ?? [],
@@ -207,9 +217,19 @@ async function main (): Promise<number> {
   }
   const limit = fdLimit()
   const warnings = fitToFdLimit(counts, limit, cli.workers)
+  const scaling = cli.scenarios.some((s) => s.id === 'scale')
+  if (scaling && !cli.overrides.some((o) => o.startsWith('scaleConnections='))) {
+    // As many as one server process may hold: its fd limit, less a margin for its own files.
+    counts.scaleConnections = Math.max(100, Math.min(limit, 1_000_000) - 300)
+    process.stderr.write(`[bench] scale: ${counts.scaleConnections} connections, from ulimit -n ${limit} less 300 (--set scaleConnections=N to choose)\n`)
+  } else if (counts.scaleConnections > limit - 200) {
+    warnings.push(`scaleConnections lowered from ${counts.scaleConnections} to ${limit - 200}: ulimit -n is ${limit}`)
+    counts.scaleConnections = limit - 200
+  }
   const timeouts: Timeouts = cli.mode === 'full' ? { openMs: 120_000, phaseMs: 300_000 } : { openMs: 20_000, phaseMs: 20_000 }
   // Generous for quick mode (about a minute when idle): a shared machine can double it.
-  const hardLimitMs = (cli.mode === 'full' ? 90 * 60_000 : 240_000) * cli.repeat
+  // The scale scenario adds its own: about two minutes per variant at 20,000 connections.
+  const hardLimitMs = ((cli.mode === 'full' ? 90 * 60_000 : 240_000) + (scaling ? 15 * 60_000 : 0)) * cli.repeat
   const hardTimer = setTimeout(() => {
     console.error(`\nbench: hard time limit of ${hardLimitMs / 1000} s reached; killing every child process`)
     killAllChildren()
@@ -371,6 +391,12 @@ async function main (): Promise<number> {
       results: results[s.id]
     }])),
     ratios: headline.ratios
+  }
+  if (cli.scenarios.every((s) => s.explicit === true)) {
+    // A scale run alone keeps its own file: the quick or full figures of latest.json stay.
+    writeFileSync(path.join(RESULTS, 'scale.json'), JSON.stringify(json, null, 2) + '\n')
+    console.log(`\nwrote ${path.relative(process.cwd(), path.join(RESULTS, 'scale.json'))}`)
+    return failures === 0 ? 0 : 1
   }
   writeFileSync(path.join(RESULTS, 'latest.json'), JSON.stringify(json, null, 2) + '\n')
   const subtitle = `${cli.mode} mode · node ${process.version} · ${meta.cores} cores · ${meta.date.slice(0, 10)} · servers and load generators in separate processes on 127.0.0.1`

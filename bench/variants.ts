@@ -64,6 +64,17 @@ export const variants: Variant[] = [
     scenarios: ['reqres']
   },
   {
+    id: 'plugin-unsliced',
+    label: 'fastify-realtime, fan-out unsliced',
+    server: 'plugin-unsliced.ts',
+    client: 'realtime',
+    nodes: 1,
+    color: '#1a3f80',
+    url: wsUrl,
+    description: 'this plugin with fanOutSlice above any topic: each publication written to every subscriber in one event-loop turn, as before issue 27; scale only',
+    scenarios: ['scale']
+  },
+  {
     id: 'ws-true-frame-once',
     label: 'ws true frame-once',
     server: 'ws-true-frame-once.ts',

@@ -3,9 +3,9 @@
 
 import { Child, withTimeout } from './control.js'
 import { sleep } from './clock.js'
-import type { PublishArgs, PublishResult, ServerStats } from '../servers/harness.js'
+import type { LoopDelay, PublishArgs, PublishResult, ServerStats } from '../servers/harness.js'
 import type { ArmArgs, CollectResult, OpenResult, RequestsResult } from '../load/worker.js'
-import { Histogram } from './histogram.js'
+import { Histogram, type SparseHistogram } from './histogram.js'
 import type { Variant } from '../variants.js'
 import type { ClientKind } from '../load/clients.js'
 
@@ -58,6 +58,16 @@ export class ServerGroup {
   /** Publications are made on the first node; the others receive them through their broker. */
   publish (args: PublishArgs): Promise<PublishResult> {
     return this.nodes[0].call<PublishResult>('publish', args as unknown as Record<string, unknown>, args.timeoutMs + CALL_MS)
+  }
+
+  /** Starts measuring the first node's event-loop delay. */
+  async loopStart (): Promise<void> {
+    await this.nodes[0].call('loopStart', {}, CALL_MS)
+  }
+
+  /** The first node's event-loop delay since loopStart. */
+  loopStop (): Promise<LoopDelay> {
+    return this.nodes[0].call<LoopDelay>('loopStop', {}, CALL_MS)
   }
 
   /** Polls until the servers count `expected` open connections; false at the deadline. */
@@ -127,12 +137,12 @@ export class LoadPool {
   }
 
   /** Opens `total` connections spread evenly over the workers, `concurrency` in flight in all. */
-  async open (kind: ClientKind, urls: string[], total: number, options: { concurrency: number, topic?: string, deflate?: boolean, timeoutMs: number }): Promise<PoolOpenResult> {
+  async open (kind: ClientKind, urls: string[], total: number, options: { concurrency: number, topic?: string, deflate?: boolean, spreadSources?: boolean, timeoutMs: number }): Promise<PoolOpenResult> {
     const shares = split(total, this.size)
     const lanes = split(options.concurrency, this.size)
     let firstIndex = 0
     const calls = this.workers.map((worker, i) => {
-      const args = { kind, urls, count: shares[i], concurrency: Math.max(1, lanes[i]), topic: options.topic, deflate: options.deflate, firstIndex, timeoutMs: options.timeoutMs }
+      const args = { kind, urls, count: shares[i], concurrency: Math.max(1, lanes[i]), topic: options.topic, deflate: options.deflate, spreadSources: options.spreadSources, firstIndex, timeoutMs: options.timeoutMs }
       firstIndex += shares[i]
       return worker.call<OpenResult>('open', args, options.timeoutMs + CALL_MS)
     })
@@ -197,6 +207,18 @@ export class LoadPool {
       cpuMicros: sum(results.map((r) => r.cpuMicros)),
       ...utilization(results.map((r) => [r.cpuMicros, r.endWall - r.startWall]))
     }
+  }
+
+  /** Starts round trips on a connection of the first worker's own (see worker.ts probeStart). */
+  async probeStart (kind: ClientKind, url: string): Promise<void> {
+    await this.workers[0].call('probeStart', { kind, url, timeoutMs: CALL_MS }, 2 * CALL_MS)
+  }
+
+  async probeStop (): Promise<{ latency: Histogram, failed: number }> {
+    const r = await this.workers[0].call<{ latency: SparseHistogram, failed: number }>('probeStop', {}, CALL_MS)
+    const latency = new Histogram()
+    latency.merge(r.latency)
+    return { latency, failed: r.failed }
   }
 
   /** Total CPU microseconds used so far by the load-generator processes. */

@@ -33,8 +33,17 @@ export interface BenchClient {
  * `deflate` offers permessage-deflate (no context takeover either way, as the
  * servers configured for it ask), as a browser offers it; Socket.IO is never offered it.
  */
-export function createClient (kind: ClientKind, url: string, deflate = false): BenchClient {
-  return kind === 'socketio' ? new SocketIoClient(url) : new WsClient(url, kind === 'realtime', deflate)
+export function createClient (kind: ClientKind, url: string, deflate = false, localAddress?: string): BenchClient {
+  return kind === 'socketio' ? new SocketIoClient(url, localAddress) : new WsClient(url, kind === 'realtime', deflate, localAddress)
+}
+
+/**
+ * A loopback source address of its own for client `index` (127.1.0.1 onwards, never a
+ * .0 or .255), so that tens of thousands of connections to one port do not share the
+ * ephemeral ports of a single source address, as clients on many machines would not.
+ */
+export function loopbackSource (index: number): string {
+  return `127.${1 + Math.floor(index / 62_500)}.${Math.floor(index / 250) % 250}.${1 + index % 250}`
 }
 
 const OFFER_DEFLATE = { serverNoContextTakeover: true, clientNoContextTakeover: true } as const
@@ -54,8 +63,8 @@ class WsClient implements BenchClient {
   readonly #pending = new Map<number, (ok: boolean) => void>()
   #nextId = 1
 
-  constructor (url: string, welcome: boolean, deflate: boolean) {
-    this.#ws = new WebSocket(url, welcome ? ['realtime.v1'] : [], { perMessageDeflate: deflate ? OFFER_DEFLATE : false, handshakeTimeout: 15_000 })
+  constructor (url: string, welcome: boolean, deflate: boolean, localAddress?: string) {
+    this.#ws = new WebSocket(url, welcome ? ['realtime.v1'] : [], { perMessageDeflate: deflate ? OFFER_DEFLATE : false, handshakeTimeout: 15_000, ...(localAddress === undefined ? {} : { localAddress }) })
     let welcomed: () => void = () => {}
     this.ready = new Promise<void>((resolve, reject) => {
       welcomed = resolve
@@ -144,12 +153,14 @@ class SocketIoClient implements BenchClient {
   onPublication: ((t: number, seq: number) => void) | null = null
   readonly #socket: Socket
 
-  constructor (url: string) {
+  constructor (url: string, localAddress?: string) {
     this.#socket = io(url, {
       transports: ['websocket'],
       forceNew: true,
       reconnection: false,
-      timeout: 15_000
+      timeout: 15_000,
+      // engine.io-client hands it to ws in Node.
+      ...(localAddress === undefined ? {} : { localAddress } as Record<string, string>)
     })
     this.ready = new Promise<void>((resolve, reject) => {
       this.#socket.once('connect', () => resolve())

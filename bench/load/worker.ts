@@ -5,6 +5,7 @@
 //   arm       start counting publications; `collect` waits for them
 //   requests  every client sends `perClient` echo requests, `window` at a time
 //   closeAll  close every connection
+//   probeStart/probeStop  round trips on a connection of its own while the others are loaded
 //
 // Every command is bounded by a count and a deadline, and reports the CPU this
 // process used meanwhile, which tells whether the load generator was the bottleneck.
@@ -12,7 +13,7 @@
 import { cpuMicros, sleep, wallNow } from '../lib/clock.js'
 import { serveControl } from '../lib/control.js'
 import { Histogram, type SparseHistogram } from '../lib/histogram.js'
-import { createClient, type BenchClient, type ClientKind } from './clients.js'
+import { createClient, loopbackSource, type BenchClient, type ClientKind } from './clients.js'
 
 export interface OpenArgs {
   kind: ClientKind
@@ -24,6 +25,8 @@ export interface OpenArgs {
   deflate?: boolean
   /** Index of this worker's first client across all workers (spreads clients over urls). */
   firstIndex: number
+  /** Each client from a loopback source address of its own (127.0.0.0/8), as the scale scenario asks. */
+  spreadSources?: boolean
   timeoutMs: number
 }
 
@@ -93,7 +96,7 @@ async function open (args: OpenArgs): Promise<OpenResult> {
     while (next < args.count && Date.now() < deadline) {
       const index = args.firstIndex + next++
       const started = performance.now()
-      const client = createClient(args.kind, args.urls[index % args.urls.length], args.deflate === true)
+      const client = createClient(args.kind, args.urls[index % args.urls.length], args.deflate === true, args.spreadSources === true ? loopbackSource(index) : undefined)
       clients.push(client)
       try {
         await client.ready
@@ -225,6 +228,42 @@ async function requests (args: RequestsArgs): Promise<RequestsResult> {
   return { completed, failed, expected, startWall, endWall: wallNow(), latency: latency.toJSON(), cpuMicros: cpuMicros(cpu0), timedOut }
 }
 
+/**
+ * The probe: one connection of its own (not among `clients`, subscribed to nothing) that
+ * sends one echo request at a time, for as long as it runs, and records each round trip:
+ * what a request on another connection waits while the server fans out.
+ */
+let probe: { client: BenchClient, latency: Histogram, running: boolean, failed: number } | null = null
+
+async function probeStart (args: { kind: ClientKind, url: string, timeoutMs: number }): Promise<boolean> {
+  if (probe !== null) throw new Error('a probe is already running')
+  const client = createClient(args.kind, args.url)
+  await Promise.race([client.ready, sleep(args.timeoutMs).then(() => { throw new Error('the probe did not connect') })])
+  const state = { client, latency: new Histogram(), running: true, failed: 0 }
+  probe = state
+  const next = (): void => {
+    if (!state.running) return
+    const started = performance.now()
+    client.echo({ t: Date.now(), text: 'probe' }, (ok) => {
+      if (ok) state.latency.record((performance.now() - started) * 1000)
+      else state.failed++
+      // A round trip every millisecond at most: the probe measures, it does not load.
+      setTimeout(next, 1)
+    })
+  }
+  next()
+  return true
+}
+
+async function probeStop (): Promise<{ latency: SparseHistogram, failed: number }> {
+  const state = probe
+  if (state === null) throw new Error('no probe is running')
+  probe = null
+  state.running = false
+  state.client.terminate()
+  return { latency: state.latency.toJSON(), failed: state.failed }
+}
+
 async function closeAll (args: { timeoutMs: number }): Promise<number> {
   const closing = clients
   clients = []
@@ -241,6 +280,8 @@ serveControl({
   collect,
   requests,
   closeAll,
+  probeStart,
+  probeStop,
   stats: () => ({ cpuMicros: cpuMicros(), clients: clients.length }),
   shutdown: async () => { for (const client of clients) client.terminate() }
 }, { pid: process.pid })

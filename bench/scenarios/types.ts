@@ -31,6 +31,12 @@ export interface Counts {
   seedInboundClients: number
   seedInboundMessages: number
   seedInboundWindow: number
+  /** Idle subscribed connections of the scale scenario (default: what the fd limit allows). */
+  scaleConnections: number
+  /** Publications of its sustained fan-out. */
+  scalePublications: number
+  /** Ms of its idle window (longer than the plugin's 25 s heartbeat interval). */
+  scaleIdleMs: number
 }
 
 export interface Timeouts {
@@ -92,6 +98,8 @@ export interface Scenario {
   variants?: string[]
   /** Run against freshly started server processes (restarted if a scenario already used them). */
   freshServer?: boolean
+  /** Run only when named with --scenarios (long, or needing a raised fd limit). */
+  explicit?: boolean
   run: (ctx: ScenarioContext) => Promise<VariantResult>
 }
 
@@ -100,8 +108,9 @@ export const TOPIC = 'bench/a'
 export const PAD_LENGTH = 60
 
 /** Opens `count` connections and checks the server sees them all; throws otherwise. */
-export async function openChecked (ctx: ScenarioContext, count: number, options: { concurrency: number, topic?: string, deflate?: boolean }) {
-  const result = await ctx.load.open(ctx.variant.client, ctx.server.urls, count, { ...options, timeoutMs: ctx.timeouts.openMs })
+export async function openChecked (ctx: ScenarioContext, count: number, options: { concurrency: number, topic?: string, deflate?: boolean, spreadSources?: boolean }) {
+  // At least 10 ms per connection: 20,000 of them take longer than quick mode's phase timeout on a busy machine.
+  const result = await ctx.load.open(ctx.variant.client, ctx.server.urls, count, { ...options, timeoutMs: Math.max(ctx.timeouts.openMs, count * 10) })
   if (result.opened !== count) {
     throw new Error(`opened ${result.opened} of ${count} connections (${result.failed} failed${result.firstError === undefined ? '' : `: ${result.firstError}`})`)
   }

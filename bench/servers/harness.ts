@@ -1,5 +1,5 @@
 // What every bench server process has in common: the control commands the
-// orchestrator sends (stats, gc, publish, shutdown) and the message published.
+// orchestrator sends (stats, gc, publish, loopStart/loopStop, shutdown) and the message published.
 //
 // A variant file only builds its server and hands `runServer` an object that can
 // publish to a topic, count its connections and close. Adding a variant (for
@@ -8,6 +8,7 @@
 import { cpuMicros, wallNow } from '../lib/clock.js'
 import { serveControl } from '../lib/control.js'
 import type { Socket } from 'node:net'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import type { WebSocket } from 'ws'
 
 /** What is published in the fan-out scenarios: ~100 bytes once serialised. */
@@ -65,7 +66,17 @@ export interface ServerStats {
   memory: NodeJS.MemoryUsage
 }
 
+/** Event-loop delay over a window (perf_hooks.monitorEventLoopDelay), in ms. */
+export interface LoopDelay {
+  p50Ms: number
+  p99Ms: number
+  /** The longest block seen. */
+  maxMs: number
+  samples: number
+}
+
 export function runServer (name: string, start: () => Promise<BenchServer>): void {
+  let loop: IntervalHistogram | null = null
   start().then((server) => {
     const stats = (): ServerStats => {
       const cpu = process.cpuUsage()
@@ -92,6 +103,20 @@ export function runServer (name: string, start: () => Promise<BenchServer>): voi
         return stats()
       },
       publish: (args: PublishArgs) => publishLoop(server, args),
+      loopStart: () => {
+        loop?.disable()
+        // 10 ms resolution: the delay is sampled that often, so a block is seen to within it.
+        loop = monitorEventLoopDelay({ resolution: 10 })
+        loop.enable()
+        return true
+      },
+      loopStop: (): LoopDelay => {
+        const h = loop
+        if (h === null) throw new Error('loopStart first')
+        h.disable()
+        loop = null
+        return { p50Ms: h.percentile(50) / 1e6, p99Ms: h.percentile(99) / 1e6, maxMs: h.max / 1e6, samples: h.count }
+      },
       shutdown: () => server.close()
     }, { name, port: server.port, pid: process.pid })
   }).catch((err) => {

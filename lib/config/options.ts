@@ -24,6 +24,7 @@ export const defaults = {
   maxSubscriptions: 128,
   maxTopicLength: 256,
   maxQueue: 1024 * 1024,
+  fanOutSlice: 500,
   historySize: 100,
   historyTtl: 5 * 60_000,
   recoveryLimit: 1000,
@@ -62,6 +63,7 @@ export const OptionsSchema = Type.Object({
   maxSubscriptions: Type.Integer({ minimum: 1, default: defaults.maxSubscriptions, description: 'subscriptions per connection (LIMIT_EXCEEDED past it)' }),
   maxTopicLength: Type.Integer({ minimum: 1, default: defaults.maxTopicLength, description: 'longest topic name in characters' }),
   maxQueue: Type.Integer({ minimum: 1024, default: defaults.maxQueue, description: 'bytes a connection may have waiting to be sent; past it: close 4008, or drop on volatile topics' }),
+  fanOutSlice: Type.Integer({ minimum: 1, default: defaults.fanOutSlice, description: 'subscribers one publication is written to per event-loop turn; a larger fan-out goes on in the next turns (replies, pings and other topics run between), after the earlier fan-outs of its topic' }),
   history: Type.Object({
     size: Type.Integer({ minimum: 0, default: defaults.historySize, description: 'publications kept per topic for recovery (0: none)' }),
     ttl: Type.Integer({ minimum: 0, default: defaults.historyTtl, description: 'ms a publication is kept (0: no age limit)' })

@@ -99,6 +99,8 @@ export class Connection<U = unknown> implements PublicConnection<U> {
   lastSeen: number
   /** When the server last pinged; 0 while the connection has shown life since. */
   pingedAt = 0
+  /** The heartbeat's slot of its next look at this connection; -1 when it does not watch it (heartbeat.ts). */
+  heartbeatSlot = -1
   messagesIn = 0
   messagesOut = 0
   /** The iteration of the last frame sent: the first of an iteration goes out at once... */

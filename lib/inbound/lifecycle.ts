@@ -13,6 +13,7 @@ import { runHooks, runObservers, type DisconnectInfo, type Hooks } from '../mess
 import type { ResolvedOptions } from '../config/options.js'
 import { CloseCode, ReadyState } from '../protocol/constants.js'
 import type { Registry } from '../connection/registry.js'
+import type { Heartbeat } from '../connection/heartbeat.js'
 import type { TopicCommands } from './topic-commands.js'
 import type { Users } from '../config/users.js'
 import { channels } from '../protocol/diagnostics.js'
@@ -67,6 +68,7 @@ export class Lifecycle<U> {
   readonly #commands: TopicCommands<U>
   readonly #answers: Answers
   readonly #limits: ConnectionLimits
+  readonly #heartbeat: Heartbeat
   /** Socket listeners shared by every connection: three closures less per connection. */
   readonly #onMessage: (this: SocketWithConnection, raw: RawData, isBinary: boolean) => void
   readonly #onClose: (this: SocketWithConnection, code: number, reason: Buffer) => void
@@ -78,8 +80,9 @@ export class Lifecycle<U> {
   closed = false
   #shutdown: Promise<void> | null = null
 
-  constructor (options: Readonly<ResolvedOptions>, registry: Registry<U>, hooks: Hooks<U>, users: Users, dispatcher: Dispatcher<U>, commands: TopicCommands<U>, answers: Answers, limits: ConnectionLimits) {
+  constructor (options: Readonly<ResolvedOptions>, registry: Registry<U>, hooks: Hooks<U>, users: Users, dispatcher: Dispatcher<U>, commands: TopicCommands<U>, answers: Answers, limits: ConnectionLimits, heartbeat: Heartbeat) {
     this.#options = options
+    this.#heartbeat = heartbeat
     this.#registry = registry
     this.#hooks = hooks
     this.#users = users
@@ -197,6 +200,7 @@ export class Lifecycle<U> {
   #open (connection: Connection<U>, auth: { id: MessageId } | undefined): void {
     connection.state = 'open'
     this.#registry.add(connection)
+    this.#heartbeat.add(connection)
     if (auth !== undefined) this.#answers.reply(connection, auth.id, authReplyData(this.#users.serialize(connection.user)))
     connection.send(welcomeFrame(connection.id, this.#options.heartbeat))
     if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ connection })
@@ -218,6 +222,7 @@ export class Lifecycle<U> {
     connection.state = 'closed'
     connection.closeInfo ??= { code, reason: reason.toString() }
     this.live.delete(connection)
+    this.#heartbeat.remove(connection)
     if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ connection, code: connection.closeInfo.code, reason: connection.closeInfo.reason })
     // Only a connection that was opened is registered: one refused, or still in its
     // onConnect hooks, has no topics and no onDisconnect here (see admit()).
@@ -256,7 +261,11 @@ export class Lifecycle<U> {
     this.closing = true
     this.#closeWith = { code, reason }
     this.#dispatcher.draining = true
+    const waitUntil = Date.now() + this.#options.closeTimeout
     await within(this.#dispatcher.idle(), this.#options.closeTimeout)
+    // What the handlers published (and what the broker handed over) reaches every subscriber
+    // before the close frames: a sliced fan-out may still be under way.
+    await within(this.#commands.hub.idle(), Math.max(0, waitUntil - Date.now()))
     const pending = [...this.live].map((connection) => new Promise<void>((resolve) => {
       if (connection.socket.readyState === ReadyState.CLOSED) return resolve()
       connection.socket.once('close', () => resolve())

@@ -55,7 +55,7 @@ export class TopicCommands<U> {
   readonly hub: Hub
 
   constructor (options: Readonly<ResolvedOptions>, compiler: SchemaCompiler, topics: Topics, broker: Broker, hooks: Hooks<U>, serializeUser: (user: unknown) => string) {
-    this.hub = new Hub(broker, this.gap, compressionOf(options))
+    this.hub = new Hub(broker, this.gap, options.fanOutSlice, compressionOf(options))
     this.#options = options
     this.#topics = topics
     this.#broker = broker

@@ -92,15 +92,15 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
         drain: (connection) => this.#dispatcher.drain(connection)
       })
     this.#dispatcher = new Dispatcher<U>(options, this.#router, this.#commands, this.#hooks, answers, broker, auth, (topic, data, opts) => this.publish(topic, data, opts))
-    this.#lifecycle = new Lifecycle<U>(options, this.connections, this.#hooks, who, this.#dispatcher, this.#commands, answers, this.#limits)
-    this.#heartbeat = new Heartbeat(options.heartbeat, () => this.connections)
+    this.#heartbeat = new Heartbeat(options.heartbeat)
+    this.#lifecycle = new Lifecycle<U>(options, this.connections, this.#hooks, who, this.#dispatcher, this.#commands, answers, this.#limits, this.#heartbeat)
   }
 
   get broker (): Broker {
     return this.#broker
   }
 
-  /** Milliseconds between heartbeat sweeps (a dead peer goes within interval + timeout + tick). */
+  /** Milliseconds per slot of the heartbeat's wheel (a dead peer goes within interval + timeout + two of them). */
   get heartbeatTick (): number {
     return this.#heartbeat.tick
   }

@@ -4,12 +4,13 @@
 // compressed once where that is on), into a Buffer written as it is to every
 // subscriber's socket that can take it (compress-once.ts, ws-frame.ts).
 import type { Broker, PresenceEvent, Publication } from '../broker/types.js'
-import type { Connection, Subscription } from '../connection/connection.js'
+import type { Connection } from '../connection/connection.js'
 import { deliver, type Delivery, type GapHandler } from './delivery.js'
 import { ephemeralFrame, messageFrame, presenceFrame } from '../wire/frames.js'
 import { channels, dropTally } from '../protocol/diagnostics.js'
 import { SharedFrame } from '../wire/compress-once.js'
 import type { CompressionOptions } from '../wire/compression-options.js'
+import { FanOuts } from './fan-out.js'
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()
@@ -17,10 +18,13 @@ export class Hub {
   readonly #broker: Broker
   readonly #onGap: GapHandler
   readonly #compression: CompressionOptions | undefined
+  readonly #fanOuts: FanOuts
 
-  constructor (broker: Broker, onGap: GapHandler, compression?: CompressionOptions) {
+  /** `slice`: subscribers written to per event-loop turn by one fan-out (the `fanOutSlice` option). */
+  constructor (broker: Broker, onGap: GapHandler, slice: number, compression?: CompressionOptions) {
     this.#broker = broker
     this.#onGap = onGap
+    this.#fanOuts = new FanOuts(slice)
     this.#compression = compression
   }
 
@@ -58,17 +62,28 @@ export class Hub {
   }
 
   #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, kind: FanOutKind): void {
-    const dropsBefore = dropTally.count
     const except = delivery.except
     let reached = 0
+    let dropped = 0
     // Every subscriber goes through the delivery rule, the excluded ones too (see Delivery.except).
-    for (const connection of subscribers) {
+    // A large topic is walked over several event-loop turns (fan-out.ts).
+    this.#fanOuts.walk(topic, subscribers, (connection) => {
+      // Undefined only for one that left the topic while a sliced walk was under way.
+      const subscription = connection.subscriptions.get(topic)
+      if (subscription === undefined) return
       if (except === undefined || !except.includes(connection.id)) reached++
-      // The set and each connection's subscriptions change together (subscribe, leave).
-      deliver(connection, connection.subscriptions.get(topic) as Subscription, delivery, this.#onGap)
-    }
-    // Counted once per publication, never per subscriber (see diagnostics.ts).
-    if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, subscribers, reached, dropTally.count - dropsBefore, kind)
+      const drops = dropTally.count
+      deliver(connection, subscription, delivery, this.#onGap)
+      dropped += dropTally.count - drops
+    }, () => {
+      // Counted once per publication, never per subscriber (see diagnostics.ts).
+      if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, subscribers, reached, dropped, kind)
+    })
+  }
+
+  /** Resolves once no sliced fan-out is under way. */
+  idle (): Promise<void> {
+    return this.#fanOuts.idle()
   }
 
   /** The broker cannot vouch for continuity on this topic: every local subscriber is told. */

@@ -30,6 +30,12 @@ t.test('redis broker: the delivery contract under random interleavings and Redis
     await holds(t, 'every subscriber gapless or told, every request answered once, hooks paired (redis)', commandsOf({ restart: 1, burst: 1 }), runs(50), world)
   })
 
+  await t.test('the contract holds on Redis with fan-outs sliced one subscriber per turn', async (t) => {
+    const sliced = new Server(() => new RedisBroker({ redis: redisServer.url, prefix }), { fanOutSlice: 1 })
+    t.teardown(() => sliced.stop())
+    await holds(t, 'sliced fan-outs on Redis: every subscriber gapless or told, in order', commandsOf({ serverPublish: 6, publish: 4, subscribe: 6, restart: 1 }), runs(25), () => new World(sliced, { redis }))
+  })
+
   await t.test('a Redis stop, start or restart mid-sequence', async (t) => {
     await holds(t, 'a publish while Redis is down is not a success; gaps are told (redis restart)', commandsOf({
       redis: 3, act: 8, subscribe: 4, serverPublish: 3, restart: 0, burst: 0, kick: 0, pause: 0, resume: 0, retry: 1, wait: 0

@@ -2,7 +2,8 @@
 // publications from the server, from clients and from handlers, slow and paused
 // readers, a volatile topic, unsubscribes from both sides, kicks, disconnects and
 // reconnects, rate-limit closes, handlers that throw or hang, and shutdowns, run
-// against a real server over real sockets on the memory broker. After each sequence
+// against a real server over real sockets on the memory broker, with fan-outs whole
+// and sliced over event-loop turns. After each sequence
 // the client-visible history is checked against the protocol model
 // (fixtures/protocol-model.ts); a failure names the guarantee that broke.
 //
@@ -15,9 +16,19 @@ import { Server, World } from '../fixtures/protocol-driver.js'
 const server = new Server()
 t.teardown(() => server.stop())
 const world = (): World => new World(server)
+// Every fan-out to two subscribers or more walked one subscriber per event-loop turn
+// (fanOutSlice 1), while publications, subscribes, recoveries and closes race it.
+const sliced = new Server(undefined, { fanOutSlice: 1 })
+t.teardown(() => sliced.stop())
 
 t.test('memory broker: the delivery contract under random interleavings', async (t) => {
   await holds(t, 'every subscriber gapless or told, every request answered once, hooks paired', commandsOf({}), runs(60), world)
+})
+
+t.test('memory broker, fan-outs sliced one subscriber per turn: the same contract', async (t) => {
+  await holds(t, 'sliced fan-outs: every subscriber gapless or told, in order, every request answered once', commandsOf({
+    serverPublish: 6, publish: 4, subscribe: 6, unsubscribe: 3, serverUnsubscribe: 2
+  }), runs(60), () => new World(sliced))
 })
 
 t.test('memory broker: volatile topics never cause a close, recovery with a small queue included', async (t) => {
