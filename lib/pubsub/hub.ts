@@ -6,9 +6,11 @@
 import type { Broker, PresenceEvent, Publication } from '../broker/types.js'
 import type { Connection, Subscription } from '../connection/connection.js'
 import { deliver, type Delivery, type GapHandler } from './delivery.js'
-import { ephemeralFrame, messageFrame, presenceFrame } from '../wire/frames.js'
+import { ephemeralFrame, messageFrame, presenceCountFrame, presenceFrame } from '../wire/frames.js'
+import { PresenceCounts } from './presence-counts.js'
 import { channels, dropTally } from '../protocol/diagnostics.js'
 import { SharedFrame, type CompressionOptions } from '../wire/compress-once.js'
+import { untag } from './tags.js'
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()
@@ -16,11 +18,20 @@ export class Hub {
   readonly #broker: Broker
   readonly #onGap: GapHandler
   readonly #compression: CompressionOptions | undefined
+  readonly #countInterval: (topic: string) => number | null
+  readonly #counts: PresenceCounts
 
-  constructor (broker: Broker, onGap: GapHandler, compression?: CompressionOptions) {
+  /** `countInterval`: for a topic whose presence is counted, the ms between two counts; null otherwise. */
+  constructor (broker: Broker, onGap: GapHandler, compression?: CompressionOptions, countInterval: (topic: string) => number | null = () => null) {
     this.#broker = broker
     this.#onGap = onGap
     this.#compression = compression
+    this.#countInterval = countInterval
+    this.#counts = new PresenceCounts(broker, (topic, count) => {
+      const subscribers = this.#subscribers.get(topic)
+      if (subscribers === undefined) return
+      this.#fanOut(topic, subscribers, { offset: 0, epoch: '', frame: this.shared(presenceCountFrame(topic, count)), volatile: true }, 'presence')
+    })
   }
 
   /** A frame for many connections, compressed once where that is on. */
@@ -33,18 +44,21 @@ export class Hub {
     const subscribers = this.#subscribers.get(publication.topic)
     if (subscribers === undefined) return
     const offset = publication.offset
+    // Tags ride ahead of the data (tags.ts): split off once per publication, never sent.
+    const { data, tags } = untag(publication.data)
     const delivery: Delivery = {
       offset,
       epoch: publication.epoch,
       // Offset 0 (ephemeral, or local-only while the broker was away) is outside the
       // stream: the delivery rule neither counts it nor moves a subscriber's offset.
       frame: this.shared(offset === 0
-        ? ephemeralFrame(publication.topic, publication.data, publication.local === true)
-        : messageFrame(publication.topic, offset, publication.epoch, publication.data)),
+        ? ephemeralFrame(publication.topic, data, publication.local === true)
+        : messageFrame(publication.topic, offset, publication.epoch, data)),
       // Ephemeral publications (typing) are dropped for a slow subscriber, never closed over.
       volatile: true
     }
     if (publication.except !== undefined) delivery.except = publication.except
+    if (tags !== undefined) delivery.tags = tags
     this.#fanOut(publication.topic, subscribers, delivery, 'message')
   }
 
@@ -52,6 +66,9 @@ export class Hub {
   deliverPresence (event: PresenceEvent): void {
     const subscribers = this.#subscribers.get(event.topic)
     if (subscribers === undefined) return
+    const interval = this.#countInterval(event.topic)
+    // A big topic hears how many members it has, at most once per interval, not each change.
+    if (interval !== null) return this.#counts.changed(event.topic, interval)
     const delivery: Delivery = { offset: 0, epoch: '', frame: this.shared(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false, except: [event.member.connectionId] }
     this.#fanOut(event.topic, subscribers, delivery, event.kind)
   }
@@ -113,8 +130,8 @@ export class Hub {
   }
 }
 
-/** What a fan-out carried: a publication (`message` frames) or a presence change (`join`, `leave`). */
-type FanOutKind = 'message' | 'join' | 'leave'
+/** What a fan-out carried: a publication (`message` frames), a presence change (`join`, `leave`) or a member count. */
+type FanOutKind = 'message' | 'join' | 'leave' | 'presence'
 
 /**
  * After one fan-out: one event for every subscriber reached, one for the drops, never
