@@ -115,8 +115,8 @@ t.test('across two Redis nodes: a connection on A subscribed from an HTTP route 
   if (!requireOrSkip(t, await reachable(), `no Redis at ${REDIS_URL}`)) return
   const prefix = uniquePrefix('server-sub')
   t.teardown(() => dropKeys(REDIS_URL, prefix))
-  const a = await startNode(t, { url: REDIS_URL, prefix }, (app) => declare(app))
-  const b = await startNode(t, { url: REDIS_URL, prefix }, (app) => declare(app))
+  const a = await startNode(t, { redis: REDIS_URL, prefix }, (app) => declare(app))
+  const b = await startNode(t, { redis: REDIS_URL, prefix }, (app) => declare(app))
   let id = ''
   a.app.realtime.addHook('onConnect', (connection) => { id = connection.id })
   const c = await connect(t, a.url)
