@@ -26,7 +26,7 @@ t.test('a server subscription reaches the client, and survives a reconnection wi
   client.on('subscribed', (event) => {
     told.push({ topic: event.topic, offset: event.offset })
     // Listening to a topic the server holds sends nothing (authorize would refuse it).
-    if (told.length === 1) client.subscribe(event.topic, (message: { n: number }) => { received.push(message.n) })
+    if (told.length === 1) client.subscribe(event.topic, (message) => { received.push((message as { n: number }).n) })
   })
   await until(() => client.state === 'open' && told.length === 1)
   t.same(told, [{ topic: 'inbox/ann', offset: 0 }])

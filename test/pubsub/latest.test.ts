@@ -66,10 +66,10 @@ t.test('under concurrent publishes: never an older value after a newer one, neve
   const { app, url } = await build(t, {}, (app) => {
     app.realtime.topic('ticker', { message: Price, latest: true })
   })
-  let publishing = true
+  const state = { publishing: true }
   let last = 0
   const publisher = (async () => {
-    while (publishing) {
+    while (state.publishing) {
       await app.realtime.publish('ticker', { n: ++last })
       if (last % 5 === 0) await new Promise((resolve) => setImmediate(resolve))
     }
@@ -81,7 +81,7 @@ t.test('under concurrent publishes: never an older value after a newer one, neve
   }
   const end = last
   await until(() => clients.every(({ c }) => offsets(c).at(-1) !== undefined && (offsets(c).at(-1) as number) >= end), 20_000)
-  publishing = false
+  state.publishing = false
   await publisher
   for (const [i, { c, reply }] of clients.entries()) {
     const seen = c.frames.filter((f) => f.type === 'message')
