@@ -27,6 +27,13 @@ export interface Delivery {
 export interface SubscriptionFilter {
   /** Whether the delivery is for this filter's subscribers; judged once per delivery. */
   matches: (delivery: Delivery) => boolean
+  /** `matches` for a live publication, which the filter also counts as judged (see `skips`). */
+  judge: (delivery: Delivery) => boolean
+  /**
+   * Whether every publication of the delivery's epoch after `offset` and before it was
+   * judged live and left out: a subscriber of this filter at `offset` missed nothing.
+   */
+  skips: (delivery: Delivery, offset: number) => boolean
 }
 
 /** A subscription of one connection to one topic. */

@@ -76,8 +76,9 @@ function apply (connection: Connection<any>, subscription: Subscription, deliver
     onGap(connection, subscription)
   } else if (offset <= subscription.offset) {
     // Already sent: recovery and live delivery overlap. Skip it.
-  } else if (offset === subscription.offset + 1 || subscription.volatile) {
-    // A volatile topic skips what a slow subscriber lost instead of calling it a gap.
+  } else if (offset === subscription.offset + 1 || subscription.volatile || subscription.filter?.skips(delivery, subscription.offset) === true) {
+    // A volatile topic skips what a slow subscriber lost instead of calling it a gap; a
+    // filter, what it left out without visiting its subscribers (filter-index.ts).
     subscription.offset = offset
     return !excluded && connection.sendShared(delivery.frame, subscription.volatile)
   } else {

@@ -97,6 +97,10 @@ class SharedFilter implements SubscriptionFilter {
   refs = 0
   #last: Delivery | null = null
   #result = false
+  /** The live publications judged one after another: every offset in (from, to] of epoch. */
+  #epoch = ''
+  #from = 0
+  #to = 0
 
   constructor (readonly key: string, readonly test: Test) {}
 
@@ -106,6 +110,27 @@ class SharedFilter implements SubscriptionFilter {
       this.#result = this.test(delivery.tags ?? {})
     }
     return this.#result
+  }
+
+  judge (delivery: Delivery): boolean {
+    const offset = delivery.offset
+    if (offset > 0 && this.#last !== delivery) {
+      if (delivery.epoch === this.#epoch && offset === this.#to + 1) {
+        this.#to = offset
+      } else {
+        // A new epoch, or a publication this node never saw: the run starts again here.
+        this.#epoch = delivery.epoch
+        this.#from = offset - 1
+        this.#to = offset
+      }
+    }
+    return this.matches(delivery)
+  }
+
+  skips (delivery: Delivery, offset: number): boolean {
+    // Those in between were judged (the run covers them) and none matched: a match would
+    // have reached the subscriber and moved it on.
+    return delivery.epoch === this.#epoch && this.#from <= offset && delivery.offset <= this.#to
   }
 }
 

@@ -11,6 +11,7 @@ import { PresenceCounts } from './presence-counts.js'
 import { channels, dropTally } from '../protocol/diagnostics.js'
 import { SharedFrame, type CompressionOptions } from '../wire/compress-once.js'
 import { untag } from './tags.js'
+import { FilterIndex } from './filter-index.js'
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()
@@ -20,6 +21,8 @@ export class Hub {
   readonly #compression: CompressionOptions | undefined
   readonly #countInterval: (topic: string) => number | null
   readonly #counts: PresenceCounts
+  /** Filtered subscribers grouped by filter, for the topics that have some. */
+  readonly #filters = new FilterIndex()
 
   /** `countInterval`: for a topic whose presence is counted, the ms between two counts; null otherwise. */
   constructor (broker: Broker, onGap: GapHandler, compression?: CompressionOptions, countInterval: (topic: string) => number | null = () => null) {
@@ -59,7 +62,9 @@ export class Hub {
     }
     if (publication.except !== undefined) delivery.except = publication.except
     if (tags !== undefined) delivery.tags = tags
-    this.#fanOut(publication.topic, subscribers, delivery, 'message')
+    // Tagged, on a topic with filtered subscribers here: only those it is for are visited.
+    const recipients = tags === undefined ? undefined : this.#filters.recipients(publication.topic, delivery)
+    this.#fanOut(publication.topic, recipients ?? subscribers, delivery, 'message')
   }
 
   /** Called by the broker for a presence change: every local subscriber but the member itself hears it. */
@@ -73,7 +78,7 @@ export class Hub {
     this.#fanOut(event.topic, subscribers, delivery, event.kind)
   }
 
-  #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, kind: FanOutKind): void {
+  #fanOut (topic: string, subscribers: Iterable<Connection>, delivery: Delivery, kind: FanOutKind): void {
     const dropsBefore = dropTally.count
     const except = delivery.except
     let reached = 0
@@ -84,7 +89,7 @@ export class Hub {
       deliver(connection, connection.subscriptions.get(topic) as Subscription, delivery, this.#onGap)
     }
     // Counted once per publication, never per subscriber (see diagnostics.ts).
-    if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, subscribers, reached, dropTally.count - dropsBefore, kind)
+    if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, this.#subscribers.get(topic), reached, dropTally.count - dropsBefore, kind)
   }
 
   /** The broker cannot vouch for continuity on this topic: every local subscriber is told. */
@@ -103,6 +108,7 @@ export class Hub {
     if (set === undefined) {
       this.#subscribers.set(topic, set = new Set())
       set.add(connection)
+      this.#filters.add(connection, topic, set)
       // A second subscriber arriving while the broker subscribes waits for the same
       // promise, so no one is told "subscribed" before this node receives the topic.
       const ready = Promise.resolve(this.#broker.subscribe(topic)).finally(() => this.#pending.delete(topic))
@@ -110,6 +116,7 @@ export class Hub {
       await ready
     } else {
       set.add(connection)
+      this.#filters.add(connection, topic, set)
       await this.#pending.get(topic)
     }
   }
@@ -117,6 +124,7 @@ export class Hub {
   async remove (connection: Connection, topic: string): Promise<void> {
     const set = this.#subscribers.get(topic)
     if (set === undefined || !set.delete(connection)) return
+    this.#filters.remove(connection, topic)
     if (set.size === 0) {
       this.#subscribers.delete(topic)
       await this.#broker.unsubscribe(topic)
@@ -137,8 +145,8 @@ type FanOutKind = 'message' | 'join' | 'leave' | 'presence'
  * After one fan-out: one event for every subscriber reached, one for the drops, never
  * one per subscriber. `pattern` is the declared pattern of the topic's subscriptions.
  */
-function publishFanOut (broker: Broker, topic: string, subscribers: Set<Connection<any>>, reached: number, dropped: number, kind: FanOutKind): void {
-  const first = subscribers.values().next().value
+function publishFanOut (broker: Broker, topic: string, subscribers: Set<Connection<any>> | undefined, reached: number, dropped: number, kind: FanOutKind): void {
+  const first = subscribers?.values().next().value
   const pattern = first?.subscriptions.get(topic)?.pattern ?? 'unknown'
   if (channels.delivery.hasSubscribers) channels.delivery.publish({ broker, topic, pattern, kind, subscribers: reached, dropped })
   if (dropped > 0 && channels.dropped.hasSubscribers) channels.dropped.publish({ broker, topic, pattern, count: dropped })
