@@ -111,6 +111,21 @@ t.test('after a reconnection onConnect restores it and the client recovers what 
   t.same(after, [4, 5, 6, 7], 'what it missed, in order, then the live one, none twice after the reply')
 })
 
+t.test('an onConnect that subscribes, then refuses: the subscription ends with the connection', async (t) => {
+  const { app, url } = await build(t, {}, (app) => {
+    declare(app)
+    app.realtime.addHook('onConnect', async (connection) => {
+      await app.realtime.subscribe(connection.id, 'room/lobby')
+      throw new Error('refused after all')
+    })
+  })
+  const c = await connect(t, url, { welcome: false })
+  t.match(await c.nextOfType('subscribed'), { data: { topic: 'room/lobby' } })
+  await c.closed
+  await until(() => app.realtime.stats().topics['room/lobby'] === undefined)
+  t.same(app.realtime.stats().topics, {}, 'no subscriber left behind')
+})
+
 t.test('across two Redis nodes: a connection on A subscribed from an HTTP route on B', async (t) => {
   if (!requireOrSkip(t, await reachable(), `no Redis at ${REDIS_URL}`)) return
   const prefix = uniquePrefix('server-sub')

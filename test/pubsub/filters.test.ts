@@ -122,6 +122,14 @@ t.test('caps: distinct filters per topic, a filter\'s size and depth, as options
   t.match(await sub('given', { tag: 'kind', eq: 'a' }), 'ok')
 })
 
+t.test('the filters options are checked at register', async (t) => {
+  for (const [filters, name] of [[{ maxSize: 0 }, 'filters.maxSize'], [{ maxDepth: 33 }, 'filters.maxDepth'], [{ maxPerTopic: 1.5 }, 'filters.maxPerTopic'], [{ maxPer: 1 }, 'filters.maxPer']] as const) {
+    await t.rejects(build(t, { filters } as never), { code: 'FST_REALTIME_INVALID_OPTION', message: new RegExp(name.replace('.', '\\.')) }, name)
+  }
+  const { app } = await build(t)
+  t.same(app.realtime.options.filters, { maxSize: 64, maxDepth: 4, maxPerTopic: 100 })
+})
+
 t.test('tags given at publish; refused when missing, misshaped or on a topic without tags; never sent', async (t) => {
   const { app, url } = await build(t, {}, declare)
   await t.rejects(build(t, {}, (app) => { app.realtime.topic('bad', { message: Ticket, tags: { schema: Type.Object({ deep: Type.Object({}) }) } }) }), { code: 'FST_REALTIME_SCHEMA', message: /tag "deep" must be a string, number or integer/ })
