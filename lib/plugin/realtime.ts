@@ -339,13 +339,15 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   describe (): ApiDescription {
     return {
       routes: Array.from(this.#router.list(), (r) => ({ type: r.type, data: r.schema.data, reply: r.schema.reply, errors: r.schema.errors, idempotent: r.idempotent })),
-      topics: this.#topics.list().map(({ pattern, definition: d, clientPublish, volatile }) => ({
+      topics: this.#topics.list().map(({ pattern, definition: d, clientPublish, volatile, latest, presence }) => ({
         pattern,
         params: d.params,
         message: d.message,
-        presence: d.presence === undefined || d.presence === false ? null : { meta: d.presence === true ? undefined : d.presence.meta },
+        presence: presence === null ? null : { meta: d.presence === true ? undefined : (d.presence as { meta?: TSchema }).meta, ...(presence.countInterval === null ? {} : { count: true }) },
         clientPublish,
-        volatile
+        volatile,
+        ...(latest ? { latest } : {}),
+        ...(d.tags === undefined ? {} : { tags: d.tags.schema })
       })),
       events: Array.from(this.#eventSchemas, ([name, schema]) => ({ name, schema })),
       auth: this.options.authenticate === undefined ? 'none' : 'message',
