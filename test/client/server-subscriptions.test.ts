@@ -42,3 +42,31 @@ t.test('a server subscription reaches the client, and survives a reconnection wi
   t.same(received, [1, 2, 3, 4, 5, 6, 7], 'each once, in order, nothing lost across the reconnection')
   t.match(client.subscriptions, [{ topic: 'inbox/ann', active: true, offset: 7 }])
 })
+
+t.test('a filter given to subscribe() is sent with every (re)subscribe; counts reach the `presence` event', async (t) => {
+  const app = Fastify()
+  await app.register(realtime)
+  app.realtime.topic('tickets', {
+    message: Type.Object({ n: Type.Integer() }),
+    tags: { schema: Type.Object({ odd: Type.Integer() }), from: (m) => ({ odd: m.n % 2 }) },
+    presence: { mode: 'count', countInterval: 20 }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws`
+  const client = createClient({ url, WebSocket, backoff: { initialDelay: 20, maxDelay: 50 } })
+  t.teardown(() => client.close())
+  const counts: number[] = []
+  client.on('presence', (event) => { counts.push(event.count) })
+  const received: number[] = []
+  const sub = client.subscribe('tickets', (message) => { received.push((message as { n: number }).n) }, { filter: { tag: 'odd', eq: 1 } })
+  await sub.ready
+  for (let n = 1; n <= 4; n++) await app.realtime.publish('tickets', { n })
+  await until(() => received.length === 2)
+  const [connection] = [...app.realtime.connections]
+  app.realtime.disconnect(connection.id, 4011, 'reconnect, please')
+  for (let n = 5; n <= 8; n++) await app.realtime.publish('tickets', { n })
+  await until(() => received.length === 4, 10_000)
+  t.same(received, [1, 3, 5, 7], 'only the odd ones, recovered across the reconnection with the same filter')
+  await until(() => counts.at(-1) === 1, 10_000)
+})
