@@ -185,13 +185,14 @@ export class TopicCommands<U> {
     return { position, recovered: false, publications: last !== undefined && last.offset === position.offset && last.epoch === position.epoch ? [last] : [] }
   }
 
-  /** Sends what the subscribe recovered and what was held meanwhile, through the delivery rule. */
+  /** What recovering a server subscription in place uses of ours (server-subscriptions.ts). */
   readonly #inPlace: InPlaceHost = {
     recover: (topic, since) => this.#broker.recover(topic, since, this.#options.recoveryLimit),
     reply: (connection, id, data) => { if (id !== undefined) connection.send(replyFrame(id, this.#serialize.subscribe(data))) },
     release: (connection, subscription, recovery) => this.#release(connection, subscription, recovery)
   }
 
+  /** Sends what the subscribe recovered and what was held meanwhile, through the delivery rule. */
   #release (connection: Connection<U>, subscription: Subscription, recovery: RecoveryResult): void {
     const recovered = recovery.publications.map((p) => recoveredDelivery(p, (text) => this.hub.shared(text)))
     const dropsBefore = dropTally.count
