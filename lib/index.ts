@@ -11,7 +11,8 @@ const fastifyRealtime = fp(plugin, {
 export default fastifyRealtime
 export { fastifyRealtime }
 export type { RealtimeUserRegistry, RealtimeUser } from './plugin/register.js'
-export type { Realtime, TopicHandle, EventHandle, TopicOptions, BroadcastOptions, RealtimeStats } from './plugin/public.js'
+export type { Realtime, TopicHandle, EventHandle, TopicOptions, BroadcastOptions, RealtimeStats, ServerSubscribeOptions } from './plugin/public.js'
+export type { Tags, TagsOptions } from './pubsub/tags.js'
 export type { RouteDefinition, RoutePreHandler, MessageContext, RouteSchema, ReplyOf, ErrorSchemas } from './messages/router.js'
 export type { AuthorizeContext, TopicAction, PresenceOptions } from './pubsub/topics.js'
 export type { PublishOptions, PublishResult } from './pubsub/publish.js'
@@ -28,7 +29,7 @@ export { buildAsyncApi, type AsyncApiDocument } from './asyncapi/document.js'
 export { asyncapiFromContract } from './asyncapi/contract.js'
 export type { ApiDescription, AsyncApiOptions, ContractAsyncApiOptions } from './asyncapi/description.js'
 export type { Contract, RouteContract, TopicContract, RouteName, RouteData, RouteReply, RouteErrorMap, TopicName, TopicNames, TopicMessage, EventName, EventData } from './protocol/contract.js'
-export type { TopicsOf, EventsOf, TopicParams, TopicParamNames } from './protocol/contract.js'
+export type { TopicsOf, EventsOf, TopicParams, TopicParamNames, TagFilter } from './protocol/contract.js'
 export type { RealtimeTopics, RealtimeEvents, TopicData, EventPayload, DeclaredTopicName, DeclaredEventName, DeclaredData, DeclaredPatternOf, NameMatches, PublishFunction } from './pubsub/typed.js'
 export { MemoryBroker } from './broker/memory.js'
 export type { Broker, Publication, StreamPosition, PublicationListener, RecoveryResult, HistoryOptions, PresenceMember, PresenceEvent, PresenceListener, PublishOptions as BrokerPublishOptions, BrokerCommand, CommandListener, ResyncListener } from './broker/types.js'

@@ -73,6 +73,13 @@ export function Component (): void {
   hooks.useEvent('notice', (data) => { assertEqual<Equal<typeof data, { text: string }>>() })
   // @ts-expect-error: not an event of the contract
   hooks.useEvent('nope', () => {})
+
+  // What the server decides: its subscriptions (topics of the contract) and member counts.
+  expectType<string[]>(hooks.useServerSubscriptions())
+  expectType<number | undefined>(hooks.usePresenceCount('room/a'))
+  // @ts-expect-error: not a topic of the contract
+  hooks.usePresenceCount('nope')
+  hooks.useSubscription('room/a', undefined, { filter: { tag: 'kind', in: ['a', 'b'] } })
 }
 
 // The provider takes a client or options for one.

@@ -32,10 +32,14 @@ export interface TopicDescription {
   pattern: string
   params?: TSchema
   message: TSchema
-  /** Null where the topic has no presence; `meta` is the schema of a member's meta. */
-  presence: null | { meta?: TSchema }
+  /** Null where the topic has no presence; `meta` is the schema of a member's meta; `count` when members are counted, not listed. */
+  presence: null | { meta?: TSchema, count?: boolean }
   clientPublish: boolean
   volatile?: boolean
+  /** A subscribe without `since` gets the latest publication first. */
+  latest?: boolean
+  /** The schema of the publications' tags, which a subscribe's filter matches. */
+  tags?: TSchema
 }
 
 export interface ApiDescription {

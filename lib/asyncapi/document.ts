@@ -178,20 +178,24 @@ function addTopic (plan: Plan, topic: TopicDescription, user: TSchema, error: st
   const publication = plan.message(channel, 'message', { name: 'message', title: `${address} publication`, summary: 'A publication on a subscribed topic.', payload: wire.publication(topic.message) })
   const received = [publication]
   const meta = topic.presence?.meta
+  if (topic.presence?.count === true) {
+    received.push(plan.message(channel, 'presence.count', { name: 'presence', title: `${address} member count`, summary: 'How many members the topic has (debounced), instead of each join and leave.', payload: wire.PresenceCount }))
+  }
   if (topic.presence !== null) {
     const memberSchema = wire.member(user, meta)
     plan.hints.push([memberSchema, `${channel} member`])
-    for (const kind of ['join', 'leave'] as const) {
+    for (const kind of topic.presence.count === true ? [] : ['join', 'leave'] as const) {
       received.push(plan.message(channel, kind, { name: kind, title: `${address} ${kind}`, summary: `A member ${kind === 'join' ? 'joined' : 'left'} (one per connection).`, payload: wire.presenceEvent(kind, memberSchema) }))
     }
     const presence = plan.message(channel, 'presence', { name: 'presence', title: `${address} presence`, summary: 'Lists the members of a topic.', payload: wire.request('presence', wire.TopicData) })
     const members = plan.message(channel, 'presence.reply', { name: 'reply', title: `${address} members`, summary: 'One entry per connection.', payload: wire.reply(object({ members: { type: 'array', items: memberSchema } as unknown as TSchema })) })
     plan.operation(`${channel}.presence`, { action: 'receive', channel, messages: [presence], title: `Presence of ${address}`, summary: 'A client asks who is there', reply: { channel, messages: [members, errorHere] } })
   }
+  received.push(plan.message(channel, 'subscribed', { name: 'subscribed', title: 'Subscribed by the server', summary: 'The server subscribed the connection to this topic.', payload: wire.Subscribed }, 'subscribed'))
   received.push(plan.message(channel, 'unsubscribed', { name: 'unsubscribed', title: 'Unsubscribed', summary: 'The server ended a subscription.', payload: wire.Unsubscribed }, 'unsubscribed'))
   plan.operation(`${channel}.receive`, { action: 'send', channel, messages: received, title: `Publications on ${address}`, summary: 'The server delivers to subscribers' })
 
-  const subscribeData = object({ topic: wire.Topic, since: wire.since(), ...(meta === undefined ? {} : { meta }) }, ['topic'])
+  const subscribeData = object({ topic: wire.Topic, since: wire.since(), ...(meta === undefined ? {} : { meta }), ...(topic.tags === undefined ? {} : { filter: wire.filter(topic.tags) }) }, ['topic'])
   const subscribe = plan.message(channel, 'subscribe', { name: 'subscribe', title: `Subscribe to ${address}`, summary: 'Subscribes; with `since`, resumes after that position.', payload: wire.request('subscribe', subscribeData) })
   const subscribed = plan.message(channel, 'subscribe.reply', { name: 'reply', title: 'Subscribed', summary: 'Recovered publications follow this reply, before any newer one.', payload: wire.reply(wire.SubscribeReply) }, 'subscribe.reply')
   plan.operation(`${channel}.subscribe`, { action: 'receive', channel, messages: [subscribe], title: `Subscribe to ${address}`, summary: 'A client subscribes', reply: { channel, messages: [subscribed, errorHere] } })

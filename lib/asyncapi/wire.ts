@@ -85,6 +85,19 @@ export const SubscribeReply = obj({
 
 export const PublishReply = Type.Object({ offset: Type.Integer() })
 
+export const Subscribed = obj({
+  type: Type.Literal('subscribed'),
+  data: obj({ topic: Topic, offset: Type.Integer({ description: 'Every publication after this offset follows' }), epoch: Type.String() })
+}, {}, { description: 'The server subscribed the connection; a `subscribe` with `since` on the topic recovers it in place' })
+
+export const PresenceCount = obj({ type: Type.Literal('presence'), topic: Topic, count: Type.Integer({ minimum: 0 }) }, {}, { description: 'The number of members, at most once per interval' })
+
+/** A subscribe's filter over the topic's tags (docs/protocol.md, Filters). */
+export function filter (tags: TSchema): TSchema {
+  const names = Object.keys((tags as { properties?: Record<string, unknown> }).properties ?? {}).join(', ')
+  return Type.Object({}, { additionalProperties: true, description: `Only the publications whose tags (${names}) match: {"tag","eq"}, {"tag","in":[…]}, {"and":[…]}, {"or":[…]}` })
+}
+
 /**
  * A presence member. Written as plain JSON Schema because TypeBox's `Optional` copies
  * the schema it wraps, and the user's schema must stay the very object the app gave,

@@ -73,13 +73,13 @@ export interface PresenceEvent {
 
 export type PresenceListener = (event: PresenceEvent) => void
 
-/** An order for every node, such as closing all connections of a user wherever they are. */
-export interface BrokerCommand {
-  kind: 'disconnect-user'
-  userId: string
-  code: number
-  reason: string
-}
+/**
+ * An order for every node: closing all connections of a user wherever they are, or
+ * subscribing a connection, on the node that holds it, to a topic (`app.realtime.subscribe`).
+ */
+export type BrokerCommand =
+  | { kind: 'disconnect-user', userId: string, code: number, reason: string }
+  | { kind: 'subscribe', connectionId: string, topic: string, meta?: unknown, filter?: unknown }
 
 export type CommandListener = (command: BrokerCommand) => void
 

@@ -261,10 +261,10 @@ export class ConnectionCore {
         this.#onWelcome(frame.data as Partial<WelcomeInfo> | undefined)
         return
       case 'message':
-        this.topics.onMessage(frame)
-        return
       case 'unsubscribed':
-        this.topics.onUnsubscribed(frame)
+      case 'subscribed':
+      case 'presence':
+        this.topics.onFrame(frame)
         return
       case 'join':
       case 'leave':

@@ -18,6 +18,8 @@ export {
   type PresenceEvent,
   type RecoveredEvent,
   type UnsubscribedEvent,
+  type ServerSubscribedEvent,
+  type PresenceCountEvent,
   type CloseEvent,
   type AttemptEvent,
   type ServerFrame,
@@ -45,5 +47,6 @@ export {
   type TopicNames,
   type TopicMessage,
   type EventName,
-  type EventData
+  type EventData,
+  type TagFilter
 } from '../protocol/contract.js'

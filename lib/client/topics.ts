@@ -38,6 +38,11 @@ interface Sub {
   settle: { resolve: (info: SubscribeInfo) => void, reject: (error: unknown) => void } | null
   retry: Timer | undefined
   meta: unknown
+  filter: unknown
+  /** The server subscribed this connection (`subscribed`): not resubscribed by the client, but recovered. */
+  server: boolean
+  /** A server subscription restored behind the client's position: it asks for the rest with `since`. */
+  recover: boolean
 }
 
 export class Topics {
@@ -61,7 +66,7 @@ export class Topics {
       const ready = new Promise<SubscribeInfo>((resolve, reject) => { settle = { resolve, reject } })
       // Awaiting `ready` is optional: a refusal is also told by the `unsubscribed` event.
       ready.catch(() => {})
-      sub = { topic, listeners: new Set(), position: null, active: false, sentOn: 0, ready, settle, retry: undefined, meta: options?.meta }
+      sub = { topic, listeners: new Set(), position: null, active: false, sentOn: 0, ready, settle, retry: undefined, meta: options?.meta, filter: options?.filter, server: false, recover: false }
       this.#subs.set(topic, sub)
       this.#send(sub)
     }
@@ -75,9 +80,15 @@ export class Topics {
     return Object.assign(off, { topic, ready: own.ready })
   }
 
-  /** A new connection is welcomed: every topic is subscribed again from its position. */
+  /**
+   * A new connection is welcomed: every topic is subscribed again from its position. The
+   * server's subscriptions are the server's to restore (its onConnect): those it restored
+   * behind our position are recovered from it; the others wait for their `subscribed`.
+   */
   resubscribe (): void {
-    for (const sub of [...this.#subs.values()]) this.#send(sub)
+    for (const sub of [...this.#subs.values()]) {
+      if (!sub.server || sub.recover) this.#send(sub)
+    }
   }
 
   /** The connection ended: nothing is confirmed any more. */
@@ -112,6 +123,8 @@ export class Topics {
     const data: Record<string, unknown> = { topic: sub.topic }
     if (since !== null) data.since = { offset: since.offset, epoch: since.epoch }
     if (sub.meta !== undefined) data.meta = sub.meta
+    if (sub.filter !== undefined && !sub.server) data.filter = sub.filter
+    sub.recover = false
     host.call('subscribe', data, (value) => {
       if (this.#subs.get(sub.topic) !== sub || host.serial !== serial) return
       const reply = (value ?? {}) as { offset?: unknown, epoch?: unknown, recovered?: unknown }
@@ -142,6 +155,44 @@ export class Topics {
       sub.settle = null
       host.emit('unsubscribed', { topic: sub.topic, code: UnsubscribeCode.SERVER, reason: err.message, error: err })
     })
+  }
+
+  /** The frames about topics: `message`, `subscribed`, `unsubscribed`, and `presence` counts. */
+  onFrame (frame: ServerFrame): void {
+    if (frame.type === 'message') this.onMessage(frame)
+    else if (frame.type === 'unsubscribed') this.onUnsubscribed(frame)
+    else if (frame.type === 'subscribed') this.#onSubscribed(frame.data as Record<string, unknown> | undefined)
+    else if (typeof frame.topic === 'string' && typeof frame.count === 'number') this.#host.emit('presence', { topic: frame.topic, count: frame.count })
+  }
+
+  /** The server subscribed this connection: a new topic, or one it restored after a reconnection. */
+  #onSubscribed (data: Record<string, unknown> | undefined): void {
+    const { topic, offset, epoch } = data ?? {}
+    if (typeof topic !== 'string' || typeof offset !== 'number' || typeof epoch !== 'string') return
+    const host = this.#host
+    let sub = this.#subs.get(topic)
+    if (sub === undefined) {
+      const info = { topic, offset, epoch }
+      sub = { topic, listeners: new Set(), position: null, active: false, sentOn: 0, ready: Promise.resolve(info), settle: null, retry: undefined, meta: undefined, filter: undefined, server: true, recover: false }
+      this.#subs.set(topic, sub)
+    }
+    sub.server = true
+    const seen = sub.position
+    if (seen !== null && (seen.epoch !== epoch || seen.offset < offset)) {
+      // Restored behind what we saw last: ask for the rest, in place, from our position
+      // (at once when welcomed, or with the welcome); until the reply, messages wait.
+      sub.active = false
+      sub.sentOn = 0
+      sub.recover = true
+      this.#send(sub)
+    } else {
+      if (seen === null || seen.epoch !== epoch) sub.position = { offset, epoch }
+      sub.active = true
+      sub.sentOn = host.serial
+      sub.settle?.resolve({ topic, offset, epoch })
+      sub.settle = null
+    }
+    host.emit('subscribed', { topic, offset, epoch })
   }
 
   onMessage (frame: ServerFrame): void {

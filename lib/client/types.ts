@@ -1,5 +1,5 @@
 // The public types of the client: its options, events and what its calls return.
-import type { Contract, RouteErrorMap, RouteName } from '../protocol/contract.js'
+import type { Contract, RouteErrorMap, RouteName, TagFilter } from '../protocol/contract.js'
 import type { BackoffOptions } from './backoff.js'
 import type { AnyRealtimeClientError, ClientErrorCode, RealtimeClientError } from './errors.js'
 import type { ProtocolErrorCode } from './protocol.js'
@@ -112,6 +112,21 @@ export interface MessageMeta {
 export interface SubscribeOptions {
   /** Presence meta of this connection on the topic (for topics with presence meta), sent with every (re)subscribe. */
   meta?: unknown
+  /** Only the publications whose tags match (on topics that declare tags), sent with every (re)subscribe. */
+  filter?: TagFilter
+}
+
+/** A subscription the server made for this connection (`subscribed`), with the position it starts from. */
+export interface ServerSubscribedEvent {
+  topic: string
+  offset: number
+  epoch: string
+}
+
+/** The member count of a topic whose presence is counted (`presence: { mode: 'count' }`). */
+export interface PresenceCountEvent {
+  topic: string
+  count: number
 }
 
 export interface SubscribeInfo {
@@ -190,6 +205,13 @@ export interface ClientEvents {
   recovered: (event: RecoveredEvent) => void
   /** A subscription ended for good on the server's side. */
   unsubscribed: (event: UnsubscribedEvent) => void
+  /**
+   * The server subscribed this connection to a topic (it did not ask): listen to its
+   * messages with `subscribe(topic, listener)`, which then sends nothing.
+   */
+  subscribed: (event: ServerSubscribedEvent) => void
+  /** The member count of a subscribed topic with count presence (debounced by the server). */
+  presence: (event: PresenceCountEvent) => void
   /** Presence on a subscribed topic. */
   join: (event: PresenceEvent) => void
   leave: (event: PresenceEvent) => void
@@ -206,7 +228,7 @@ export interface ClientEvents {
 }
 
 /** Client event names; an application event should not take one of these. */
-export const CLIENT_EVENTS: ReadonlySet<string> = new Set(['state', 'network', 'welcome', 'recovered', 'unsubscribed', 'join', 'leave', 'attempt', 'close', 'error', '*'])
+export const CLIENT_EVENTS: ReadonlySet<string> = new Set(['state', 'network', 'welcome', 'recovered', 'unsubscribed', 'subscribed', 'presence', 'join', 'leave', 'attempt', 'close', 'error', '*'])
 
 /**
  * The error a request of route K may reject with: one of the route's declared codes

@@ -43,7 +43,10 @@ export const defaults = {
   compressionMemLevel: 8,
   asyncapiPath: '/asyncapi',
   idempotencyTtl: 5 * 60_000,
-  idempotencyPendingTimeout: 30_000
+  idempotencyPendingTimeout: 30_000,
+  filterMaxSize: 64,
+  filterMaxDepth: 4,
+  filtersPerTopic: 100
 } as const
 
 const Ms = (def: number, description: string) => Type.Integer({ minimum: 1, maximum: 2_147_483_647, default: def, description })
@@ -67,6 +70,11 @@ export const OptionsSchema = Type.Object({
   history: Type.Object({
     size: Type.Integer({ minimum: 0, default: defaults.historySize, description: 'publications kept per topic for recovery (0: none)' }),
     ttl: Type.Integer({ minimum: 0, default: defaults.historyTtl, description: 'ms a publication is kept (0: no age limit)' })
+  }, { default: {} }),
+  filters: Type.Object({
+    maxSize: Type.Integer({ minimum: 1, maximum: 10_000, default: defaults.filterMaxSize, description: 'nodes plus `in` values of one subscription filter; more is LIMIT_EXCEEDED' }),
+    maxDepth: Type.Integer({ minimum: 1, maximum: 32, default: defaults.filterMaxDepth, description: 'levels of and/or in a filter, a comparison being 1; deeper is LIMIT_EXCEEDED' }),
+    maxPerTopic: Type.Integer({ minimum: 1, default: defaults.filtersPerTopic, description: 'distinct filters in use on one topic on one node (each is judged once per publication); one more is LIMIT_EXCEEDED' })
   }, { default: {} }),
   recoveryLimit: Type.Integer({ minimum: 0, default: defaults.recoveryLimit, description: 'most publications one recovery may replay; more is recovered: false' }),
   rateLimit: Type.Object({

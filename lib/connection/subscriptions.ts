@@ -19,6 +19,21 @@ export interface Delivery {
    * before the rule would leave a hole that the next publication calls a gap.
    */
   except?: readonly string[]
+  /** The publication's tags, when its topic declares tags: what filtered subscriptions match. */
+  tags?: Readonly<Record<string, string | number>>
+}
+
+/** A subscription's filter over tags, shared by the subscriptions that carry the same one (pubsub/filters.ts). */
+export interface SubscriptionFilter {
+  /** Whether the delivery is for this filter's subscribers; judged once per delivery. */
+  matches: (delivery: Delivery) => boolean
+  /** `matches` for a live publication, which the filter also counts as judged (see `skips`). */
+  judge: (delivery: Delivery) => boolean
+  /**
+   * Whether every publication of the delivery's epoch after `offset` and before it was
+   * judged live and left out: a subscriber of this filter at `offset` missed nothing.
+   */
+  skips: (delivery: Delivery, offset: number) => boolean
 }
 
 /** A subscription of one connection to one topic. */
@@ -37,6 +52,12 @@ export interface Subscription {
   meta?: string
   /** Whether this subscription is a member of the topic's presence (and so must leave it). */
   joined: boolean
+  /** Made by the server (`app.realtime.subscribe`), not asked for by the client. */
+  server?: true
+  /** Publications that do not match it still move its position on, unsent. */
+  filter?: SubscriptionFilter
+  /** A confirmed server subscription holding publications while the client recovers it in place (`since`). */
+  recovering?: true
 }
 
 /** Read like a Map: `get`, `has`, `size`, `keys()`, `values()`, `entries()`, iteration, `forEach`. */

@@ -59,6 +59,8 @@ export interface Refusal {
 export class Lifecycle<U> {
   /** Every socket we accepted, admitted or not: what app.close() must wait for. */
   readonly live = new Set<Connection<U>>()
+  /** Connections whose onConnect hooks run, by id: `app.realtime.subscribe` reaches them before they are registered. */
+  readonly admitting = new Map<string, Connection<U>>()
   readonly #perIp = new Map<string, number>()
   readonly #options: Readonly<ResolvedOptions>
   readonly #registry: Registry<U>
@@ -169,7 +171,8 @@ export class Lifecycle<U> {
     }
     // Frames sent while onConnect runs wait behind it, as they do behind `auth`.
     connection.backlog ??= []
-    runHooks(this.#hooks.onConnect, connection).then(() => {
+    this.admitting.set(connection.id, connection)
+    runHooks(this.#hooks.onConnect, connection).finally(() => this.admitting.delete(connection.id)).then(() => {
       if (connection.state === 'closed') {
         // It closed while onConnect ran. It passed, so it gets its one onDisconnect.
         this.#disconnected(connection, connection.closeInfo as DisconnectInfo)
@@ -224,15 +227,17 @@ export class Lifecycle<U> {
     this.live.delete(connection)
     this.#heartbeat.remove(connection)
     if (channels.connectionClose.hasSubscribers) channels.connectionClose.publish({ connection, code: connection.closeInfo.code, reason: connection.closeInfo.reason })
-    // Only a connection that was opened is registered: one refused, or still in its
-    // onConnect hooks, has no topics and no onDisconnect here (see admit()).
-    if (!this.#registry.delete(connection)) return
+    const registered = this.#registry.delete(connection)
     const ends: Array<Promise<void>> = []
-    // A copy: ending a subscription takes it out of the map.
+    // A copy: ending a subscription takes it out of the map. One still in its onConnect
+    // hooks may hold the server's subscriptions (app.realtime.subscribe) already.
     for (const subscription of [...connection.subscriptions.values()]) {
       const ended = this.#commands.end(connection, subscription, 'disconnect')
       if (ended !== undefined) ends.push(ended)
     }
+    // Only a connection that was opened is registered: one refused, or still in its
+    // onConnect hooks, has no onDisconnect here (see admit()).
+    if (!registered) return
     connection.request.log.debug({ connectionId: connection.id, code }, 'realtime connection closed')
     if (this.#hooks.onDisconnect.length > 0) {
       const info = connection.closeInfo

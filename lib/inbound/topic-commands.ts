@@ -4,12 +4,14 @@
 // data of its reply, or rejects with the wire error to answer.
 import type { Static } from '../protocol/schema.js'
 import { Type } from '../wire/json-schema.js'
-import type { Broker, RecoveryResult } from '../broker/types.js'
+import type { Broker, RecoveryResult, StreamPosition } from '../broker/types.js'
 import type { Connection, Subscription } from '../connection/connection.js'
 import { recoveredDelivery, release } from '../pubsub/delivery.js'
 import { isRealtimeError, wireErrors } from '../protocol/errors.js'
-import { membersData, memberData, replyFrame, unsubscribedFrame, type MessageId } from '../wire/frames.js'
-import { runHooks, runObservers, type Hooks, type UnsubscribeReason } from '../messages/hooks.js'
+import { membersData, memberData, replyFrame, subscribedFrame, unsubscribedFrame, type MessageId } from '../wire/frames.js'
+import { runHooks, runObservers, type Hooks, type SubscribeInfo, type UnsubscribeReason } from '../messages/hooks.js'
+import { compileFilter, FilterRegistry } from '../pubsub/filters.js'
+import { confirmed, recoverInPlace, startOf, type InPlaceHost } from './server-subscriptions.js'
 import { Hub } from '../pubsub/hub.js'
 import { publishTo } from '../pubsub/publish.js'
 import { compressionOf, type ResolvedOptions } from '../config/options.js'
@@ -24,7 +26,8 @@ const SubscribeData = Type.Object({
     offset: Type.Integer({ minimum: 0 }),
     epoch: Type.String({ maxLength: 128 })
   })),
-  meta: Type.Optional(Type.Unknown())
+  meta: Type.Optional(Type.Unknown()),
+  filter: Type.Optional(Type.Unknown())
 })
 const TopicData = Type.Object({ topic: Type.String({ minLength: 1 }) })
 const PublishData = Type.Object({ topic: Type.String({ minLength: 1 }), data: Type.Unknown() })
@@ -53,9 +56,12 @@ export class TopicCommands<U> {
    * unsubscribe are its only writers.
    */
   readonly hub: Hub
+  /** The distinct filters of this node's subscriptions, per topic. */
+  readonly filters: FilterRegistry
 
   constructor (options: Readonly<ResolvedOptions>, compiler: SchemaCompiler, topics: Topics, broker: Broker, hooks: Hooks<U>, serializeUser: (user: unknown) => string) {
-    this.hub = new Hub(broker, this.gap, options.fanOutSlice, compressionOf(options))
+    this.hub = new Hub(broker, this.gap, options.fanOutSlice, compressionOf(options), (topic) => topics.match(topic)?.topic.presence?.countInterval ?? null)
+    this.filters = new FilterRegistry(options.filters.maxPerTopic)
     this.#options = options
     this.#topics = topics
     this.#broker = broker
@@ -74,9 +80,31 @@ export class TopicCommands<U> {
   }
 
   async subscribe (connection: Connection<U>, id: MessageId, data: unknown): Promise<typeof SENT> {
-    const { topic, since, meta } = this.#check<Static<typeof SubscribeData>>(this.#validate.subscribe, data)
+    const request = this.#check<Static<typeof SubscribeData>>(this.#validate.subscribe, data)
+    const held = connection.subscriptions.get(request.topic)
+    if (held?.server === true && request.since !== undefined && held.held === null) {
+      // The server subscribed this connection (its onConnect, again after a reconnection):
+      // the client asks for what it missed, and gets it in place (server-subscriptions.ts).
+      await recoverInPlace(this.#inPlace, connection, held, request.since, id)
+    } else {
+      await this.#open(connection, request, id)
+    }
+    return SENT
+  }
+
+  /**
+   * A subscription the server decides (`app.realtime.subscribe`): `authorize` is not
+   * asked, onSubscribe runs, and the client is told with `subscribed` instead of a reply.
+   */
+  async subscribeByServer (connection: Connection<U>, topic: string, options: { meta?: unknown, filter?: unknown } = {}): Promise<StreamPosition> {
+    return await this.#open(connection, { topic, meta: options.meta, filter: options.filter }, undefined, true)
+  }
+
+  async #open (connection: Connection<U>, request: Static<typeof SubscribeData>, id: MessageId, server = false): Promise<StreamPosition> {
+    const { topic, since, meta, filter } = request
     const match = this.#match(topic)
     const metaJson = meta === undefined ? undefined : this.#meta(match, meta)
+    const compiled = filter === undefined ? undefined : compileFilter(filter, match.topic.tags, this.#options.filters)
     if (connection.subscriptions.has(topic)) throw wireErrors.alreadySubscribed(topic)
     if (connection.subscriptions.size >= this.#options.maxSubscriptions) {
       throw wireErrors.limit(`At most ${this.#options.maxSubscriptions} subscriptions per connection`)
@@ -85,24 +113,28 @@ export class TopicCommands<U> {
     // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
     const subscription: Subscription = { topic, pattern: match.topic.pattern, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false }
     if (metaJson !== undefined) subscription.meta = metaJson
+    if (compiled !== undefined) subscription.filter = this.filters.acquire(topic, compiled)
+    if (server) subscription.server = true
     connection.subscriptions.set(subscription)
     const current = (): boolean => connection.subscriptions.get(topic) === subscription
     try {
       // Every subscribe, recovery included, is authorized afresh: access lost while
-      // away means nothing is replayed.
-      await this.#authorize(connection, match, topic, 'subscribe')
+      // away means nothing is replayed. The server's own subscriptions are its decision.
+      if (!server) await this.#authorize(connection, match, topic, 'subscribe')
       if (!current() || !connection.isOpen) throw wireErrors.notSubscribed(topic)
       // Joined to live delivery before history is read, so a publication racing the
       // read is either in the history or held, and the offset check drops the overlap.
       await this.hub.add(connection as Connection, topic)
       const recovery = since === undefined
-        ? { position: await this.#broker.position(topic), recovered: false, publications: [] }
+        ? await this.#start(topic, match.topic.latest)
         // Since a position in another epoch (a restart), the broker replays the current
         // epoch from its start when history holds it: told as not recovered, then sent.
         : await this.#broker.recover(topic, since, this.#options.recoveryLimit)
       if (!current()) throw wireErrors.notSubscribed(topic)
       if (this.#hooks.onSubscribe.length > 0) {
-        const info = since === undefined ? { topic, params: match.params } : { topic, params: match.params, recovered: recovery.recovered }
+        const info: SubscribeInfo = { topic, params: match.params }
+        if (since !== undefined) info.recovered = recovery.recovered
+        if (server) info.server = true
         await runHooks(this.#hooks.onSubscribe, connection, info).catch((err: unknown) => {
           if (isRealtimeError(err)) throw err
           connection.log.error({ err, topic }, 'onSubscribe hook failed; the subscribe is refused')
@@ -116,16 +148,17 @@ export class TopicCommands<U> {
         await this.#join(connection, subscription)
         if (!current() || !connection.isOpen) throw wireErrors.notSubscribed(topic)
       }
-      // The position delivery goes on from: the stream's, or, when a new epoch is
-      // replayed after `recovered: false`, the one its first publication follows (offset
-      // 0, or the fork), so a client that adopts the reply's position takes every one.
-      const from = recovery.recovered || recovery.publications.length === 0 ? recovery.position : { offset: recovery.publications[0].offset - 1, epoch: recovery.position.epoch }
-      const reply: Static<typeof SubscribeReply> = { topic, offset: from.offset, epoch: from.epoch }
-      if (since !== undefined) reply.recovered = recovery.recovered
-      if (id !== undefined) connection.send(replyFrame(id, this.#serialize.subscribe(reply)))
+      const from = startOf(recovery)
+      if (server) {
+        connection.send(subscribedFrame(topic, from.offset, from.epoch))
+      } else if (id !== undefined) {
+        const reply: Static<typeof SubscribeReply> = { topic, offset: from.offset, epoch: from.epoch }
+        if (since !== undefined) reply.recovered = recovery.recovered
+        connection.send(replyFrame(id, this.#serialize.subscribe(reply)))
+      }
       if (channels.subscribe.hasSubscribers) channels.subscribe.publish({ connection, topic, pattern: subscription.pattern, recovered: recovery.recovered })
       this.#release(connection, subscription, recovery)
-      return SENT
+      return from
     } catch (err) {
       if (current()) {
         connection.subscriptions.delete(topic)
@@ -136,8 +169,27 @@ export class TopicCommands<U> {
         }
         await this.hub.remove(connection as Connection, topic)
       }
+      if (subscription.filter !== undefined) this.filters.release(topic, subscription.filter)
       throw err
     }
+  }
+
+  /**
+   * Where a subscribe without `since` starts: the stream's position, or on a latest-value
+   * topic just before its latest publication (still in history), which is sent first.
+   */
+  async #start (topic: string, latest: boolean): Promise<RecoveryResult> {
+    if (!latest) return { position: await this.#broker.position(topic), recovered: false, publications: [] }
+    const { position, publications } = await this.#broker.history(topic, 1)
+    const last = publications.at(-1)
+    return { position, recovered: false, publications: last !== undefined && last.offset === position.offset && last.epoch === position.epoch ? [last] : [] }
+  }
+
+  /** What recovering a server subscription in place uses of ours (server-subscriptions.ts). */
+  readonly #inPlace: InPlaceHost = {
+    recover: (topic, since) => this.#broker.recover(topic, since, this.#options.recoveryLimit),
+    reply: (connection, id, data) => { if (id !== undefined) connection.send(replyFrame(id, this.#serialize.subscribe(data))) },
+    release: (connection, subscription, recovery) => this.#release(connection, subscription, recovery)
   }
 
   /** Sends what the subscribe recovered and what was held meanwhile, through the delivery rule. */
@@ -194,7 +246,7 @@ export class TopicCommands<U> {
   /** The server ends a subscription (`unsubscribed` 2000: the client stays unsubscribed). False when there is none. */
   unsubscribeByServer (connection: Connection<U>, topic: string, reason: string): boolean {
     const subscription = connection.subscriptions.get(topic)
-    if (subscription === undefined || subscription.held !== null) return false
+    if (subscription === undefined || !confirmed(subscription)) return false
     this.end(connection, subscription, 'server')
     connection.send(unsubscribedFrame(topic, UnsubscribeCode.SERVER, reason))
     return true
@@ -213,9 +265,11 @@ export class TopicCommands<U> {
       subscription.joined = false
       this.#broker.leave(topic, connection.id).catch((err) => connection.log.error({ err, topic }, 'presence leave failed'))
     }
-    if (subscription.held === null && channels.unsubscribe.hasSubscribers) channels.unsubscribe.publish({ connection, topic, pattern: subscription.pattern, reason })
+    if (subscription.filter !== undefined) this.filters.release(topic, subscription.filter)
+    const told = confirmed(subscription)
+    if (told && channels.unsubscribe.hasSubscribers) channels.unsubscribe.publish({ connection, topic, pattern: subscription.pattern, reason })
     // A subscription still waiting for its reply was never confirmed: no onUnsubscribe.
-    if (subscription.held === null && this.#hooks.onUnsubscribe.length > 0) {
+    if (told && this.#hooks.onUnsubscribe.length > 0) {
       const params = (this.#topics.match(topic) as TopicMatch).params
       return runObservers(this.#hooks.onUnsubscribe, connection.log, 'onUnsubscribe', connection, { topic, params, reason })
     }

@@ -15,6 +15,8 @@ export interface SubscribeInfo {
   params: Record<string, unknown>
   /** Present when the client asked to recover (`since`): whether every missed publication follows. */
   recovered?: boolean
+  /** Present when the server made the subscription (`app.realtime.subscribe`): `authorize` was not asked. */
+  server?: true
 }
 
 /**

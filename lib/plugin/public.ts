@@ -12,7 +12,9 @@ import type { ErrorSchemas, RouteDefinition } from '../messages/router.js'
 import type { ResolvedOptions } from '../config/options.js'
 import type { ShutdownCode } from '../protocol/constants.js'
 import type { TopicParams } from '../protocol/contract.js'
-import type { HistoryOptions } from '../broker/types.js'
+import type { HistoryOptions, StreamPosition } from '../broker/types.js'
+import type { TagFilter } from '../protocol/contract.js'
+import type { TagsOptions } from '../pubsub/tags.js'
 import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js'
 import type { AsyncApiDocument } from '../asyncapi/document.js'
 import type { MetricsRegistry } from './metrics-registry.js'
@@ -52,6 +54,18 @@ export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, 
   history?: Partial<HistoryOptions>
   /** A slow subscriber's messages are dropped and counted instead of closing it with 4008 (tickers, metrics). */
   volatile?: boolean
+  /** A subscribe without `since` gets the latest publication still in history first, then what follows (tickers, tiles). */
+  latest?: boolean
+  /** Tags of each publication (`{ schema, from? }`), which subscriptions filter on. */
+  tags?: TagsOptions<Static<M>>
+}
+
+/** What `app.realtime.subscribe` may give, as a client's `subscribe` would. */
+export interface ServerSubscribeOptions {
+  /** Presence meta of the member, on a topic whose presence declares a meta schema. */
+  meta?: unknown
+  /** A filter over the topic's tags (README, Filtered subscriptions). */
+  filter?: TagFilter
 }
 
 export interface RealtimeStats {
@@ -90,6 +104,8 @@ export interface Realtime<U = unknown> {
   send<E extends string>(connectionId: string, event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>): boolean
   /** Sends a declared event to every accepted connection; returns how many. */
   broadcast<E extends string>(event: DeclaredEventName<E>, data: NoInfer<EventPayload<E>>, options?: BroadcastOptions): number
+  /** Subscribes a connection to a topic from the server, on any node; `authorize` is not asked. */
+  subscribe<T extends string>(connectionId: string, topic: DeclaredTopicName<T>, options?: ServerSubscribeOptions): Promise<StreamPosition | null>
   /** Ends a connection's subscription from the server; false when there is none. */
   unsubscribe (connectionId: string, topic: string, reason?: string): boolean
   /** Closes one connection (4503 by default); false when it is not open here. */

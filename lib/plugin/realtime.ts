@@ -8,7 +8,7 @@ import { Answers } from '../connection/answer.js'
 import { MessageAuth } from '../inbound/auth.js'
 import type { Connection, ConnectionLimits } from '../connection/connection.js'
 import { Dispatcher } from '../inbound/dispatch.js'
-import { errorCodes } from '../protocol/errors.js'
+import { errorCodes, isRealtimeError } from '../protocol/errors.js'
 import { eventFrame } from '../wire/frames.js'
 import { Heartbeat } from '../connection/heartbeat.js'
 import { Hooks, type HookName, type RealtimeHooks } from '../messages/hooks.js'
@@ -23,16 +23,17 @@ import { checkTypeName, Router, type ErrorSchemas, type RouteDefinition } from '
 import { SchemaCompiler, type Checker, type Serializer } from '../wire/schema-compiler.js'
 import { TopicCommands } from '../inbound/topic-commands.js'
 import { Topics, formatTopic } from '../pubsub/topics.js'
+import { untag } from '../pubsub/tags.js'
 import { users } from '../config/users.js'
 import type { TopicParams } from '../protocol/contract.js'
 import type { DeclaredEventName, DeclaredTopicName, EventPayload, TopicData } from '../pubsub/typed.js'
-import type { Broker, BrokerCommand } from '../broker/types.js'
+import type { Broker, BrokerCommand, StreamPosition } from '../broker/types.js'
 import type { ApiDescription, AsyncApiOptions } from '../asyncapi/description.js'
 import { asyncApiOf } from '../asyncapi/serve.js'
 import type { AsyncApiDocument } from '../asyncapi/document.js'
 import { channels } from '../protocol/diagnostics.js'
 import type { MetricsRegistry } from './metrics-registry.js'
-import type { BroadcastOptions, EventHandle, Realtime, RealtimeStats, TopicHandle, TopicOptions } from './public.js'
+import type { BroadcastOptions, EventHandle, Realtime, RealtimeStats, ServerSubscribeOptions, TopicHandle, TopicOptions } from './public.js'
 
 /** The reason a shutdown's close gives when `close()` is given none. */
 const SHUTDOWN_REASONS: Record<ShutdownCode, string> = {
@@ -179,7 +180,7 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
     return {
       offset: position.offset,
       epoch: position.epoch,
-      publications: publications.map((p) => ({ offset: p.offset, data: JSON.parse(p.data) as TopicData<T> }))
+      publications: publications.map((p) => ({ offset: p.offset, data: JSON.parse(untag(p.data).data) as TopicData<T> }))
     }
   }
 
@@ -213,6 +214,22 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   unsubscribe (connectionId: string, topic: string, reason = 'unsubscribed by the server'): boolean {
     const connection = this.connections.get(connectionId)
     return connection !== undefined && this.#commands.unsubscribeByServer(connection, topic, reason)
+  }
+
+  /**
+   * Subscribes a connection to a topic, on whichever node holds it: `authorize` is not
+   * asked, onSubscribe runs, the client is told `subscribed`. Resolves with the position
+   * delivery goes on from when the connection is here (rejecting with the wire error
+   * that refused it: LIMIT_EXCEEDED, ALREADY_SUBSCRIBED…), or null once the order went
+   * to the other nodes through the broker (a refusal there is logged there).
+   */
+  async subscribe<T extends string> (connectionId: string, topic: DeclaredTopicName<T>, options: ServerSubscribeOptions = {}): Promise<StreamPosition | null> {
+    if (this.#lifecycle.closed) throw new errorCodes.FST_REALTIME_CLOSED()
+    resolveTopic(this.#topics, topic)
+    const connection = this.connections.get(connectionId) ?? this.#lifecycle.admitting.get(connectionId)
+    if (connection !== undefined) return await this.#commands.subscribeByServer(connection, topic, options)
+    await this.#broker.command({ kind: 'subscribe', connectionId, topic, meta: options.meta, filter: options.filter })
+    return null
   }
 
   /** Closes one connection with a close code and reason. False when it is not open here. */
@@ -305,6 +322,12 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   #command (command: BrokerCommand): void {
     if (command.kind === 'disconnect-user') {
       for (const connection of this.connections.byUser(command.userId)) connection.close(command.code, command.reason)
+    } else if (command.kind === 'subscribe') {
+      const connection = this.connections.get(command.connectionId) ?? this.#lifecycle.admitting.get(command.connectionId)
+      if (connection === undefined || resolveTopic(this.#topics, command.topic) === undefined) return
+      this.#commands.subscribeByServer(connection, command.topic, command).catch((err: unknown) => {
+        connection.log[isRealtimeError(err) ? 'info' : 'error']({ err, topic: command.topic }, 'server subscription refused')
+      })
     }
   }
 
@@ -316,13 +339,15 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
   describe (): ApiDescription {
     return {
       routes: Array.from(this.#router.list(), (r) => ({ type: r.type, data: r.schema.data, reply: r.schema.reply, errors: r.schema.errors, idempotent: r.idempotent })),
-      topics: this.#topics.list().map(({ pattern, definition: d, clientPublish, volatile }) => ({
+      topics: this.#topics.list().map(({ pattern, definition: d, clientPublish, volatile, latest, presence }) => ({
         pattern,
         params: d.params,
         message: d.message,
-        presence: d.presence === undefined || d.presence === false ? null : { meta: d.presence === true ? undefined : d.presence.meta },
+        presence: presence === null ? null : { meta: d.presence === true ? undefined : (d.presence as { meta?: TSchema }).meta, ...(presence.countInterval === null ? {} : { count: true }) },
         clientPublish,
-        volatile
+        volatile,
+        ...(latest ? { latest } : {}),
+        ...(d.tags === undefined ? {} : { tags: d.tags.schema })
       })),
       events: Array.from(this.#eventSchemas, ([name, schema]) => ({ name, schema })),
       auth: this.options.authenticate === undefined ? 'none' : 'message',

@@ -125,7 +125,7 @@ export function answeredBeforeClose (code: number): boolean {
 /** Message types a client may send that the server handles itself. */
 export const CLIENT_BUILTINS = ['auth', 'subscribe', 'unsubscribe', 'publish', 'presence', 'ping'] as const
 /** Frame types the server sends on its own account; no event may take these names. */
-const SERVER_BUILTINS = ['reply', 'error', 'message', 'welcome', 'join', 'leave', 'unsubscribed', 'pong'] as const
+const SERVER_BUILTINS = ['reply', 'error', 'message', 'welcome', 'join', 'leave', 'unsubscribed', 'subscribed', 'pong'] as const
 
 export const RESERVED_TYPES: ReadonlySet<string> = new Set<string>([...CLIENT_BUILTINS, ...SERVER_BUILTINS])
 

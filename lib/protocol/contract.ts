@@ -180,3 +180,10 @@ export type EventName<C> = keyof EventsOf<C> & string
 
 /** The data an event carries. */
 export type EventData<C, K extends EventName<C>> = EventsOf<C>[K] extends infer S extends TSchema ? Static<S> : unknown
+
+/** A subscription's filter over a topic's tags (docs/protocol.md, Filters): equals, in, and, or. */
+export type TagFilter =
+  | { tag: string, eq: string | number }
+  | { tag: string, in: Array<string | number> }
+  | { and: TagFilter[] }
+  | { or: TagFilter[] }

@@ -9,6 +9,7 @@ export type { Delivery }
 import { messageFrame } from '../wire/frames.js'
 import type { Publication, StreamPosition } from '../broker/types.js'
 import type { SharedFrame } from '../wire/compress-once.js'
+import { untag } from './tags.js'
 
 /** What to do with a subscriber that would miss publications: tell it (2500) and end the subscription. */
 export type GapHandler = (connection: Connection<any>, subscription: Subscription) => void
@@ -27,8 +28,11 @@ export function deliver (connection: Connection<any>, subscription: Subscription
  * so that it meets the same rule (volatile drops, the send-queue limit, the offset checks).
  */
 export function recoveredDelivery (publication: Publication, shared: (text: string) => SharedFrame): Delivery {
-  const { topic, offset, epoch, data } = publication
-  return { offset, epoch, frame: shared(messageFrame(topic, offset, epoch, data)), volatile: false }
+  const { topic, offset, epoch } = publication
+  const { data, tags } = untag(publication.data)
+  const delivery: Delivery = { offset, epoch, frame: shared(messageFrame(topic, offset, epoch, data)), volatile: false }
+  if (tags !== undefined) delivery.tags = tags
+  return delivery
 }
 
 /**
@@ -60,7 +64,10 @@ export function release (connection: Connection<any>, subscription: Subscription
 /** The rule itself. True when the frame was handed to the socket. */
 function apply (connection: Connection<any>, subscription: Subscription, delivery: Delivery, onGap: GapHandler): boolean {
   const offset = delivery.offset
-  const excluded = delivery.except !== undefined && delivery.except.includes(connection.id)
+  // The excluded (the sender, a filter's non-matches) move on past it like the others,
+  // unsent. Only publications carry tags: presence is never filtered.
+  const excluded = (delivery.except !== undefined && delivery.except.includes(connection.id)) ||
+    (subscription.filter !== undefined && delivery.tags !== undefined && !subscription.filter.matches(delivery))
   if (offset === 0) {
     return !excluded && connection.sendShared(delivery.frame, delivery.volatile)
   } else if (delivery.epoch !== subscription.epoch) {
@@ -69,8 +76,9 @@ function apply (connection: Connection<any>, subscription: Subscription, deliver
     onGap(connection, subscription)
   } else if (offset <= subscription.offset) {
     // Already sent: recovery and live delivery overlap. Skip it.
-  } else if (offset === subscription.offset + 1 || subscription.volatile) {
-    // A volatile topic skips what a slow subscriber lost instead of calling it a gap.
+  } else if (offset === subscription.offset + 1 || subscription.volatile || subscription.filter?.skips(delivery, subscription.offset) === true) {
+    // A volatile topic skips what a slow subscriber lost instead of calling it a gap; a
+    // filter, what it left out without visiting its subscribers (filter-index.ts).
     subscription.offset = offset
     return !excluded && connection.sendShared(delivery.frame, subscription.volatile)
   } else {

@@ -6,9 +6,12 @@
 // for it, so it never overtakes an earlier one for any subscriber of the topic.
 import type { Connection } from '../connection/connection.js'
 
+/** A topic's subscriber set, or the filtered recipients of one publication (filter-index.ts). */
+export type Subscribers = ReadonlySet<Connection<any>> | ReadonlyArray<Connection<any>>
+
 interface Walk {
   readonly topic: string
-  readonly subscribers: Set<Connection<any>>
+  readonly subscribers: Subscribers
   readonly visit: (connection: Connection<any>) => void
   readonly done: () => void
   /** The subscribers when the walk started: those who join later read the stream after it. */
@@ -32,9 +35,10 @@ export class FanOuts {
    * topic's earlier walks. A connection that left the topic meanwhile is still visited:
    * `visit` checks its subscription.
    */
-  walk (topic: string, subscribers: Set<Connection<any>>, visit: (connection: Connection<any>) => void, done: () => void): void {
+  walk (topic: string, subscribers: Subscribers, visit: (connection: Connection<any>) => void, done: () => void): void {
     const queue = this.#topics.get(topic)
-    if (queue === undefined && subscribers.size <= this.#slice) {
+    const size = 'size' in subscribers ? subscribers.size : subscribers.length
+    if (queue === undefined && size <= this.#slice) {
       for (const connection of subscribers) visit(connection)
       done()
       return

@@ -6,11 +6,14 @@
 import type { Broker, PresenceEvent, Publication } from '../broker/types.js'
 import type { Connection } from '../connection/connection.js'
 import { deliver, type Delivery, type GapHandler } from './delivery.js'
-import { ephemeralFrame, messageFrame, presenceFrame } from '../wire/frames.js'
+import { ephemeralFrame, messageFrame, presenceCountFrame, presenceFrame } from '../wire/frames.js'
+import { PresenceCounts } from './presence-counts.js'
 import { channels, dropTally } from '../protocol/diagnostics.js'
 import { SharedFrame } from '../wire/compress-once.js'
 import type { CompressionOptions } from '../wire/compression-options.js'
-import { FanOuts } from './fan-out.js'
+import { FanOuts, type Subscribers } from './fan-out.js'
+import { untag } from './tags.js'
+import { FilterIndex } from './filter-index.js'
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()
@@ -19,13 +22,27 @@ export class Hub {
   readonly #onGap: GapHandler
   readonly #compression: CompressionOptions | undefined
   readonly #fanOuts: FanOuts
+  readonly #countInterval: (topic: string) => number | null
+  readonly #counts: PresenceCounts
+  /** Filtered subscribers grouped by filter, for the topics that have some. */
+  readonly #filters = new FilterIndex()
 
-  /** `slice`: subscribers written to per event-loop turn by one fan-out (the `fanOutSlice` option). */
-  constructor (broker: Broker, onGap: GapHandler, slice: number, compression?: CompressionOptions) {
+  /**
+   * `slice`: subscribers written to per event-loop turn by one fan-out (the `fanOutSlice`
+   * option). `countInterval`: for a topic whose presence is counted, the ms between two
+   * counts; null otherwise.
+   */
+  constructor (broker: Broker, onGap: GapHandler, slice: number, compression?: CompressionOptions, countInterval: (topic: string) => number | null = () => null) {
     this.#broker = broker
     this.#onGap = onGap
     this.#fanOuts = new FanOuts(slice)
     this.#compression = compression
+    this.#countInterval = countInterval
+    this.#counts = new PresenceCounts(broker, (topic, count) => {
+      const subscribers = this.#subscribers.get(topic)
+      if (subscribers === undefined) return
+      this.#fanOut(topic, subscribers, { offset: 0, epoch: '', frame: this.shared(presenceCountFrame(topic, count)), volatile: true }, 'presence')
+    })
   }
 
   /** A frame for many connections, compressed once where that is on. */
@@ -38,30 +55,38 @@ export class Hub {
     const subscribers = this.#subscribers.get(publication.topic)
     if (subscribers === undefined) return
     const offset = publication.offset
+    // Tags ride ahead of the data (tags.ts): split off once per publication, never sent.
+    const { data, tags } = untag(publication.data)
     const delivery: Delivery = {
       offset,
       epoch: publication.epoch,
       // Offset 0 (ephemeral, or local-only while the broker was away) is outside the
       // stream: the delivery rule neither counts it nor moves a subscriber's offset.
       frame: this.shared(offset === 0
-        ? ephemeralFrame(publication.topic, publication.data, publication.local === true)
-        : messageFrame(publication.topic, offset, publication.epoch, publication.data)),
+        ? ephemeralFrame(publication.topic, data, publication.local === true)
+        : messageFrame(publication.topic, offset, publication.epoch, data)),
       // Ephemeral publications (typing) are dropped for a slow subscriber, never closed over.
       volatile: true
     }
     if (publication.except !== undefined) delivery.except = publication.except
-    this.#fanOut(publication.topic, subscribers, delivery, 'message')
+    if (tags !== undefined) delivery.tags = tags
+    // Tagged, on a topic with filtered subscribers here: only those it is for are visited.
+    const recipients = tags === undefined ? undefined : this.#filters.recipients(publication.topic, delivery)
+    this.#fanOut(publication.topic, recipients ?? subscribers, delivery, 'message')
   }
 
   /** Called by the broker for a presence change: every local subscriber but the member itself hears it. */
   deliverPresence (event: PresenceEvent): void {
     const subscribers = this.#subscribers.get(event.topic)
     if (subscribers === undefined) return
+    const interval = this.#countInterval(event.topic)
+    // A big topic hears how many members it has, at most once per interval, not each change.
+    if (interval !== null) return this.#counts.changed(event.topic, interval)
     const delivery: Delivery = { offset: 0, epoch: '', frame: this.shared(presenceFrame(event.kind, event.topic, event.member.data)), volatile: false, except: [event.member.connectionId] }
     this.#fanOut(event.topic, subscribers, delivery, event.kind)
   }
 
-  #fanOut (topic: string, subscribers: Set<Connection>, delivery: Delivery, kind: FanOutKind): void {
+  #fanOut (topic: string, subscribers: Subscribers, delivery: Delivery, kind: FanOutKind): void {
     const except = delivery.except
     let reached = 0
     let dropped = 0
@@ -77,7 +102,7 @@ export class Hub {
       dropped += dropTally.count - drops
     }, () => {
       // Counted once per publication, never per subscriber (see diagnostics.ts).
-      if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, subscribers, reached, dropped, kind)
+      if (channels.delivery.hasSubscribers || channels.dropped.hasSubscribers) publishFanOut(this.#broker, topic, this.#subscribers.get(topic), reached, dropped, kind)
     })
   }
 
@@ -102,6 +127,7 @@ export class Hub {
     if (set === undefined) {
       this.#subscribers.set(topic, set = new Set())
       set.add(connection)
+      this.#filters.add(connection, topic, set)
       // A second subscriber arriving while the broker subscribes waits for the same
       // promise, so no one is told "subscribed" before this node receives the topic.
       const ready = Promise.resolve(this.#broker.subscribe(topic)).finally(() => this.#pending.delete(topic))
@@ -109,6 +135,7 @@ export class Hub {
       await ready
     } else {
       set.add(connection)
+      this.#filters.add(connection, topic, set)
       await this.#pending.get(topic)
     }
   }
@@ -116,6 +143,7 @@ export class Hub {
   async remove (connection: Connection, topic: string): Promise<void> {
     const set = this.#subscribers.get(topic)
     if (set === undefined || !set.delete(connection)) return
+    this.#filters.remove(connection, topic)
     if (set.size === 0) {
       this.#subscribers.delete(topic)
       await this.#broker.unsubscribe(topic)
@@ -129,15 +157,15 @@ export class Hub {
   }
 }
 
-/** What a fan-out carried: a publication (`message` frames) or a presence change (`join`, `leave`). */
-type FanOutKind = 'message' | 'join' | 'leave'
+/** What a fan-out carried: a publication (`message` frames), a presence change (`join`, `leave`) or a member count. */
+type FanOutKind = 'message' | 'join' | 'leave' | 'presence'
 
 /**
  * After one fan-out: one event for every subscriber reached, one for the drops, never
  * one per subscriber. `pattern` is the declared pattern of the topic's subscriptions.
  */
-function publishFanOut (broker: Broker, topic: string, subscribers: Set<Connection<any>>, reached: number, dropped: number, kind: FanOutKind): void {
-  const first = subscribers.values().next().value
+function publishFanOut (broker: Broker, topic: string, subscribers: Set<Connection<any>> | undefined, reached: number, dropped: number, kind: FanOutKind): void {
+  const first = subscribers?.values().next().value
   const pattern = first?.subscriptions.get(topic)?.pattern ?? 'unknown'
   if (channels.delivery.hasSubscribers) channels.delivery.publish({ broker, topic, pattern, kind, subscribers: reached, dropped })
   if (dropped > 0 && channels.dropped.hasSubscribers) channels.dropped.publish({ broker, topic, pattern, count: dropped })

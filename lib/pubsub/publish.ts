@@ -6,12 +6,15 @@ import type { Broker, PublishOptions as BrokerPublishOptions, StreamPosition } f
 import { errorCodes } from '../protocol/errors.js'
 import { channels } from '../protocol/diagnostics.js'
 import type { CompiledTopic, Topics } from './topics.js'
+import { tagData, type Tags } from './tags.js'
 
 export interface PublishOptions {
   /** Connection ids that must not receive this publication (the sender, typically). */
   except?: string | string[]
   /** Not part of the topic's stream: no offset, no history, never recovered (typing indicators). */
   ephemeral?: boolean
+  /** The publication's tags, on a topic that declares tags without `from` (or to override it). */
+  tags?: Tags
 }
 
 export interface PublishResult extends StreamPosition {
@@ -31,7 +34,7 @@ export async function publishTo (broker: Broker, compiled: CompiledTopic, topic:
   // would coerce (1.5 to 1, 5 to "5") instead of refusing.
   const problem = compiled.checkMessage(data)
   if (problem !== null) throw new errorCodes.FST_REALTIME_INVALID_DATA(`topic "${topic}"`, problem)
-  const payload = compiled.serialize(data)
+  const payload = tagData(compiled.tags, options.tags, data, compiled.serialize(data), `topic "${topic}"`)
   const brokerOptions: BrokerPublishOptions = { history: compiled.history }
   if (options.except !== undefined) brokerOptions.except = ([] as string[]).concat(options.except)
   if (options.ephemeral === true) brokerOptions.ephemeral = true

@@ -7,6 +7,7 @@ import { nameProblem, parsePattern, type PatternSegment } from '../protocol/topi
 import type { Checker, SchemaCompiler, Serializer, Validator } from '../wire/schema-compiler.js'
 import type { Connection } from '../connection/public.js'
 import type { HistoryOptions } from '../broker/types.js'
+import { compileTags, type CompiledTags, type TagsOptions } from './tags.js'
 
 export type TopicAction = 'subscribe' | 'publish' | 'presence'
 
@@ -26,6 +27,10 @@ export interface TopicDefinition {
   history?: Partial<HistoryOptions>
   volatile?: boolean
   presence?: boolean | PresenceOptions
+  /** A subscribe without `since` is answered with the latest publication (within history), then what follows. */
+  latest?: boolean
+  /** Tags of each publication, which a subscribe's filter matches (tags.ts, filters.ts). */
+  tags?: TagsOptions
 }
 
 export interface PresenceOptions {
@@ -33,12 +38,22 @@ export interface PresenceOptions {
   meta?: TSchema
   /** Largest serialised meta in bytes (default 1024). */
   maxMetaBytes?: number
+  /**
+   * 'members' (the default): subscribers hear each `join` and `leave`. 'count': they hear
+   * the number of members instead, at most once per `countInterval`, for topics with
+   * thousands of members.
+   */
+  mode?: 'members' | 'count'
+  /** Ms between two counts of a topic in count mode (default 1000). */
+  countInterval?: number
 }
 
 export interface CompiledPresence {
   validateMeta: Validator | null
   serializeMeta: Serializer | null
   maxMetaBytes: number
+  /** Null in members mode; in count mode, the ms between two counts. */
+  countInterval: number | null
 }
 
 export interface CompiledTopic {
@@ -58,6 +73,8 @@ export interface CompiledTopic {
   history: HistoryOptions
   volatile: boolean
   presence: CompiledPresence | null
+  latest: boolean
+  tags: CompiledTags | null
 }
 
 export interface TopicMatch {
@@ -100,7 +117,9 @@ export class Topics {
       clientPublish: definition.clientPublish === true,
       history: { ...this.#history, ...definition.history },
       volatile: definition.volatile === true,
-      presence: this.#presence(definition.presence, owner)
+      presence: this.#presence(definition.presence, owner),
+      latest: definition.latest === true,
+      tags: compileTags(definition.tags, this.#compiler, owner)
     }
     for (const key of ['size', 'ttl'] as const) {
       const value = compiled.history[key]
@@ -118,10 +137,17 @@ export class Topics {
     if (!Number.isInteger(maxMetaBytes) || maxMetaBytes < 1) {
       throw new errorCodes.FST_REALTIME_INVALID_PATTERN(owner, 'presence.maxMetaBytes must be a whole number >= 1')
     }
+    const mode = options.mode ?? 'members'
+    const countInterval = options.countInterval ?? 1000
+    if (mode !== 'members' && mode !== 'count') throw new errorCodes.FST_REALTIME_INVALID_PATTERN(owner, 'presence.mode must be "members" or "count"')
+    if (!Number.isInteger(countInterval) || countInterval < 1) {
+      throw new errorCodes.FST_REALTIME_INVALID_PATTERN(owner, 'presence.countInterval must be a whole number of ms >= 1')
+    }
     return {
       validateMeta: options.meta === undefined ? null : this.#compiler.validator(options.meta, 'presence meta', owner),
       serializeMeta: options.meta === undefined ? null : this.#compiler.serializer(options.meta, 'presence meta', owner),
-      maxMetaBytes
+      maxMetaBytes,
+      countInterval: mode === 'count' ? countInterval : null
     }
   }
 

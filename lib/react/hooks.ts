@@ -62,12 +62,15 @@ export function useSubscription (topic: string, listener?: (message: any, meta: 
   const client = useRealtimeClient()
   const latest = useLatest(listener)
   const [status, setStatus] = useState<SubscriptionStatus>({ status: 'pending' })
-  const meta = options.meta
-  const metaKey = meta === undefined ? '' : JSON.stringify(meta)
+  const { meta, filter } = options
+  const metaKey = JSON.stringify([meta, filter]) ?? ''
   useEffect(() => {
     let live = true
     setStatus({ status: 'pending' })
-    const off = client.subscribe(topic as never, (message, m) => latest.current?.(message, m), meta === undefined ? {} : { meta })
+    const given: SubscribeOptions = {}
+    if (meta !== undefined) given.meta = meta
+    if (filter !== undefined) given.filter = filter
+    const off = client.subscribe(topic as never, (message, m) => latest.current?.(message, m), given)
     off.ready.then(
       () => { if (live) setStatus({ status: 'ready' }) },
       (error: unknown) => { if (live) setStatus({ status: 'error', error }) }
@@ -76,7 +79,7 @@ export function useSubscription (topic: string, listener?: (message: any, meta: 
       live = false
       off()
     }
-    // metaKey stands for meta: a new object with the same content does not resubscribe.
+    // metaKey stands for meta and filter: new objects with the same content do not resubscribe.
   }, [client, topic, metaKey])
   return status
 }

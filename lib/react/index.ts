@@ -14,6 +14,7 @@ import {
   type ConnectionInfo, type PresenceInfo, type ReceivedMessage, type RequestStatus, type SubscriptionStatus
 } from './hooks.js'
 import { RealtimeProvider, useRealtimeClient, type RealtimeProviderProps } from './provider.js'
+import { usePresenceCount, useServerSubscriptions } from './server-hooks.js'
 
 export {
   RealtimeProvider, RealtimeContext, useRealtimeClient, type RealtimeProviderProps
@@ -22,6 +23,7 @@ export {
   useConnectionState, useEvent, useMessages, usePresence, useRequest, useSubscription,
   type ConnectionInfo, type PresenceInfo, type ReceivedMessage, type RequestStatus, type SubscriptionStatus
 } from './hooks.js'
+export { usePresenceCount, useServerSubscriptions } from './server-hooks.js'
 
 /** The hooks, typed by a contract. */
 export interface RealtimeHooks<C extends Contract> {
@@ -33,6 +35,8 @@ export interface RealtimeHooks<C extends Contract> {
   usePresence: <T extends TopicNames<C>>(topic: T) => PresenceInfo
   useRequest: <K extends RouteName<C>>(type: K) => RequestStatus<RouteData<C, K>, RouteReply<C, K>, RequestError<C, K>>
   useEvent: <K extends EventName<C>>(name: K, listener: (data: EventData<C, K>) => void) => void
+  useServerSubscriptions: () => Array<TopicNames<C>>
+  usePresenceCount: <T extends TopicNames<C>>(topic: T) => number | undefined
 }
 
 /**
@@ -49,6 +53,8 @@ export function createRealtimeHooks<C extends Contract> (_contract?: C): Realtim
     useMessages,
     usePresence,
     useRequest,
-    useEvent
+    useEvent,
+    useServerSubscriptions,
+    usePresenceCount
   } as unknown as RealtimeHooks<C>
 }

@@ -63,6 +63,19 @@ export function unsubscribedFrame (topic: string, code: number, reason: string):
   return `{"type":"unsubscribed","topic":${JSON.stringify(topic)},"code":${code},"reason":${JSON.stringify(reason)}}`
 }
 
+/**
+ * A subscription the server made (`app.realtime.subscribe`): the client did not ask, so
+ * it is told the topic and the position delivery goes on from, as a `subscribe` reply would.
+ */
+export function subscribedFrame (topic: string, offset: number, epoch: string): string {
+  return `{"type":"subscribed","data":{"topic":${JSON.stringify(topic)},"offset":${offset},"epoch":${JSON.stringify(epoch)}}}`
+}
+
+/** How many members a topic with count presence has (debounced, instead of each join and leave). */
+export function presenceCountFrame (topic: string, count: number): string {
+  return `{"type":"presence","topic":${JSON.stringify(topic)},"count":${count}}`
+}
+
 export function eventFrame (name: string, data: string): string {
   return `{"type":${JSON.stringify(name)},"data":${data}}`
 }

@@ -127,7 +127,7 @@ t.test('an app that declares every kind of thing', async (t) => {
   t.same(cart.parameters.region.enum, ['eu', 'us'], 'literal params become an enum')
   t.match(cart.parameters.id, { description: 'Cart number', examples: ['42'] })
   t.match(cart.description, /Volatile/)
-  t.same(Object.keys(cart.messages).sort(), ['error', 'join', 'leave', 'message', 'presence', 'presence.reply', 'publish', 'publish.reply', 'subscribe', 'subscribe.reply', 'unsubscribed'])
+  t.same(Object.keys(cart.messages).sort(), ['error', 'join', 'leave', 'message', 'presence', 'presence.reply', 'publish', 'publish.reply', 'subscribe', 'subscribe.reply', 'subscribed', 'unsubscribed'])
 
   const [subscribe] = payloads(doc, 'shop.region.cart.id.subscribe')
   t.same(subscribe.properties.data.required, ['topic'])
@@ -226,4 +226,18 @@ t.test('a contract with events and params, and the options a contract needs', as
   t.equal((doc.channels['user.id'] as Obj).address, 'user/{id}')
   const [maintenance] = payloads(doc, 'event.maintenance')
   t.same(maintenance.properties.data.properties.at, { description: 'When it starts' }, 'a Date is reduced to its words')
+})
+
+t.test('server subscriptions, filters, latest-value topics and count presence are described', async (t) => {
+  const app = Fastify()
+  await app.register(realtime)
+  app.realtime.topic('stadium', { message: Type.Object({ n: Type.Integer() }), presence: { mode: 'count' }, latest: true, tags: { schema: Type.Object({ side: Type.String() }), from: () => ({ side: 'home' }) } })
+  await app.ready()
+  t.teardown(() => app.close())
+  const doc = app.realtime.asyncapi() as any
+  const channel = doc.channels.stadium
+  t.same(Object.keys(channel.messages).sort(), ['error', 'message', 'presence', 'presence.count', 'presence.reply', 'subscribe', 'subscribe.reply', 'subscribed', 'unsubscribed'], 'a count instead of join and leave')
+  const description = app.realtime.describe().topics[0]
+  t.match(description, { latest: true, presence: { count: true }, tags: { type: 'object' } })
+  t.match(JSON.stringify(doc), /Only the publications whose tags \(side\) match/)
 })

@@ -143,7 +143,7 @@ if (requireOrSkip(t, hasRedisServer() && hasRedisCli(), 'redis-server and redis-
     const list = [await node(t), await node(t), await node(t)]
     await list[1].broker.command({ kind: 'disconnect-user', userId: 'u', code: 4503, reason: 'bye' })
     await until(() => list.every((n) => n.commands.length === 1))
-    t.same(list.map((n) => n.commands[0].userId), ['u', 'u', 'u'])
+    t.same(list.map((n) => { const c = n.commands[0]; return c.kind === 'disconnect-user' ? c.userId : c.kind }), ['u', 'u', 'u'])
   })
 
   t.test('presence across shards: a node that stops beating has its members swept, each leave announced once', async (t) => {

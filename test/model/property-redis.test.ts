@@ -36,6 +36,12 @@ t.test('redis broker: the delivery contract under random interleavings and Redis
     await holds(t, 'sliced fan-outs on Redis: every subscriber gapless or told, in order', commandsOf({ serverPublish: 6, publish: 4, subscribe: 6, restart: 1 }), runs(25), () => new World(sliced, { redis }))
   })
 
+  await t.test('filtered and server subscriptions on Redis, through its stops and restarts', async (t) => {
+    await holds(t, 'a filtered subscriber gets exactly what matches, in order, and recovers gaplessly (redis)', commandsOf({
+      subscribe: 8, serverSubscribe: 3, serverPublish: 6, publish: 2, redis: 1, act: 1, burst: 0, retry: 0, restart: 0, kick: 0
+    }, 12), runs(25), world)
+  })
+
   await t.test('a Redis stop, start or restart mid-sequence', async (t) => {
     await holds(t, 'a publish while Redis is down is not a success; gaps are told (redis restart)', commandsOf({
       redis: 3, act: 8, subscribe: 4, serverPublish: 3, restart: 0, burst: 0, kick: 0, pause: 0, resume: 0, retry: 1, wait: 0

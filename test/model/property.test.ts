@@ -1,4 +1,5 @@
-// Property tests: random interleavings of subscribes (with and without `since`),
+// Property tests: random interleavings of subscribes (with and without `since`, with
+// and without a filter), subscriptions the server makes,
 // publications from the server, from clients and from handlers, slow and paused
 // readers, a volatile topic, unsubscribes from both sides, kicks, disconnects and
 // reconnects, rate-limit closes, handlers that throw or hang, and shutdowns, run
@@ -47,4 +48,18 @@ t.test('memory broker: requests accepted before a close are answered', async (t)
   await holds(t, 'every accepted request answered before its connection closes', commandsOf({
     burst: 4, act: 2, kick: 1, subscribe: 1, serverPublish: 1, restart: 0, retry: 0
   }), runs(60), world)
+})
+
+t.test('memory broker: filtered subscriptions and the server\'s, recovered after gaps and reconnections', async (t) => {
+  await holds(t, 'a filtered subscriber gets exactly what matches, in order, and recovers gaplessly', commandsOf({
+    subscribe: 8, serverSubscribe: 3, serverPublish: 6, publish: 3, unsubscribe: 2, disconnect: 2, connect: 3, act: 1, burst: 0, retry: 0, restart: 1
+  }, 16), runs(60), world)
+})
+
+// Filters pick a publication's recipients when it is published; a sliced walk reaches them
+// over several turns while subscribes, recoveries and other publications race it.
+t.test('memory broker: filtered subscriptions with fan-outs sliced one subscriber per turn', async (t) => {
+  await holds(t, 'sliced filtered fan-outs: exactly what matches, in order, gapless', commandsOf({
+    subscribe: 8, serverSubscribe: 3, serverPublish: 6, publish: 3, unsubscribe: 2, disconnect: 2, connect: 3, act: 1, burst: 0, retry: 0, restart: 1
+  }, 16), runs(60), () => new World(sliced))
 })
