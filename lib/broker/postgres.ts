@@ -18,6 +18,7 @@ import { checkPostgresOptions, type PostgresBrokerOptions } from './postgres-opt
 import { PostgresNames, migrationSql, statements, type Statements } from './postgres-sql.js'
 import { NotificationFeed } from './postgres-listen.js'
 import { PostgresIdempotency, PostgresPresence } from './postgres-presence.js'
+import { clientOf, inBlock, wrap } from './postgres-transaction.js'
 import { TopicFeeds } from './redis-feeds.js'
 import { publicationOf } from './redis-messages.js'
 import type { RedisBrokerLog } from './redis-options.js'
@@ -193,6 +194,7 @@ export class PostgresBroker implements Broker {
 
   async #inTransaction (client: ClientBase, params: unknown[]): Promise<Array<Record<string, any>>> {
     await this.#ready()
+    await inBlock(client)
     try {
       return (await client.query(this.#sql.publish, params)).rows
     } catch (err) {
@@ -372,27 +374,6 @@ export class PostgresBroker implements Broker {
   #error (err: unknown, msg: string): void {
     this.#log?.error({ err }, msg)
   }
-}
-
-/** The app's transaction: a pg client (not a Pool, whose query() would commit on its own). */
-function clientOf (transaction: unknown): ClientBase {
-  const candidate = transaction as { query?: unknown, totalCount?: unknown } | null
-  if (candidate === null || typeof candidate !== 'object' || typeof candidate.query !== 'function') {
-    throw new errorCodes.FST_REALTIME_INVALID_TRANSACTION('expected a pg client inside BEGIN (from pool.connect())')
-  }
-  if (typeof candidate.totalCount === 'number') {
-    throw new errorCodes.FST_REALTIME_INVALID_TRANSACTION('a Pool is no transaction: take a client with pool.connect(), BEGIN, and pass that client')
-  }
-  return transaction as ClientBase
-}
-
-/** Connection trouble is FST_REALTIME_BROKER_UNAVAILABLE (temporary); a statement's own error stays what it is. */
-function wrap (err: unknown): unknown {
-  if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('FST_')) return err
-  const code = (err as { code?: unknown } | null)?.code
-  const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null
-  if (sqlState !== null && !/^(08|53|57)/.test(sqlState)) return err
-  return new errorCodes.FST_REALTIME_BROKER_UNAVAILABLE(`PostgreSQL: ${(err as Error)?.message ?? String(err)}`, { cause: err })
 }
 
 function count (limit: number): number {
