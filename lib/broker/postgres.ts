@@ -10,7 +10,7 @@
 //   topic, a skipped one filled from the history, a reconnection caught up from the
 //   tables, and the subscribers told when that is impossible.
 // - Presence and idempotency are postgres-presence.ts.
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { Pool, type ClientBase, type PoolClient } from 'pg'
 import { errorCodes } from '../protocol/errors.js'
 import type { Broker, BrokerCommand, CommandListener, IdempotencyClaim, IdempotencyScope, PresenceListener, PresenceMember, Publication, PublicationListener, PublishOptions, RecoveryResult, ResyncListener, StreamPosition } from './types.js'
@@ -196,7 +196,7 @@ export class PostgresBroker implements Broker {
     await this.#ready()
     await inBlock(client)
     try {
-      return (await client.query(this.#sql.publish, params)).rows
+      return (await client.query(prepared(this.#sql.publish, params))).rows
     } catch (err) {
       if ((err as { code?: unknown }).code === '25P02') {
         throw new errorCodes.FST_REALTIME_INVALID_TRANSACTION('the transaction is aborted (an earlier statement failed): roll it back', { cause: err })
@@ -349,7 +349,7 @@ export class PostgresBroker implements Broker {
   async #query (sql: string, params: unknown[]): Promise<Array<Record<string, any>>> {
     await this.#ready()
     try {
-      return (await this.#pool.query(sql, params)).rows
+      return (await this.#pool.query(prepared(sql, params))).rows
     } catch (err) {
       throw wrap(err)
     }
@@ -374,6 +374,19 @@ export class PostgresBroker implements Broker {
   #error (err: unknown, msg: string): void {
     this.#log?.error({ err }, msg)
   }
+}
+
+const names = new Map<string, string>()
+
+/**
+ * A named statement: node-postgres prepares it once per connection and then only binds
+ * it, so the statements (CTEs of several parts) are not parsed and planned on every call.
+ * The name is the text's digest: brokers of another schema or prefix get their own.
+ */
+function prepared (text: string, values: unknown[]): { name: string, text: string, values: unknown[] } {
+  let name = names.get(text)
+  if (name === undefined) names.set(text, name = 'fastify_realtime_' + createHash('sha1').update(text).digest('hex').slice(0, 20))
+  return { name, text, values }
 }
 
 function count (limit: number): number {
