@@ -138,8 +138,9 @@ export class NotificationFeed {
     }
   }
 
-  close (): void {
-    this.#closed = true
+  /** Stops listening; `final` false lets start() be called again (a start that failed). */
+  close (final = true): void {
+    this.#closed = final
     this.#ready = false
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null

@@ -139,8 +139,15 @@ export class PostgresBroker implements Broker {
     listeners.resync = resync ?? null
     if (this.#started) return
     this.#started = true
-    await this.#guard(this.#listen.start())
-    await this.#presence.upkeep()
+    try {
+      await this.#guard(this.#listen.start())
+      await this.#presence.upkeep()
+    } catch (err) {
+      // Not started: a later start() tries again.
+      this.#started = false
+      this.#listen.close(false)
+      throw err
+    }
     this.#timer = setInterval(() => this.#background(this.#tick()), Math.max(10, Math.floor(this.#presenceTtl / 3)))
     this.#timer.unref()
   }

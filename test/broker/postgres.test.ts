@@ -2,11 +2,14 @@
 // unchanged, then what only a networked broker has: several nodes on one topic,
 // presence across nodes, large publications, the LISTEN connection dropping.
 import t from 'tap'
-import { PostgresBroker, type PostgresBrokerOptions } from '../../lib/broker/postgres.js'
+import pg from 'pg'
+import { Type } from '@sinclair/typebox'
+import { PostgresBroker, postgresMigration, type PostgresBrokerOptions } from '../../lib/broker/postgres.js'
+import { createPublisher } from '../../lib/postgres.js'
 import type { Publication, PresenceEvent, BrokerCommand } from '../../lib/broker/types.js'
 import { brokerContract, idempotencyContract } from '../fixtures/broker-contract.js'
-import { requireOrSkip } from '../fixtures/redis.js'
-import { DATABASE_URL, childThatDies, dropSchema, pgReachable, uniqueSchema } from '../fixtures/postgres.js'
+import { freePort, requireOrSkip } from '../fixtures/redis.js'
+import { DATABASE_URL, childThatDies, dropSchema, pgReachable, terminate, uniqueSchema } from '../fixtures/postgres.js'
 import { until } from '../fixtures/helpers.js'
 
 if (requireOrSkip(t, await pgReachable(), `PostgreSQL is not reachable at ${DATABASE_URL}`)) {
@@ -131,8 +134,9 @@ if (requireOrSkip(t, await pgReachable(), `PostgreSQL is not reachable at ${DATA
     const c = await node(t, { presenceTtl: 300 })
     await c.broker.subscribe('p/1')
     await childThatDies('join', { SCHEMA: schema, TOPIC: 'p/1' })
-    t.same(await ids(c), ['b1', 'dead-1'], 'the dead node\'s member, until its heartbeat expires')
+    await until(() => c.presence.some((e) => e.kind === 'join' && e.member.connectionId === 'dead-1'))
     await until(async () => (await ids(c)).length === 1, 10_000)
+    t.same(await ids(c), ['b1'], 'the dead node\'s member is gone once its heartbeat expired')
     await until(() => c.presence.some((e) => e.kind === 'leave' && e.member.connectionId === 'dead-1'))
     t.same(c.presence.filter((e) => e.member.connectionId === 'dead-1').map((e) => e.kind), ['join', 'leave'], 'its join, then one leave')
   })
@@ -145,6 +149,63 @@ if (requireOrSkip(t, await pgReachable(), `PostgreSQL is not reachable at ${DATA
     t.same(b.commands, [{ kind: 'disconnect-user', userId: 'u', code: 4503, reason: 'bye' }])
   })
 
+  t.test('tables made by the documented migration (createTables: false); without them a statement fails as PostgreSQL says', async (t) => {
+    const own = uniqueSchema('migrated')
+    t.teardown(() => dropSchema(own))
+    const sql = postgresMigration({ schema: own, prefix: 'rt_' })
+    t.match(sql, /CREATE TABLE IF NOT EXISTS "[a-z0-9_]+"."rt_publications"/)
+    const missing = new PostgresBroker({ connectionString: DATABASE_URL, schema: own, prefix: 'rt_', createTables: false })
+    t.teardown(() => missing.close())
+    await t.rejects(missing.publish('m/1', '{}'), { code: '42P01' }, 'no table: PostgreSQL\'s own error, not UNAVAILABLE')
+    const admin = new pg.Client({ connectionString: DATABASE_URL })
+    await admin.connect()
+    await admin.query(sql)
+    await admin.query(sql)
+    await admin.end()
+    const broker = new PostgresBroker({ connectionString: DATABASE_URL, schema: own, prefix: 'rt_', createTables: false })
+    t.teardown(() => broker.close())
+    await broker.start(() => {})
+    await broker.start(() => {})
+    t.equal((await broker.publish('m/1', '{}', { history: { size: 5, ttl: 0 } })).offset, 1, 'works on the migrated tables')
+  })
+
+  t.test('PostgreSQL unreachable: start, publish and the rest reject with FST_REALTIME_BROKER_UNAVAILABLE; close still works', async (t) => {
+    const broker = new PostgresBroker({ connectionString: `postgres://postgres@127.0.0.1:${await freePort()}/test`, schema })
+    await t.rejects(broker.start(() => {}), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })
+    await t.rejects(broker.publish('x/1', '{}'), { code: 'FST_REALTIME_BROKER_UNAVAILABLE', statusCode: 503 })
+    await t.rejects(broker.position('x/1'), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' })
+    await t.rejects(broker.subscribe('x/1'), { code: 'FST_REALTIME_BROKER_NOT_STARTED' }, 'a failed start left it not started')
+    await t.rejects(broker.start(() => {}), { code: 'FST_REALTIME_BROKER_UNAVAILABLE' }, 'and start() tries again')
+    t.equal(broker.connected, false)
+    await broker.close()
+    await broker.close()
+    await t.rejects(broker.publish('x/1', '{}'), { code: 'FST_REALTIME_BROKER_CLOSED' })
+    await t.rejects(broker.start(() => {}), { code: 'FST_REALTIME_BROKER_CLOSED' })
+  })
+
+  t.test('a cut LISTEN connection is reported to the log and re-established', async (t) => {
+    const warnings: string[] = []
+    const log = { warn: (_obj: object, msg?: string) => warnings.push(String(msg)), error: (_obj: object, msg?: string) => warnings.push(String(msg)) }
+    const name = `rt-log-${Date.now()}`
+    const a = await node(t, { log, poolConfig: { application_name: name } })
+    await a.broker.subscribe('l/1')
+    await terminate(name)
+    await until(() => warnings.some((w) => /LISTEN connection lost/.test(w)))
+    await until(() => a.broker.connected, 10_000)
+    await a.broker.publish('l/1', '{}')
+    await until(() => a.delivered.length === 1)
+    t.pass('delivers again')
+  })
+
+  t.test('the PostgreSQL publisher makes its own broker from a connection string, and closes it', async (t) => {
+    const publisher = createPublisher({ connectionString: DATABASE_URL, schema, topics: { 'news/:id': { message: Type.Object({ title: Type.String() }) } } })
+    const r = await publisher.topic('news/:id').publish({ id: 'a' }, { title: 'hi' })
+    t.equal(r.offset, 1)
+    t.same((await publisher.broker.history('news/a', 10)).publications.map((p) => p.data), ['{"title":"hi"}'])
+    await publisher.close()
+    await t.rejects(publisher.publish('news/a', { title: 'x' }), { code: 'FST_REALTIME_BROKER_CLOSED' })
+  })
+
   t.test('options are checked', async (t) => {
     t.throws(() => new PostgresBroker({ schema: 'a;drop' }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION' })
     t.throws(() => new PostgresBroker({ prefix: 'x'.repeat(51) }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION' })
@@ -152,5 +213,8 @@ if (requireOrSkip(t, await pgReachable(), `PostgreSQL is not reachable at ${DATA
     t.throws(() => new PostgresBroker({ notifyLimit: 8000 }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION' })
     t.throws(() => new PostgresBroker({ presenceTtl: 0.5 }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION' })
     t.throws(() => new PostgresBroker({ pool: {} as any }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION' })
+    const pool = new pg.Pool({ connectionString: DATABASE_URL })
+    t.teardown(() => pool.end())
+    t.throws(() => new PostgresBroker({ pool, connectionString: DATABASE_URL }), { code: 'FST_REALTIME_INVALID_BROKER_OPTION', message: /excludes/ })
   })
 }
