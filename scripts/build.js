@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process'
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 
-const ENTRIES = ['index', 'redis', 'client/index', 'react/index', 'dashboard/index', 'asyncapi/cli']
+const ENTRIES = ['index', 'redis', 'postgres', 'client/index', 'react/index', 'dashboard/index', 'asyncapi/cli']
 
 function files (dir, suffix) {
   return readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith(suffix)).map((f) => join(dir, f))

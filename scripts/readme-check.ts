@@ -91,7 +91,8 @@ function compilerOptions (): ts.CompilerOptions {
       'fastify-realtime': ['lib/index.ts'],
       'fastify-realtime/client': ['lib/client/index.ts'],
       'fastify-realtime/react': ['lib/react/index.ts'],
-      'fastify-realtime/redis': [redis]
+      'fastify-realtime/redis': [redis],
+      'fastify-realtime/postgres': ['lib/postgres.ts']
     }
   }
 }

@@ -161,7 +161,8 @@ const SPECIFIERS: Record<string, string> = {
   'fastify-realtime': 'lib/index.js',
   'fastify-realtime/client': 'lib/client/index.js',
   'fastify-realtime/react': 'lib/react/index.js',
-  'fastify-realtime/redis': 'lib/redis.js'
+  'fastify-realtime/redis': 'lib/redis.js',
+  'fastify-realtime/postgres': 'lib/postgres.js'
 }
 
 function runCopy (code: string, dir: string, root: string): string {

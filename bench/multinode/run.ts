@@ -5,8 +5,11 @@
 // with `window` in flight. Figures: deliveries per second (until the last subscriber has
 // the last publication), publish round trip (the publisher's request to its answer),
 // delivery latency (publish to receipt, one clock), and Redis CPU per publication
-// (used_cpu_user + used_cpu_sys from INFO cpu, summed over every Redis process).
-// Writes bench/results/multinode.json.
+// (used_cpu_user + used_cpu_sys from INFO cpu, summed over every Redis process). Beside
+// them, the plugin on the PostgreSQL broker, on a private PostgreSQL of the bench's own
+// (its CPU per publication: user + system time of its processes, from /proc).
+// MULTINODE_BACKENDS=standalone,cluster,postgres picks some. Writes bench/results/multinode.json.
+// Socket.IO's PostgreSQL adapter is not measured (not installed here).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -17,6 +20,8 @@ import { io as ioClient, type Socket } from 'socket.io-client'
 import { WebSocket } from 'ws'
 import { RedisServer, freePort } from '../../test/fixtures/redis.js'
 import { RedisClusterServer } from '../../test/fixtures/redis-cluster.js'
+import { PostgresServer, hasPostgresBinaries } from '../../test/fixtures/postgres.js'
+import { readFile, readdir } from 'node:fs/promises'
 import { percentileOf } from '../lib/histogram.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
@@ -33,9 +38,12 @@ export const MULTINODE_QUICK: MultinodeCounts = { subscribers: 300, publications
 export const MULTINODE_FULL: MultinodeCounts = { subscribers: 1000, publications: 10_000, window: 100, warmup: 200 }
 
 interface Backend {
-  name: 'standalone' | 'cluster'
+  name: 'standalone' | 'cluster' | 'postgres'
   env: Record<string, string>
-  ports: number[]
+  /** CPU seconds the store has used so far. */
+  cpu: () => Promise<number>
+  /** Implementations measured on it. */
+  impls: Array<'plugin' | 'socketio'>
 }
 
 export interface MultinodeRow {
@@ -93,6 +101,19 @@ async function redisCpu (ports: number[]): Promise<number> {
   return total
 }
 
+/** CPU seconds a PostgreSQL has used: its postmaster and every process under it (user + system, from /proc). */
+async function postgresCpu (postmaster: number): Promise<number> {
+  let ticks = 0
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(entry) !== postmaster && Number(fields[1]) !== postmaster) continue
+    ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks / 100
+}
+
 /** A subscriber or the publisher, for either implementation. */
 interface BenchClient {
   subscribe: (topic: string) => Promise<void>
@@ -146,7 +167,7 @@ async function socketioClient (port: number): Promise<BenchClient> {
 }
 
 async function measure (impl: 'plugin' | 'socketio', backend: Backend, nodeCount: number, counts: MultinodeCounts): Promise<MultinodeRow> {
-  const prefix = `bench:${impl}:${nodeCount}:${Date.now()}:`
+  const prefix = backend.name === 'postgres' ? `bench_${impl}_${nodeCount}_${Date.now()}` : `bench:${impl}:${nodeCount}:${Date.now()}:`
   const nodes = []
   for (let i = 0; i < nodeCount; i++) nodes.push(await startNode(impl, backend, prefix))
   const make = impl === 'plugin' ? pluginClient : socketioClient
@@ -187,11 +208,11 @@ async function measure (impl: 'plugin' | 'socketio', backend: Backend, nodeCount
     // What Redis spends idle (its cron; on a cluster, gossip between the nodes) is not
     // the publications' cost: measured over a quiet second, then taken out. Without it a
     // longer run (a slower implementation) would be charged more of it.
-    const idleFrom = await redisCpu(backend.ports)
+    const idleFrom = await backend.cpu()
     const idleStarted = performance.now()
     await sleep(1000)
-    const idlePerSecond = (await redisCpu(backend.ports) - idleFrom) / ((performance.now() - idleStarted) / 1000)
-    const cpuBefore = await redisCpu(backend.ports)
+    const idlePerSecond = (await backend.cpu() - idleFrom) / ((performance.now() - idleStarted) / 1000)
+    const cpuBefore = await backend.cpu()
     measuring = true
     const rtts: number[] = []
     const started = performance.now()
@@ -200,7 +221,7 @@ async function measure (impl: 'plugin' | 'socketio', backend: Backend, nodeCount
     const deadline = Date.now() + 30_000
     while (received.some((n) => n < want) && Date.now() < deadline) await sleep(5)
     const elapsed = (performance.now() - started) / 1000
-    const cpuAfter = await redisCpu(backend.ports)
+    const cpuAfter = await backend.cpu()
     const delivered = received.reduce((a, b) => a + Math.min(b, want), 0)
     publisher.close()
     return {
@@ -222,7 +243,7 @@ async function measure (impl: 'plugin' | 'socketio', backend: Backend, nodeCount
 }
 
 function table (rows: MultinodeRow[]): string {
-  const head = ['redis', 'nodes', 'implementation', 'deliveries/s', 'vs Socket.IO', 'publish p50 ms', 'p99 ms', 'latency p50 ms', 'p99 ms', 'Redis CPU µs/pub', 'vs Socket.IO', 'lost']
+  const head = ['store', 'nodes', 'implementation', 'deliveries/s', 'vs Socket.IO', 'publish p50 ms', 'p99 ms', 'latency p50 ms', 'p99 ms', 'store CPU µs/pub', 'vs Socket.IO', 'lost']
   const lines = [head]
   for (const row of rows) {
     const peer = rows.find((r) => r.redis === row.redis && r.nodes === row.nodes && r.impl === 'socketio')
@@ -241,19 +262,30 @@ function table (rows: MultinodeRow[]): string {
 
 export async function runMultinode (counts: MultinodeCounts, outFile: string): Promise<MultinodeRow[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rt-bench-'))
+  const wanted = new Set((process.env.MULTINODE_BACKENDS ?? 'standalone,cluster,postgres').split(','))
   const single = new RedisServer(await freePort())
   const cluster = new RedisClusterServer(dir, 1000)
+  let postgres: PostgresServer | null = null
   const rows: MultinodeRow[] = []
   try {
-    await single.start()
-    await cluster.create(3, 0)
-    const backends: Backend[] = [
-      { name: 'standalone', env: { REDIS_URL: single.url }, ports: [single.port] },
-      { name: 'cluster', env: { REDIS_CLUSTER_NODES: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',') }, ports: cluster.ports }
-    ]
+    const backends: Backend[] = []
+    if (wanted.has('standalone')) {
+      await single.start()
+      backends.push({ name: 'standalone', env: { REDIS_URL: single.url }, cpu: () => redisCpu([single.port]), impls: ['plugin', 'socketio'] })
+    }
+    if (wanted.has('cluster')) {
+      await cluster.create(3, 0)
+      backends.push({ name: 'cluster', env: { REDIS_CLUSTER_NODES: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',') }, cpu: () => redisCpu(cluster.ports), impls: ['plugin', 'socketio'] })
+    }
+    if (wanted.has('postgres') && hasPostgresBinaries()) {
+      const server = postgres = await PostgresServer.create()
+      await server.start()
+      const postmaster = Number((await readFile(path.join(server.dir, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0])
+      backends.push({ name: 'postgres', env: { DATABASE_URL: server.url }, cpu: () => postgresCpu(postmaster), impls: ['plugin'] })
+    }
     for (const backend of backends) {
       for (const nodeCount of [2, 3]) {
-        for (const impl of ['plugin', 'socketio'] as const) {
+        for (const impl of backend.impls) {
           const row = await measure(impl, backend, nodeCount, counts)
           console.error(`multinode: ${backend.name}, ${nodeCount} nodes, ${impl}: ${row.deliveriesPerSecond} deliveries/s`)
           rows.push(row)
@@ -263,6 +295,7 @@ export async function runMultinode (counts: MultinodeCounts, outFile: string): P
   } finally {
     await single.kill()
     await cluster.stop()
+    await postgres?.remove()
   }
   console.log(`\nMulti-node: ${counts.subscribers} subscribers spread over the nodes, one publisher on node 1, ${counts.publications} publications, ${counts.window} in flight\n`)
   console.log(table(rows))

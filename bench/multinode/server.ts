@@ -1,24 +1,29 @@
 // One server node of the multi-node benchmark, in its own process: this plugin on the
 // Redis broker, or Socket.IO with its sharded Redis adapter, on one Redis or a Redis
-// Cluster. It prints `{"port":…}` once listening and stops on SIGTERM.
+// Cluster; or this plugin on the PostgreSQL broker. It prints `{"port":…}` once
+// listening and stops on SIGTERM.
 //
 //   IMPL=plugin|socketio  REDIS_URL=redis://…  or  REDIS_CLUSTER_NODES=host:port,…  PREFIX=…
+//   IMPL=plugin  DATABASE_URL=postgres://…  PREFIX=… (a schema name)
 import { createServer } from 'node:http'
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { createShardedAdapter } from '@socket.io/redis-adapter'
 import { createClient, createCluster } from 'redis'
 import { Server } from 'socket.io'
-import { plugin as pkg, redis as redisEntry } from '../package.js'
+import { plugin as pkg, postgres as postgresEntry, redis as redisEntry } from '../package.js'
 import { redisFromEnv } from '../../examples/cluster/redis-env.js'
 
 const impl = process.env.IMPL ?? 'plugin'
+const databaseUrl = process.env.DATABASE_URL ?? ''
 const redis = redisFromEnv()
-if (redis === undefined) throw new Error('set REDIS_URL or REDIS_CLUSTER_NODES')
+if (redis === undefined && databaseUrl === '') throw new Error('set REDIS_URL, REDIS_CLUSTER_NODES or DATABASE_URL')
 const prefix = process.env.PREFIX ?? 'bench:'
 
 async function plugin (): Promise<{ port: number, close: () => Promise<void> }> {
-  const broker = new redisEntry.RedisBroker({ ...redis!.connection, prefix })
+  const broker = databaseUrl !== ''
+    ? new postgresEntry.PostgresBroker({ connectionString: databaseUrl, schema: prefix })
+    : new redisEntry.RedisBroker({ ...redis!.connection, prefix })
   const app = Fastify()
   await app.register(pkg.default, {
     broker,

@@ -16,8 +16,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { build as esbuild } from 'esbuild'
 import { Registry } from 'prom-client'
+import type { Pool } from 'pg'
 import realtime, { type Broker } from '../../lib/index.js'
 import realtimeDashboard from '../../lib/dashboard/index.js'
+import { createPostsTable, inTransaction } from './posts.js'
 
 export const ChatUserSchema = Type.Object({ id: Type.String(), name: Type.String() }, { title: 'ChatUser' })
 export type ChatUser = Static<typeof ChatUserSchema>
@@ -83,8 +85,20 @@ export function clientBundle (): Promise<string> {
   return clientBuild
 }
 
-export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {}): Promise<FastifyInstance> {
+export interface ChatOptions {
+  logger?: boolean
+  broker?: Broker
+  /**
+   * PostgreSQL (with the PostgreSQL broker on the same database): posts are stored in
+   * `posts` and published in the same transaction.
+   */
+  database?: Pool
+}
+
+export async function buildChat (opts: ChatOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: opts.logger ?? false })
+  const database = opts.database
+  if (database !== undefined) await createPostsTable(database)
 
   // Read and built once at startup: the page and the client are static and small.
   const page = await readFile(pagePath, 'utf8')
@@ -204,7 +218,15 @@ export async function buildChat (opts: { logger?: boolean, broker?: Broker } = {
     handler: async ({ room, text }, ctx) => {
       const topic = joinedRoom(ctx, room)
       const post: ChatPost = { kind: 'chat', id: randomUUID(), user: userOf(ctx.user), text, at: Date.now() }
-      await ctx.publish(topic, post)
+      if (database === undefined) {
+        await ctx.publish(topic, post)
+      } else {
+        // Stored and published in one transaction: both or neither.
+        await inTransaction(database, async (client) => {
+          const { offset } = await ctx.publish(topic, post, { transaction: client })
+          await client.query('INSERT INTO posts (id, room, user_id, text, at, "offset") VALUES ($1, $2, $3, $4, $5, $6)', [post.id, room, post.user.id, text, post.at, offset])
+        })
+      }
       return { id: post.id, at: post.at }
     }
   })

@@ -34,6 +34,7 @@ export interface MemoryBrokerOptions {
 }
 
 export class MemoryBroker implements Broker {
+  readonly kind = 'memory'
   readonly #streams = new Map<string, Stream>()
   readonly #now: () => number
   #epoch = newEpoch()

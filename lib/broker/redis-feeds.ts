@@ -16,9 +16,9 @@ import type { BrokerCommand, CommandListener, PresenceListener, Publication, Pub
 import type { RedisKeys } from './redis-keys.js'
 import { decodeMessage } from './redis-messages.js'
 
-/** What the feeds need from the broker. */
+/** What the feeds need from the broker (the Redis one, or the PostgreSQL one, which frames its notifications the same way). */
 export interface FeedHost {
-  readonly keys: RedisKeys
+  readonly keys: Pick<RedisKeys, 'control' | 'topicOf'>
   position: (topic: string) => Promise<StreamPosition>
   recover: (topic: string, since: StreamPosition, limit: number) => Promise<RecoveryResult>
   /** Starts a new epoch when the stream is behind `last` in its epoch; returns the epoch in force. */
@@ -44,6 +44,8 @@ interface TopicState {
   live: boolean
   /** While resyncing: publications held until the gap is filled. */
   syncing: Publication[] | null
+  /** Held from add() until subscribed() read the position (a channel that may carry what came before, PostgreSQL's). */
+  holding: boolean
 }
 
 interface Waiter {
@@ -72,9 +74,15 @@ export class TopicFeeds {
     this.#resyncLimit = resyncLimit
   }
 
-  /** Starts holding a topic (before its channel is subscribed); returns a check that it is still this subscription. */
-  add (topic: string): () => boolean {
-    const state: TopicState = { last: null, live: false, syncing: null }
+  /**
+   * Starts holding a topic (before its channel is subscribed); returns a check that it
+   * is still this subscription. With `hold`, what arrives before subscribed() read the
+   * topic's position waits, and what that position covers is dropped: on a channel that
+   * carries every topic (PostgreSQL's), a publication older than the subscription may
+   * still be on its way.
+   */
+  add (topic: string, hold = false): () => boolean {
+    const state: TopicState = { last: null, live: false, syncing: hold ? [] : null, holding: hold }
     this.#topics.set(topic, state)
     return () => this.#topics.get(topic) === state
   }
@@ -89,6 +97,10 @@ export class TopicFeeds {
     const position = await this.#host.position(topic)
     const last = state.last
     if (last === null || last.epoch !== position.epoch || position.offset > last.offset) state.last = position
+    if (state.holding && this.#topics.get(topic) === state) {
+      state.holding = false
+      this.#release(topic, state)
+    }
   }
 
   remove (topic: string): boolean {
@@ -267,6 +279,12 @@ export class TopicFeeds {
       }
     }
     if (!current()) return
+    state.holding = false
+    this.#release(topic, state)
+  }
+
+  /** Live again: what was held is delivered, but nothing the position already covers. */
+  #release (topic: string, state: TopicState): void {
     const held = state.syncing ?? []
     state.syncing = null
     state.live = true

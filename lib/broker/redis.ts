@@ -40,6 +40,7 @@ function count (limit: number): string {
 }
 
 export class RedisBroker implements Broker {
+  readonly kind = 'Redis'
   /** This node's id: presence members and publications are tagged with it. */
   readonly id = randomBytes(8).toString('hex')
   readonly prefix: string

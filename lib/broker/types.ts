@@ -39,6 +39,12 @@ export interface PublishOptions {
   ephemeral?: boolean
   /** How much history this topic keeps; without it none is kept. */
   history?: HistoryOptions
+  /**
+   * A connection of the broker's own database inside the application's open transaction
+   * (a `pg` client after BEGIN): the publication is written in it and delivered only if
+   * it commits. Only brokers with `transactions: true` take it.
+   */
+  transaction?: unknown
 }
 
 export interface RecoveryResult {
@@ -92,6 +98,10 @@ export type ResyncListener = (topic: string) => void
 
 /** Brokers that can hold idempotency records (both brokers of this package) implement `IdempotencyStore` too. */
 export interface Broker extends Partial<IdempotencyStore> {
+  /** A short name for messages (`memory`, `Redis`, `PostgreSQL`). */
+  readonly kind?: string
+  /** True when publish() takes `transaction` (the PostgreSQL broker). */
+  readonly transactions?: boolean
   /** Called once by the plugin with the functions that deliver to this node's subscribers and carry out commands. */
   start (listener: PublicationListener, presence?: PresenceListener, command?: CommandListener, resync?: ResyncListener): Promise<void> | void
   /** Sends a command to every node, this one included. */

@@ -31,12 +31,18 @@ export const errorCodes = {
   FST_REALTIME_UNKNOWN_EVENT: createError('FST_REALTIME_UNKNOWN_EVENT', 'Event "%s" is not declared; declare it with realtime.event()', 500),
   FST_REALTIME_INVALID_DATA: createError('FST_REALTIME_INVALID_DATA', 'Invalid data for %s: %s', 500, TypeError),
   FST_REALTIME_CLOSED: createError('FST_REALTIME_CLOSED', 'fastify-realtime is closed', 500),
-  /** Redis cannot be reached (or the connection dropped mid-command). Temporary: the same call may succeed later; answered UNAVAILABLE on the wire. */
-  FST_REALTIME_BROKER_UNAVAILABLE: createError('FST_REALTIME_BROKER_UNAVAILABLE', 'Redis is unavailable: %s', 503),
+  /** Redis or PostgreSQL cannot be reached (or the connection dropped mid-command). Temporary: the same call may succeed later; answered UNAVAILABLE on the wire. */
+  FST_REALTIME_BROKER_UNAVAILABLE: createError('FST_REALTIME_BROKER_UNAVAILABLE', 'The broker is unavailable: %s', 503),
   /** The broker was closed. */
-  FST_REALTIME_BROKER_CLOSED: createError('FST_REALTIME_BROKER_CLOSED', 'The Redis broker is closed', 500),
+  FST_REALTIME_BROKER_CLOSED: createError('FST_REALTIME_BROKER_CLOSED', 'The broker is closed', 500),
   FST_REALTIME_BROKER_NOT_STARTED: createError('FST_REALTIME_BROKER_NOT_STARTED', 'The broker is not started: start() comes before %s()', 500),
-  FST_REALTIME_INVALID_BROKER_OPTION: createError('FST_REALTIME_INVALID_BROKER_OPTION', 'Invalid RedisBroker option "%s": %s', 500, TypeError),
+  FST_REALTIME_INVALID_BROKER_OPTION: createError('FST_REALTIME_INVALID_BROKER_OPTION', 'Invalid broker option "%s": %s', 500, TypeError),
+  /** A publication larger than the broker's `maxPublicationBytes`: refused before the database sees it. */
+  FST_REALTIME_PUBLICATION_TOO_LARGE: createError('FST_REALTIME_PUBLICATION_TOO_LARGE', 'The publication on "%s" is %s bytes, more than maxPublicationBytes (%s)', 413, RangeError),
+  /** `transaction` is not a pg client inside an open transaction block (none begun, or aborted). Nothing was written. */
+  FST_REALTIME_INVALID_TRANSACTION: createError('FST_REALTIME_INVALID_TRANSACTION', 'Cannot publish in this transaction: %s', 500, TypeError),
+  /** `transaction` given to a broker that publishes only on its own (memory, Redis). */
+  FST_REALTIME_NO_TRANSACTIONS: createError('FST_REALTIME_NO_TRANSACTIONS', 'The %s broker cannot publish in the application\'s transaction: the transaction option needs the PostgreSQL broker (fastify-realtime/postgres)', 500),
   FST_REALTIME_DECLARED_AFTER_CLOSE: createError('FST_REALTIME_DECLARED_AFTER_CLOSE', 'Cannot declare %s: fastify-realtime is closed', 500),
   FST_REALTIME_HOOK_INVALID_TYPE: createError('FST_REALTIME_HOOK_INVALID_TYPE', '"%s" is not a fastify-realtime hook (onConnect, onDisconnect, onSubscribe, onUnsubscribe, preHandler, onHandlerError)', 500, TypeError),
   FST_REALTIME_HOOK_INVALID_HANDLER: createError('FST_REALTIME_HOOK_INVALID_HANDLER', '%s hook should be a function, instead got %s', 500, TypeError),

@@ -1,96 +1,20 @@
 // A publisher for processes that are not servers (workers, cron jobs, scripts): it
 // publishes into the same topics as the plugin's nodes, through the same Redis, with
-// the same offsets and history. Topics are declared as on the server, by pattern and
-// message schema, and every publication is serialised by its schema
-// (fast-json-stringify), so what subscribers receive is exactly what a server-side
-// publish would have sent.
-import type { Static, TSchema } from '../protocol/schema.js'
-import { SchemaCompiler, type AjvConfig } from '../wire/schema-compiler.js'
-import { errorCodes } from '../protocol/errors.js'
-import { publishTo, resolveTopic, type PublishOptions, type PublishResult } from './publish.js'
-import { defaults } from '../config/options.js'
-import { Topics, formatTopic, type CompiledTopic } from './topics.js'
+// the same offsets and history (publisher-core.ts does the publishing).
 import { RedisBroker, type RedisBrokerOptions } from '../broker/redis.js'
-import type { HistoryOptions } from '../broker/types.js'
+import { publisherOn, type Publisher as AnyPublisher, type PublisherTopic, type PublisherTopicsOptions } from './publisher-core.js'
 
-export interface PublisherTopic<M extends TSchema = TSchema> {
-  /** Schema of a publication; it serialises them (properties it does not name are dropped). */
-  message: M
-  /** Schema of the pattern's params, as on the server. */
-  params?: TSchema
-  /** History kept for this topic; give the same as the server's declaration. */
-  history?: Partial<HistoryOptions>
-}
+export type { PublisherTopic, PublisherTopicHandle, PublisherPublishOptions, PublisherResult } from './publisher-core.js'
 
-export interface PublisherOptions<T extends Record<string, PublisherTopic>> extends Pick<RedisBrokerOptions, 'redis' | 'cluster' | 'clusterOptions' | 'prefix' | 'metaTtl' | 'log'> {
-  /** Topic patterns (`room/:name`) and their schemas, as the server declares them. */
-  topics: T
-  /** History defaults for every topic, as the server's `history` option (default 100 publications, 5 minutes). */
-  history?: Partial<HistoryOptions>
-  /** Ajv options for params validation and the serialisers, as the server's `ajv` option. */
-  ajv?: AjvConfig
-  /** Longest topic name in characters, as the server's `maxTopicLength` (default 256): a longer name is refused before Redis sees it. */
-  maxTopicLength?: number
-}
+export interface PublisherOptions<T extends Record<string, PublisherTopic>> extends PublisherTopicsOptions<T>, Pick<RedisBrokerOptions, 'redis' | 'cluster' | 'clusterOptions' | 'prefix' | 'metaTtl' | 'log'> {}
 
-export type PublisherPublishOptions = PublishOptions
-export type PublisherResult = PublishResult
-
-export interface PublisherTopicHandle<M> {
-  readonly pattern: string
-  name: (params: Record<string, string | number>) => string
-  publish: (params: Record<string, string | number>, data: M, options?: PublisherPublishOptions) => Promise<PublisherResult>
-}
-
-export interface Publisher<T extends Record<string, PublisherTopic>> {
-  /** Publishes to a topic by name (`room/general`); an undeclared one is FST_REALTIME_UNKNOWN_TOPIC. */
-  publish: (topic: string, data: unknown, options?: PublisherPublishOptions) => Promise<PublisherResult>
-  /** A typed handle on one declared pattern. */
-  topic: <K extends keyof T & string>(pattern: K) => PublisherTopicHandle<Static<T[K]['message']>>
-  /** The broker underneath (for `history` or `position`). */
-  readonly broker: RedisBroker
-  /** Closes the Redis connection it made (not one you passed). */
-  close: () => Promise<void>
-}
+export type Publisher<T extends Record<string, PublisherTopic>> = AnyPublisher<T, RedisBroker>
 
 /**
  * Creates a publisher. It connects on the first publish; while Redis is unreachable
  * publishes reject with FST_REALTIME_BROKER_UNAVAILABLE.
  */
 export function createPublisher<T extends Record<string, PublisherTopic>> (options: PublisherOptions<T>): Publisher<T> {
-  const maxTopicLength = options.maxTopicLength ?? defaults.maxTopicLength
-  if (!Number.isInteger(maxTopicLength) || maxTopicLength < 1) {
-    throw new errorCodes.FST_REALTIME_INVALID_OPTION('maxTopicLength', `must be a whole number >= 1 (got ${String(maxTopicLength)})`)
-  }
-  const topics = new Topics(new SchemaCompiler(options.ajv), {
-    size: options.history?.size ?? defaults.historySize,
-    ttl: options.history?.ttl ?? defaults.historyTtl
-  }, maxTopicLength)
-  const compiled = new Map<string, CompiledTopic>()
-  for (const [pattern, definition] of Object.entries(options.topics)) {
-    compiled.set(pattern, topics.add(pattern, { message: definition.message, params: definition.params, history: definition.history }))
-  }
   const broker = new RedisBroker({ redis: options.redis, cluster: options.cluster, clusterOptions: options.clusterOptions, prefix: options.prefix, metaTtl: options.metaTtl, log: options.log })
-
-  async function publish (topic: string, data: unknown, opts?: PublisherPublishOptions): Promise<PublisherResult> {
-    // The same resolution and publish path as the server's: the first pattern the name
-    // matches, with its params valid for that pattern's schema.
-    return publishTo(broker, resolveTopic(topics, topic), topic, data, opts)
-  }
-
-  return {
-    broker,
-    publish,
-    topic (pattern) {
-      const compiledTopic = compiled.get(pattern)
-      if (compiledTopic === undefined) throw new errorCodes.FST_REALTIME_UNKNOWN_TOPIC(String(pattern))
-      const name = (params: Record<string, string | number>) => formatTopic(compiledTopic, params)
-      return {
-        pattern,
-        name,
-        publish: async (params, data, opts) => publish(name(params), data, opts)
-      }
-    },
-    close: () => broker.close()
-  }
+  return publisherOn(broker, true, options)
 }

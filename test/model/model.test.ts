@@ -166,3 +166,27 @@ t.test('hooks: one onDisconnect per onConnect, one onUnsubscribe per confirmed s
   t.same(broken(run([...open(), ...closeAll(), { kind: 'hook', hook: 'disconnect', serverId: 's' }])), [Guarantee.connectPair], 'two onDisconnect')
   t.same(broken(run([...open(), ...subscribed('feed/a', 1, { offset: 0 }), ...closeAll(), ended('feed/a')])), [Guarantee.unsubscribePair], 'onUnsubscribe after onDisconnect')
 })
+
+t.test('a rolled back publication is never delivered, whether it arrives after the rollback is known or before', async (t) => {
+  const history = (order: 'after' | 'before'): ModelEvent[] => {
+    const rolledBack: ModelEvent = { kind: 'rolledBack', topic: 'feed/a', data: { n: 3 } }
+    return [
+      ...open(),
+      ...subscribed('feed/a', 1, { offset: 2 }),
+      ...(order === 'after' ? [rolledBack, msg('feed/a', 3)] : [msg('feed/a', 3), rolledBack]),
+      { kind: 'settled' },
+      ...closeAll('c', 's', 1005, true, ['feed/a'])
+    ]
+  }
+  t.same(broken(run(history('after'))), [Guarantee.rolledBack])
+  t.same(broken(run(history('before'))), [Guarantee.rolledBack])
+  t.same(run([
+    ...open(),
+    ...subscribed('feed/a', 1, { offset: 2 }),
+    { kind: 'rolledBack', topic: 'feed/a', data: { n: 99 } },
+    { kind: 'published', topic: 'feed/a', epoch: E, offset: 3, data: { n: 3 } },
+    msg('feed/a', 3),
+    { kind: 'settled' },
+    ...closeAll('c', 's', 1005, true, ['feed/a'])
+  ]), [], 'a committed one after a rolled back one, at the offset the rollback gave back')
+})

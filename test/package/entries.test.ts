@@ -1,4 +1,4 @@
-// What each entry loads: an app that never scales out must not pay for ioredis, nor one
+// What each entry loads: an app that never scales out must not pay for ioredis or pg, nor one
 // without metrics for prom-client (optional peers it may not even have installed). Each
 // import runs in a fresh process, as an app's first import of the package would.
 import t from 'tap'
@@ -55,4 +55,11 @@ t.test('@fastify/websocket and ws load when the plugin is registered, not when i
 
 t.test('fastify-realtime/redis loads it', async (t) => {
   t.ok(await loadedModules('./lib/redis.ts', 'ioredis') > 0, 'the check above would see it')
+})
+
+t.test('pg is loaded by fastify-realtime/postgres only', async (t) => {
+  t.equal(await loadedModules('./lib/index.ts', 'pg'), 0, 'not by the main entry')
+  t.equal(await loadedModules('./lib/redis.ts', 'pg'), 0, 'nor by the Redis one')
+  t.equal(await loadedModules('./lib/postgres.ts', 'ioredis'), 0, 'which loads no ioredis')
+  t.ok(await loadedModules('./lib/postgres.ts', 'pg') > 0, 'the checks above would see it')
 })

@@ -182,7 +182,7 @@ t.teardown(async () => { if (tmp !== '') await rm(tmp, { recursive: true, force:
 
 t.test('the tarball ships its build, maps to lib/ lines, public declarations only, and a LICENSE; types are right for every resolution (attw)', async (t) => {
   const list = (await run('tar', ['-tzf', tarball], tmp)).split('\n')
-  for (const file of ['package/LICENSE', 'package/dist/index.js', 'package/dist/redis.js', 'package/dist/client/index.js', 'package/dist/cjs/index.js', 'package/dist/cjs/package.json', 'package/dist/index.d.ts', 'package/dist/cjs/index.d.ts']) {
+  for (const file of ['package/LICENSE', 'package/dist/index.js', 'package/dist/redis.js', 'package/dist/postgres.js', 'package/dist/client/index.js', 'package/dist/cjs/index.js', 'package/dist/cjs/package.json', 'package/dist/index.d.ts', 'package/dist/cjs/index.d.ts']) {
     t.ok(list.includes(file), file)
   }
   t.notOk(list.some((file) => file.startsWith('package/lib/')), 'no TypeScript sources')
@@ -202,20 +202,23 @@ t.test('ESM consumers on the newest fastify and TypeBox: node16, nodenext and bu
     fastify: installed('fastify'),
     '@sinclair/typebox': installed('@sinclair/typebox'),
     ioredis: installed('ioredis'),
+    pg: installed('pg'),
+    '@types/pg': installed('@types/pg'),
     ws: installed('ws'),
     // What an app's own devDependencies hold: types for the ws client its script uses, and tsx.
     '@types/ws': installed('@types/ws'),
     '@types/node': installed('@types/node'),
     tsx: installed('tsx')
-  }, ['smoke.ts', 'redis.ts'])
+  }, ['smoke.ts', 'redis.ts', 'postgres.ts'])
   // node16 and nodenext read the same declarations (dist/*.d.ts by the "import" condition);
   // the Redis entry is type-checked under the stricter two, which keeps one tsc run lighter.
   const [node16] = await check(dir, 'node16', ['smoke.ts'])
   t.match(node16, { ...expected, fastify: installed('fastify') }, 'node16: connect, request, publish')
   for (const flavour of ['nodenext', 'bundler'] as const) {
-    const [smoke, redis] = await check(dir, flavour, ['smoke.ts', 'redis.ts'])
+    const [smoke, redis, postgres] = await check(dir, flavour, ['smoke.ts', 'redis.ts', 'postgres.ts'])
     t.match(smoke, { ...expected, fastify: installed('fastify') }, `${flavour}: connect, request, publish`)
     t.match(redis, expectedRedis, `${flavour}: fastify-realtime/redis`)
+    t.match(postgres, { broker: 'function', migration: /CREATE TABLE IF NOT EXISTS "public"."realtime_topics"/, typed: [false] }, `${flavour}: fastify-realtime/postgres`)
   }
   const copies = await fastJsonStringifyCopies(dir)
   t.equal(copies.length, 1, `one fast-json-stringify, shared with fastify (${copies.map((path) => path.slice(dir.length + 1)).join(', ')})`)
