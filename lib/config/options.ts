@@ -37,6 +37,7 @@ export const defaults = {
   maxConnectionsPerUser: 100,
   maxDepth: 32,
   validateReplies: true,
+  msgpack: true,
   compressionThreshold: 1024,
   compressionLevel: -1,
   compressionMemLevel: 8,
@@ -85,6 +86,7 @@ export const OptionsSchema = Type.Object({
     pendingTimeout: Ms(defaults.idempotencyPendingTimeout, 'ms a repeat waits for the first run of its key, and a dead node\'s claim on a key lasts')
   }, { default: {} }),
   validateReplies: Type.Boolean({ default: defaults.validateReplies, description: 'check each route reply against its schema before sending it (a mismatch answers INTERNAL and is logged); publications and events are always checked' }),
+  msgpack: Type.Boolean({ default: defaults.msgpack, description: 'accept the `realtime.v1.msgpack` subprotocol (the same protocol in binary MessagePack frames) from clients that offer it; msgpackr loads on the first such connection' }),
   compression: Type.Union([
     Type.Boolean(),
     Type.Object({

@@ -5,12 +5,13 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
-import { CloseCode, ReadyState, closeReason } from '../protocol/constants.js'
+import { CloseCode, ReadyState, SUBPROTOCOL_MSGPACK, closeReason } from '../protocol/constants.js'
 import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.js'
 import type { MessageId } from '../wire/frames.js'
 import { channels, dropTally, frameType } from '../protocol/diagnostics.js'
 import { FrameRoute, frameRoute, sendShared, type SharedFrame } from '../wire/compress-once.js'
-import { textFrame, writeFrame } from '../wire/ws-frame.js'
+import { binaryFrame, textFrame, writeFrame } from '../wire/ws-frame.js'
+import { packFrame } from '../wire/msgpack.js'
 import { Subscriptions } from './subscriptions.js'
 import type { Connection as PublicConnection, ConnectionInfo, ConnectionState, DisconnectInfo, RealtimeConnectionData } from './public.js'
 
@@ -136,6 +137,8 @@ export class Connection<U = unknown> implements PublicConnection<U> {
   #flushing = false
   /** How shared frames reach this socket (compress-once.ts `frameRoute`), fixed at open. */
   readonly #route: number
+  /** The connection negotiated `realtime.v1.msgpack`: its frames are binary MessagePack both ways. */
+  readonly msgpack: boolean
   #log: FastifyBaseLogger | undefined
   #data: RealtimeConnectionData | undefined
 
@@ -150,6 +153,7 @@ export class Connection<U = unknown> implements PublicConnection<U> {
     this.connectedAt = this.lastSeen = Date.now()
     this.bucket = new TokenBucket(limits.rateLimit, this.connectedAt)
     this.#route = frameRoute(socket)
+    this.msgpack = socket.protocol === SUBPROTOCOL_MSGPACK
   }
 
   /** A child of the request's logger carrying the connection id, made on first use. */
@@ -193,7 +197,9 @@ export class Connection<U = unknown> implements PublicConnection<U> {
     if (!this.#admit(frame.length, volatile)) return false
     // Replies, errors and events (strings) are observed one by one; fan-out once per publication (hub.ts).
     if (typeof frame === 'string' && channels.messageOut.hasSubscribers) channels.messageOut.publish({ connection: this, type: frameType(frame) })
-    if (typeof frame !== 'string') this.socket.send(frame, TEXT)
+    // The frame was built as JSON text (frames.ts): packed from it, so both encodings say the same.
+    if (this.msgpack) writeFrame(this.socket, binaryFrame(packFrame(frame.toString())), this.#route === FrameRoute.Plain)
+    else if (typeof frame !== 'string') this.socket.send(frame, TEXT)
     // Without compression, a frame of this connection alone goes the way shared frames
     // do: header and payload built as one Buffer and written at once when ws holds
     // nothing ahead of it (ws-frame.ts), instead of ws framing it into two.
@@ -208,8 +214,8 @@ export class Connection<U = unknown> implements PublicConnection<U> {
    * ahead of it, else ws.send() queues it in order (compress-once.ts). Same limits as send().
    */
   sendShared (frame: SharedFrame, volatile = false): boolean {
-    if (!this.#admit(frame.plain.length, volatile)) return false
-    sendShared(this.socket, frame, this.#route)
+    if (!this.#admit(frame.frame(this.msgpack).length, volatile)) return false
+    sendShared(this.socket, frame, this.#route, this.msgpack)
     return true
   }
 
