@@ -203,7 +203,7 @@ export class ConnectionCore {
   #open (): void {
     this.#reconnectTimer = undefined
     // MessagePack's encoder loads before the first socket; one that cannot load closes the client.
-    if (!this.#codec.ready) return this.#codec.whenReady(() => { if (this.#state !== 'closed') this.#open() }, (err) => { this.#error(err); void this.close(CloseCode.ABNORMAL, 'the MessagePack encoder could not be loaded') })
+    if (!this.#codec.ready) return this.#codec.whenReady(() => { if (this.#state !== 'closed') this.#open() }, (err) => { this.#error(err); this.close(CloseCode.ABNORMAL, 'the MessagePack encoder could not be loaded').catch(() => {}) })
     const serial = ++this.#serial
     this.#attempts++
     this.emitter.emit('attempt', { attempt: this.#attempts, url: this.url })
