@@ -118,6 +118,12 @@ export interface MessageMeta {
 export interface SubscribeOptions {
   /** Presence meta of this connection on the topic (for topics with presence meta), sent with every (re)subscribe. */
   meta?: unknown
+  /**
+   * Ask for delta compression (on topics the server declared with `delta: true`): after a
+   * whole publication, the next ones may come as Fossil deltas, which the client applies;
+   * listeners always get whole objects. Default false.
+   */
+  delta?: boolean
 }
 
 export interface SubscribeInfo {

@@ -24,7 +24,8 @@ const SubscribeData = Type.Object({
     offset: Type.Integer({ minimum: 0 }),
     epoch: Type.String({ maxLength: 128 })
   })),
-  meta: Type.Optional(Type.Unknown())
+  meta: Type.Optional(Type.Unknown()),
+  delta: Type.Optional(Type.Literal('fossil'))
 })
 const TopicData = Type.Object({ topic: Type.String({ minLength: 1 }) })
 const PublishData = Type.Object({ topic: Type.String({ minLength: 1 }), data: Type.Unknown() })
@@ -55,7 +56,7 @@ export class TopicCommands<U> {
   readonly hub: Hub
 
   constructor (options: Readonly<ResolvedOptions>, compiler: SchemaCompiler, topics: Topics, broker: Broker, hooks: Hooks<U>, serializeUser: (user: unknown) => string) {
-    this.hub = new Hub(broker, this.gap, compressionOf(options))
+    this.hub = new Hub(broker, this.gap, compressionOf(options), (topic) => topics.match(topic)?.topic.delta === true)
     this.#options = options
     this.#topics = topics
     this.#broker = broker
@@ -74,7 +75,7 @@ export class TopicCommands<U> {
   }
 
   async subscribe (connection: Connection<U>, id: MessageId, data: unknown): Promise<typeof SENT> {
-    const { topic, since, meta } = this.#check<Static<typeof SubscribeData>>(this.#validate.subscribe, data)
+    const { topic, since, meta, delta } = this.#check<Static<typeof SubscribeData>>(this.#validate.subscribe, data)
     const match = this.#match(topic)
     const metaJson = meta === undefined ? undefined : this.#meta(match, meta)
     if (connection.subscriptions.has(topic)) throw wireErrors.alreadySubscribed(topic)
@@ -83,7 +84,7 @@ export class TopicCommands<U> {
     }
     // Claim the slot before the first await: a second subscribe to the same topic is
     // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
-    const subscription: Subscription = { topic, pattern: match.topic.pattern, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false }
+    const subscription: Subscription = { topic, pattern: match.topic.pattern, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false, delta: delta !== undefined && match.topic.delta ? 0 : -1 }
     if (metaJson !== undefined) subscription.meta = metaJson
     connection.subscriptions.set(subscription)
     const current = (): boolean => connection.subscriptions.get(topic) === subscription
@@ -142,7 +143,7 @@ export class TopicCommands<U> {
 
   /** Sends what the subscribe recovered and what was held meanwhile, through the delivery rule. */
   #release (connection: Connection<U>, subscription: Subscription, recovery: RecoveryResult): void {
-    const recovered = recovery.publications.map((p) => recoveredDelivery(p, (text) => this.hub.shared(text)))
+    const recovered = recovery.publications.map((p) => recoveredDelivery(p, (text) => this.hub.shared(text), subscription.delta >= 0))
     const dropsBefore = dropTally.count
     const sent = release(connection, subscription, recovery.position, recovered, this.gap)
     // Recovered frames are this connection's alone: observed one by one, as replies are

@@ -9,6 +9,10 @@ import { deliver, type Delivery, type GapHandler } from './delivery.js'
 import { ephemeralFrame, messageFrame, presenceFrame } from '../wire/frames.js'
 import { channels, dropTally } from '../protocol/diagnostics.js'
 import { SharedFrame, type CompressionOptions } from '../wire/compress-once.js'
+import { DeltaFrames } from './delta-frames.js'
+
+/** The last stream publication a delta topic delivered on this node: the base of the next one's delta. */
+interface Last { offset: number, epoch: string, data: string }
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()
@@ -16,11 +20,16 @@ export class Hub {
   readonly #broker: Broker
   readonly #onGap: GapHandler
   readonly #compression: CompressionOptions | undefined
+  /** Whether a topic has delta compression (its declaration's `delta`). */
+  readonly #deltaTopic: (topic: string) => boolean
+  /** Per topic with subscribers here and delta compression: its last publication (null before one). */
+  readonly #last = new Map<string, Last | null>()
 
-  constructor (broker: Broker, onGap: GapHandler, compression?: CompressionOptions) {
+  constructor (broker: Broker, onGap: GapHandler, compression?: CompressionOptions, deltaTopic: (topic: string) => boolean = () => false) {
     this.#broker = broker
     this.#onGap = onGap
     this.#compression = compression
+    this.#deltaTopic = deltaTopic
   }
 
   /** A frame for many connections, compressed once where that is on. */
@@ -45,7 +54,17 @@ export class Hub {
       volatile: true
     }
     if (publication.except !== undefined) delivery.except = publication.except
+    if (offset > 0 && this.#last.has(publication.topic)) this.#deltaForms(publication, delivery)
     this.#fanOut(publication.topic, subscribers, delivery, 'message')
+  }
+
+  /** The delta forms of a stream publication on a delta topic; it becomes the base of the next. */
+  #deltaForms (publication: Publication, delivery: Delivery): void {
+    const { topic, offset, epoch, data } = publication
+    const last = this.#last.get(topic)
+    const previous = last != null && last.epoch === epoch && last.offset === offset - 1 ? last.data : undefined
+    delivery.delta = new DeltaFrames(topic, offset, epoch, data, previous, (text) => this.shared(text))
+    this.#last.set(topic, { offset, epoch, data })
   }
 
   /** Called by the broker for a presence change: every local subscriber but the member itself hears it. */
@@ -85,6 +104,7 @@ export class Hub {
     let set = this.#subscribers.get(topic)
     if (set === undefined) {
       this.#subscribers.set(topic, set = new Set())
+      if (this.#deltaTopic(topic)) this.#last.set(topic, null)
       set.add(connection)
       // A second subscriber arriving while the broker subscribes waits for the same
       // promise, so no one is told "subscribed" before this node receives the topic.
@@ -102,6 +122,7 @@ export class Hub {
     if (set === undefined || !set.delete(connection)) return
     if (set.size === 0) {
       this.#subscribers.delete(topic)
+      this.#last.delete(topic)
       await this.#broker.unsubscribe(topic)
     }
   }

@@ -26,6 +26,8 @@ export interface TopicDefinition {
   history?: Partial<HistoryOptions>
   volatile?: boolean
   presence?: boolean | PresenceOptions
+  /** Subscribers may ask for Fossil deltas (`delta: 'fossil'` in subscribe). */
+  delta?: boolean
 }
 
 export interface PresenceOptions {
@@ -57,6 +59,7 @@ export interface CompiledTopic {
   clientPublish: boolean
   history: HistoryOptions
   volatile: boolean
+  delta: boolean
   presence: CompiledPresence | null
 }
 
@@ -100,6 +103,7 @@ export class Topics {
       clientPublish: definition.clientPublish === true,
       history: { ...this.#history, ...definition.history },
       volatile: definition.volatile === true,
+      delta: definition.delta === true,
       presence: this.#presence(definition.presence, owner)
     }
     for (const key of ['size', 'ttl'] as const) {
