@@ -11,6 +11,7 @@
 import t from 'tap'
 import { commandsOf, holds, runs } from '../fixtures/protocol-commands.js'
 import { Server, World } from '../fixtures/protocol-driver.js'
+import { deltaForms } from '../fixtures/protocol-client.js'
 
 const server = new Server()
 t.teardown(() => server.stop())
@@ -36,4 +37,9 @@ t.test('memory broker: requests accepted before a close are answered', async (t)
   await holds(t, 'every accepted request answered before its connection closes', commandsOf({
     burst: 4, act: 2, kick: 1, subscribe: 1, serverPublish: 1, restart: 0, retry: 0
   }), runs(60), world)
+})
+
+t.test('the sequences exercised delta compression', async (t) => {
+  t.comment(`delta subscribers rebuilt ${deltaForms.whole} whole publications and ${deltaForms.deltas} deltas`)
+  t.ok(deltaForms.deltas > 0 && deltaForms.whole > 0)
 })
