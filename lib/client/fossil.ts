@@ -14,8 +14,11 @@ export class DeltaError extends Error {}
 /** The sum of the output as big-endian 32-bit words (the last one padded with zeros), modulo 2^32. */
 function checksum (bytes: Uint8Array): number {
   let sum = 0
-  for (let i = 0; i < bytes.length; i++) sum = (sum + bytes[i] * 2 ** (24 - 8 * (i & 3))) % 4294967296
-  return sum
+  const whole = bytes.length - (bytes.length & 3)
+  for (let i = 0; i < whole; i += 4) sum = (sum + ((bytes[i] << 24) | (bytes[i + 1] << 16) | (bytes[i + 2] << 8) | bytes[i + 3])) >>> 0
+  let tail = 0
+  for (let i = whole; i < bytes.length; i++) tail |= bytes[i] << (24 - 8 * (i - whole))
+  return (sum + tail) >>> 0
 }
 
 export function applyFossil (source: Uint8Array, delta: Uint8Array): Uint8Array {

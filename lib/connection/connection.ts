@@ -13,6 +13,7 @@ import { FrameRoute, frameRoute, sendShared, type SharedFrame } from '../wire/co
 import { binaryFrame, textFrame, writeFrame } from '../wire/ws-frame.js'
 import { packFrame } from '../wire/msgpack.js'
 import { Subscriptions } from './subscriptions.js'
+import type { WriteBatch } from './write-batch.js'
 import type { Connection as PublicConnection, ConnectionInfo, ConnectionState, DisconnectInfo, RealtimeConnectionData } from './public.js'
 
 export type { Subscription } from './subscriptions.js'
@@ -46,24 +47,8 @@ export interface ConnectionLimits {
   dropped: number
   /** Frames sent on every connection: replies, events and fan-out alike. */
   sent: number
-}
-
-/**
- * The event-loop iteration frames are being sent in: advanced by one setImmediate,
- * scheduled by the first send of an iteration (one callback per iteration with sends,
- * however many connections and messages it had).
- */
-let iteration = 1
-let advancing = false
-/** Connections corked in this iteration, uncorked when it ends. */
-const corked: Array<Connection<any>> = []
-
-function endOfIteration (): void {
-  advancing = false
-  iteration++
-  // Swap the list out first: an uncork that writes may run code that sends again.
-  const batch = corked.splice(0, corked.length)
-  for (const connection of batch) (connection.socket as unknown as { _socket: Socket })._socket.uncork()
+  /** Coalesces each socket's writes (the end of the iteration, or `writeDelay` ms). */
+  batch: WriteBatch
 }
 
 /**
@@ -102,10 +87,8 @@ export class Connection<U = unknown> implements PublicConnection<U> {
   pingedAt = 0
   messagesIn = 0
   messagesOut = 0
-  /** The iteration of the last frame sent: the first of an iteration goes out at once... */
-  #sentIn = 0
-  /** ...and the next ones are corked until the iteration ends (the iteration it was corked in). */
-  #corkedIn = 0
+  /** The write window (write-batch.ts) this socket was last corked in. */
+  #heldIn = 0
   /** Keyed by topic, read like a Map (subscriptions.ts). */
   readonly subscriptions = new Subscriptions()
   /**
@@ -237,23 +220,14 @@ export class Connection<U = unknown> implements PublicConnection<U> {
     }
     this.messagesOut++
     this.#limits.sent++
-    // A burst to this socket (publications, replies and the messages they announce)
-    // leaves in two writes, not one each: the first frame at once, the rest corked
-    // until this event-loop iteration ends. Corking from the first frame would put
-    // every lone frame (a publication per iteration, a reply per request: the usual
-    // case) through the stream's buffer for nothing.
-    if (this.#sentIn !== iteration) {
-      this.#sentIn = iteration
-      if (!advancing) {
-        advancing = true
-        setImmediate(endOfIteration)
-      }
-    } else if (this.#corkedIn !== iteration) {
+    // Frames to this socket in one window (the rest of this event-loop iteration, or
+    // writeDelay ms) leave in one write: the first corks it, the window's end uncorks it.
+    const batch = this.#limits.batch
+    if (this.#heldIn !== batch.window) {
       const raw = (this.socket as unknown as { _socket?: Socket })._socket
       if (raw !== undefined) {
-        this.#corkedIn = iteration
-        raw.cork()
-        corked.push(this)
+        this.#heldIn = batch.window
+        batch.hold(raw)
       }
     }
     return true

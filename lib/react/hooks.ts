@@ -64,10 +64,11 @@ export function useSubscription (topic: string, listener?: (message: any, meta: 
   const [status, setStatus] = useState<SubscriptionStatus>({ status: 'pending' })
   const meta = options.meta
   const metaKey = meta === undefined ? '' : JSON.stringify(meta)
+  const delta = options.delta === true
   useEffect(() => {
     let live = true
     setStatus({ status: 'pending' })
-    const off = client.subscribe(topic as never, (message, m) => latest.current?.(message, m), meta === undefined ? {} : { meta })
+    const off = client.subscribe(topic as never, (message, m) => latest.current?.(message, m), meta === undefined ? { delta } : { meta, delta })
     off.ready.then(
       () => { if (live) setStatus({ status: 'ready' }) },
       (error: unknown) => { if (live) setStatus({ status: 'error', error }) }
@@ -77,18 +78,18 @@ export function useSubscription (topic: string, listener?: (message: any, meta: 
       off()
     }
     // metaKey stands for meta: a new object with the same content does not resubscribe.
-  }, [client, topic, metaKey])
+  }, [client, topic, metaKey, delta])
   return status
 }
 
 /** The last `limit` publications of a topic (default 100), oldest first. */
-export function useMessages (topic: string, options: { limit?: number } = {}): ReceivedMessage[] {
+export function useMessages (topic: string, options: { limit?: number, delta?: boolean } = {}): ReceivedMessage[] {
   const limit = options.limit ?? 100
   const [messages, setMessages] = useState<ReceivedMessage[]>([])
   useEffect(() => { setMessages([]) }, [topic])
   useSubscription(topic, (data, meta) => {
     setMessages((list) => [...list, { data, meta }].slice(-limit))
-  })
+  }, { delta: options.delta })
   return messages
 }
 
