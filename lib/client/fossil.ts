@@ -9,7 +9,9 @@ const DIGITS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~
 const VALUE = new Int8Array(128).fill(-1)
 for (let i = 0; i < DIGITS.length; i++) VALUE[DIGITS.charCodeAt(i)] = i
 
-export class DeltaError extends Error {}
+export class DeltaError extends Error {
+  override name = 'DeltaError'
+}
 
 /** The sum of the output as big-endian 32-bit words (the last one padded with zeros), modulo 2^32. */
 function checksum (bytes: Uint8Array): number {
