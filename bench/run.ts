@@ -10,6 +10,7 @@
 //   npm run bench -- --workers 1   load-generator processes (1 or 2)
 //   npm run bench -- --cpu-prof    write V8 CPU profiles of the servers to bench/results/profiles/
 //   npm run bench -- --multinode   only the multi-node scenario on Redis and Redis Cluster (bench/multinode)
+//   npm run bench -- --ticker      only the ticker scenario: JSON, MessagePack, deltas, compress-once, Socket.IO (bench/ticker)
 //
 // See bench/README.md for what each figure means.
 
@@ -95,6 +96,7 @@ function parseCli () {
       set: { type: 'string', multiple: true, default: [] },
       'cpu-prof': { type: 'boolean', default: false },
       multinode: { type: 'boolean', default: false },
+      ticker: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false }
     },
     allowPositionals: false
@@ -109,7 +111,8 @@ function parseCli () {
       '  --repeat n           run every scenario n times (order rotated) and report medians (default 1)',
       '  --set key=value      override one count, e.g. --set fanoutPublications=500 (repeatable; keys: see QUICK in bench/run.ts)',
       '  --cpu-prof           write CPU profiles of the server processes to bench/results/profiles/',
-      '  --multinode          instead: 2 and 3 nodes on Redis and Redis Cluster beside Socket.IO\'s sharded adapter (needs redis-server, redis-cli)'
+      '  --multinode          instead: 2 and 3 nodes on Redis and Redis Cluster beside Socket.IO\'s sharded adapter (needs redis-server, redis-cli)',
+      '  --ticker             instead: the ticker (1,000 subscribers, 50 symbols, 200 quotes/s) in JSON, MessagePack, with deltas, compress-once and Socket.IO (--only picks ways, --set tickerSeconds=20)'
     ].join('\n'))
     process.exit(0)
   }
@@ -120,7 +123,7 @@ function parseCli () {
     for (const id of ids) if (!list.some((item) => item.id === id)) throw new Error(`unknown ${what} "${id}"`)
     return list.filter((item) => ids.includes(item.id))
   }
-  let variants = pick(allVariants, values.only, 'variant')
+  let variants = values.ticker ? allVariants : pick(allVariants, values.only, 'variant')
   if (!variants.some((v) => v.id === BASELINE)) variants = allVariants.filter((v) => v.id === BASELINE || variants.includes(v))
   const workers = Number(values.workers)
   if (workers !== 1 && workers !== 2) throw new Error('--workers must be 1 or 2')
@@ -138,7 +141,9 @@ function parseCli () {
     repeat,
     overrides: values.set ?? [],
     cpuProf: values['cpu-prof'],
-    multinode: values.multinode
+    multinode: values.multinode,
+    ticker: values.ticker,
+    only: values.only
   }
 }
 
@@ -202,6 +207,17 @@ async function ownCpu (server: ServerGroup, load: LoadPool): Promise<number | nu
 
 async function main (): Promise<number> {
   const cli = parseCli()
+  if (cli.ticker) {
+    const { runTicker, TICKER_DEFAULTS } = await import('./ticker/run.js')
+    const counts = { ...TICKER_DEFAULTS }
+    for (const pair of cli.overrides) {
+      const [key, value] = pair.split('=')
+      if (key in counts) (counts as Record<string, number>)[key] = Number(value)
+    }
+    const rows = await runTicker(counts, cli.only?.split(','))
+    writeFileSync(path.join(RESULTS, 'ticker.json'), JSON.stringify({ counts, rows }, null, 2) + '\n')
+    return 0
+  }
   if (cli.multinode) {
     ensureBuilt((message) => process.stderr.write(`[bench] ${message}\n`))
     const { runMultinode, MULTINODE_QUICK, MULTINODE_FULL } = await import('./multinode/run.js')

@@ -53,6 +53,17 @@ export const variants: Variant[] = [
     description: 'this plugin with metrics: true (prom-client counters and histograms on the diagnostics channels)'
   },
   {
+    id: 'plugin-write-delay',
+    label: 'fastify-realtime, writeDelay 5',
+    server: 'plugin-write-delay.ts',
+    client: 'realtime',
+    nodes: 1,
+    color: '#1c4597',
+    url: wsUrl,
+    description: 'this plugin with writeDelay: 5 (each socket\'s frames of 5 ms leave in one write); fan-out only',
+    scenarios: ['fanout']
+  },
+  {
     id: 'plugin-unchecked',
     label: 'fastify-realtime, replies unchecked',
     server: 'plugin-unchecked.ts',

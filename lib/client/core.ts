@@ -14,7 +14,8 @@ import { fromWire, RealtimeClientError } from './errors.js'
 import { Liveness } from './liveness.js'
 import { NetworkWatch } from './network.js'
 import { resolveClientOptions } from './options.js'
-import { answeredBeforeClose, CloseCode, ReadyState, shouldReconnect, SUBPROTOCOL } from './protocol.js'
+import { answeredBeforeClose, CloseCode, ReadyState, shouldReconnect } from './protocol.js'
+import { codecOf, type Codec } from './codec.js'
 import { Requests } from './requests.js'
 import { Topics } from './topics.js'
 import {
@@ -46,6 +47,7 @@ export class ConnectionCore {
   protected readonly topics: Topics
   readonly #liveness: Liveness
   readonly #network: NetworkWatch
+  readonly #codec: Codec
 
   #state: ClientState = 'closed'
   #socket: InternalSocket | null = null
@@ -69,6 +71,7 @@ export class ConnectionCore {
     this.#connectTimeout = o.connectTimeout
     this.#backoff = o.backoff
     this.#keepAlive = o.keepAlive
+    this.#codec = codecOf(o.encoding)
     this.emitter = new Emitter((err, event) => this.#listenerFailed(err, event))
     const client = this
     const later = (fn: () => void, ms: number): Timer => this.#later(fn, ms)
@@ -139,7 +142,7 @@ export class ConnectionCore {
   protected write (frame: Record<string, unknown>): boolean {
     const socket = this.#socket
     if (socket === null || socket.readyState !== ReadyState.OPEN) return false
-    socket.send(JSON.stringify(frame))
+    socket.send(this.#codec.encode(frame))
     return true
   }
 
@@ -199,13 +202,16 @@ export class ConnectionCore {
 
   #open (): void {
     this.#reconnectTimer = undefined
+    // MessagePack's encoder loads before the first socket; one that cannot load closes the client.
+    if (!this.#codec.ready) return this.#codec.whenReady(() => { if (this.#state !== 'closed') this.#open() }, (err) => { this.#error(err); this.close(CloseCode.ABNORMAL, 'the MessagePack encoder could not be loaded').catch(() => {}) })
     const serial = ++this.#serial
     this.#attempts++
     this.emitter.emit('attempt', { attempt: this.#attempts, url: this.url })
     if (this.#serial !== serial || this.#state === 'closed') return // a listener closed the client
     let socket: InternalSocket
     try {
-      socket = new this.#WebSocket(this.url, SUBPROTOCOL) as unknown as InternalSocket
+      socket = new this.#WebSocket(this.url, this.#codec.protocol) as unknown as InternalSocket
+      socket.binaryType = 'arraybuffer'
     } catch (err) {
       // A URL the WebSocket refuses outright: trying again cannot help.
       this.#error(err)
@@ -243,14 +249,8 @@ export class ConnectionCore {
 
   #onData (raw: unknown): void {
     this.#liveness.seen()
-    if (typeof raw !== 'string') return
-    let frame: ServerFrame
-    try {
-      frame = JSON.parse(raw)
-    } catch {
-      return
-    }
-    if (frame === null || typeof frame !== 'object' || Array.isArray(frame) || typeof frame.type !== 'string') return
+    const frame = this.#codec.decode(raw)
+    if (frame === null) return
     this.emitter.emit('*', frame)
     switch (frame.type) {
       case 'reply':

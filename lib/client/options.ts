@@ -24,6 +24,7 @@ export interface ResolvedClientOptions {
   /** Whether the browser is online now (true where it cannot tell). */
   online: boolean
   autoConnect: boolean
+  encoding: 'json' | 'msgpack'
 }
 
 export function resolveClientOptions (options: ClientOptions<any>): ResolvedClientOptions {
@@ -38,7 +39,10 @@ export function resolveClientOptions (options: ClientOptions<any>): ResolvedClie
   if (network !== undefined && network !== false && (network === null || typeof network !== 'object')) {
     throw new ClientUsageError('createClient: network must be false or an object of event targets')
   }
+  const encoding = options.encoding ?? 'json'
+  if (encoding !== 'json' && encoding !== 'msgpack') throw new ClientUsageError('createClient: encoding must be \'json\' or \'msgpack\'')
   return {
+    encoding,
     url,
     WebSocket,
     getToken: options.getToken,

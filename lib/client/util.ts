@@ -8,6 +8,8 @@ export interface InternalSocket extends WebSocketLike {
   onmessage: ((event: { data: unknown }) => void) | null
   onclose: ((event: { code: number, reason: string }) => void) | null
   onerror: ((event: unknown) => void) | null
+  /** 'arraybuffer': binary messages (MessagePack) as ArrayBuffers, not browsers' default Blobs. */
+  binaryType?: string
   terminate?: () => void
 }
 

@@ -5,13 +5,15 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
-import { CloseCode, ReadyState, closeReason } from '../protocol/constants.js'
+import { CloseCode, ReadyState, SUBPROTOCOL_MSGPACK, closeReason } from '../protocol/constants.js'
 import { TokenBucket, type ErrorBudget, type RateLimitOptions } from './limits.js'
 import type { MessageId } from '../wire/frames.js'
 import { channels, dropTally, frameType } from '../protocol/diagnostics.js'
 import { FrameRoute, frameRoute, sendShared, type SharedFrame } from '../wire/compress-once.js'
-import { textFrame, writeFrame } from '../wire/ws-frame.js'
+import { binaryFrame, textFrame, writeFrame } from '../wire/ws-frame.js'
+import { packFrame } from '../wire/msgpack.js'
 import { Subscriptions } from './subscriptions.js'
+import type { WriteBatch } from './write-batch.js'
 import type { Connection as PublicConnection, ConnectionInfo, ConnectionState, DisconnectInfo, RealtimeConnectionData } from './public.js'
 
 export type { Subscription } from './subscriptions.js'
@@ -45,24 +47,8 @@ export interface ConnectionLimits {
   dropped: number
   /** Frames sent on every connection: replies, events and fan-out alike. */
   sent: number
-}
-
-/**
- * The event-loop iteration frames are being sent in: advanced by one setImmediate,
- * scheduled by the first send of an iteration (one callback per iteration with sends,
- * however many connections and messages it had).
- */
-let iteration = 1
-let advancing = false
-/** Connections corked in this iteration, uncorked when it ends. */
-const corked: Array<Connection<any>> = []
-
-function endOfIteration (): void {
-  advancing = false
-  iteration++
-  // Swap the list out first: an uncork that writes may run code that sends again.
-  const batch = corked.splice(0, corked.length)
-  for (const connection of batch) (connection.socket as unknown as { _socket: Socket })._socket.uncork()
+  /** Coalesces each socket's writes (the end of the iteration, or `writeDelay` ms). */
+  batch: WriteBatch
 }
 
 /**
@@ -103,10 +89,8 @@ export class Connection<U = unknown> implements PublicConnection<U> {
   heartbeatSlot = -1
   messagesIn = 0
   messagesOut = 0
-  /** The iteration of the last frame sent: the first of an iteration goes out at once... */
-  #sentIn = 0
-  /** ...and the next ones are corked until the iteration ends (the iteration it was corked in). */
-  #corkedIn = 0
+  /** The write window (write-batch.ts) this socket was last corked in. */
+  #heldIn = 0
   /** Keyed by topic, read like a Map (subscriptions.ts). */
   readonly subscriptions = new Subscriptions()
   /**
@@ -138,6 +122,8 @@ export class Connection<U = unknown> implements PublicConnection<U> {
   #flushing = false
   /** How shared frames reach this socket (compress-once.ts `frameRoute`), fixed at open. */
   readonly #route: number
+  /** The connection negotiated `realtime.v1.msgpack`: its frames are binary MessagePack both ways. */
+  readonly msgpack: boolean
   #log: FastifyBaseLogger | undefined
   #data: RealtimeConnectionData | undefined
 
@@ -152,6 +138,7 @@ export class Connection<U = unknown> implements PublicConnection<U> {
     this.connectedAt = this.lastSeen = Date.now()
     this.bucket = new TokenBucket(limits.rateLimit, this.connectedAt)
     this.#route = frameRoute(socket)
+    this.msgpack = socket.protocol === SUBPROTOCOL_MSGPACK
   }
 
   /** A child of the request's logger carrying the connection id, made on first use. */
@@ -195,7 +182,9 @@ export class Connection<U = unknown> implements PublicConnection<U> {
     if (!this.#admit(frame.length, volatile)) return false
     // Replies, errors and events (strings) are observed one by one; fan-out once per publication (hub.ts).
     if (typeof frame === 'string' && channels.messageOut.hasSubscribers) channels.messageOut.publish({ connection: this, type: frameType(frame) })
-    if (typeof frame !== 'string') this.socket.send(frame, TEXT)
+    // The frame was built as JSON text (frames.ts): packed from it, so both encodings say the same.
+    if (this.msgpack) writeFrame(this.socket, binaryFrame(packFrame(frame.toString())), this.#route === FrameRoute.Plain)
+    else if (typeof frame !== 'string') this.socket.send(frame, TEXT)
     // Without compression, a frame of this connection alone goes the way shared frames
     // do: header and payload built as one Buffer and written at once when ws holds
     // nothing ahead of it (ws-frame.ts), instead of ws framing it into two.
@@ -210,8 +199,8 @@ export class Connection<U = unknown> implements PublicConnection<U> {
    * ahead of it, else ws.send() queues it in order (compress-once.ts). Same limits as send().
    */
   sendShared (frame: SharedFrame, volatile = false): boolean {
-    if (!this.#admit(frame.plain.length, volatile)) return false
-    sendShared(this.socket, frame, this.#route)
+    if (!this.#admit(frame.frame(this.msgpack).length, volatile)) return false
+    sendShared(this.socket, frame, this.#route, this.msgpack)
     return true
   }
 
@@ -233,23 +222,14 @@ export class Connection<U = unknown> implements PublicConnection<U> {
     }
     this.messagesOut++
     this.#limits.sent++
-    // A burst to this socket (publications, replies and the messages they announce)
-    // leaves in two writes, not one each: the first frame at once, the rest corked
-    // until this event-loop iteration ends. Corking from the first frame would put
-    // every lone frame (a publication per iteration, a reply per request: the usual
-    // case) through the stream's buffer for nothing.
-    if (this.#sentIn !== iteration) {
-      this.#sentIn = iteration
-      if (!advancing) {
-        advancing = true
-        setImmediate(endOfIteration)
-      }
-    } else if (this.#corkedIn !== iteration) {
+    // Frames to this socket in one window (the rest of this event-loop iteration, or
+    // writeDelay ms) leave in one write: the first corks it, the window's end uncorks it.
+    const batch = this.#limits.batch
+    if (this.#heldIn !== batch.window) {
       const raw = (this.socket as unknown as { _socket?: Socket })._socket
       if (raw !== undefined) {
-        this.#corkedIn = iteration
-        raw.cork()
-        corked.push(this)
+        this.#heldIn = batch.window
+        batch.hold(raw)
       }
     }
     return true

@@ -4,6 +4,12 @@
 // subscription is kept in a field; a Map is made only when a second one comes.
 import type { SharedFrame } from '../wire/compress-once.js'
 
+/** A publication's frames for subscribers that asked for deltas (pubsub/delta-frames.ts). */
+export interface DeltaForms {
+  full: () => SharedFrame
+  patch: () => SharedFrame | null
+}
+
 /** One framed publication (or presence change) on its way to the subscribers of a topic. */
 export interface Delivery {
   /** The publication's offset; 0 for a frame outside the stream (ephemeral, presence). */
@@ -19,6 +25,8 @@ export interface Delivery {
    * before the rule would leave a hole that the next publication calls a gap.
    */
   except?: readonly string[]
+  /** On a topic with delta compression: the forms for subscribers that asked for deltas. */
+  delta?: DeltaForms
   /** The publication's tags, when its topic declares tags: what filtered subscriptions match. */
   tags?: Readonly<Record<string, string | number>>
 }
@@ -48,6 +56,12 @@ export interface Subscription {
   /** Epoch of the stream that offset belongs to: a publication of another epoch is a gap too. */
   epoch: string
   volatile: boolean
+  /**
+   * -1: whole publications (the subscriber did not ask for deltas, or the topic has none).
+   * Otherwise the offset, in `epoch`, of the last publication this subscriber was sent in
+   * delta form (0: none yet): the base its next delta must follow.
+   */
+  delta: number
   /** Serialised presence meta sent with `subscribe`, when the topic has presence. */
   meta?: string
   /** Whether this subscription is a member of the topic's presence (and so must leave it). */

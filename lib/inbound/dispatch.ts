@@ -61,7 +61,7 @@ export class Dispatcher<U> {
       connection.close(CloseCode.TOO_BIG, 'frame too big')
       return
     }
-    const envelope = parseEnvelope(raw, isBinary, this.#options.maxDepth)
+    const envelope = parseEnvelope(raw, isBinary, this.#options.maxDepth, connection.msgpack)
     if (channels.messageIn.hasSubscribers) channels.messageIn.publish({ connection, type: isEnvelopeError(envelope) ? 'invalid' : inboundType(envelope.type, this.#router) })
     if (isEnvelopeError(envelope)) {
       this.#answers.error(connection, envelope.id, envelope.error)

@@ -27,7 +27,8 @@ const SubscribeData = Type.Object({
     epoch: Type.String({ maxLength: 128 })
   })),
   meta: Type.Optional(Type.Unknown()),
-  filter: Type.Optional(Type.Unknown())
+  filter: Type.Optional(Type.Unknown()),
+  delta: Type.Optional(Type.Literal('fossil'))
 })
 const TopicData = Type.Object({ topic: Type.String({ minLength: 1 }) })
 const PublishData = Type.Object({ topic: Type.String({ minLength: 1 }), data: Type.Unknown() })
@@ -60,7 +61,10 @@ export class TopicCommands<U> {
   readonly filters: FilterRegistry
 
   constructor (options: Readonly<ResolvedOptions>, compiler: SchemaCompiler, topics: Topics, broker: Broker, hooks: Hooks<U>, serializeUser: (user: unknown) => string) {
-    this.hub = new Hub(broker, this.gap, options.fanOutSlice, compressionOf(options), (topic) => topics.match(topic)?.topic.presence?.countInterval ?? null)
+    this.hub = new Hub(broker, this.gap, options.fanOutSlice, compressionOf(options), {
+      countInterval: (topic) => topics.match(topic)?.topic.presence?.countInterval ?? null,
+      delta: (topic) => topics.match(topic)?.topic.delta === true
+    })
     this.filters = new FilterRegistry(options.filters.maxPerTopic)
     this.#options = options
     this.#topics = topics
@@ -101,7 +105,7 @@ export class TopicCommands<U> {
   }
 
   async #open (connection: Connection<U>, request: Static<typeof SubscribeData>, id: MessageId, server = false): Promise<StreamPosition> {
-    const { topic, since, meta, filter } = request
+    const { topic, since, meta, filter, delta } = request
     const match = this.#match(topic)
     const metaJson = meta === undefined ? undefined : this.#meta(match, meta)
     const compiled = filter === undefined ? undefined : compileFilter(filter, match.topic.tags, this.#options.filters)
@@ -111,7 +115,7 @@ export class TopicCommands<U> {
     }
     // Claim the slot before the first await: a second subscribe to the same topic is
     // ALREADY_SUBSCRIBED, and publications arriving meanwhile are held, not lost.
-    const subscription: Subscription = { topic, pattern: match.topic.pattern, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false }
+    const subscription: Subscription = { topic, pattern: match.topic.pattern, held: [], offset: 0, epoch: '', volatile: match.topic.volatile, joined: false, delta: delta !== undefined && match.topic.delta ? 0 : -1 }
     if (metaJson !== undefined) subscription.meta = metaJson
     if (compiled !== undefined) subscription.filter = this.filters.acquire(topic, compiled)
     if (server) subscription.server = true
@@ -194,7 +198,7 @@ export class TopicCommands<U> {
 
   /** Sends what the subscribe recovered and what was held meanwhile, through the delivery rule. */
   #release (connection: Connection<U>, subscription: Subscription, recovery: RecoveryResult): void {
-    const recovered = recovery.publications.map((p) => recoveredDelivery(p, (text) => this.hub.shared(text)))
+    const recovered = recovery.publications.map((p) => recoveredDelivery(p, (text) => this.hub.shared(text), subscription.delta >= 0))
     const dropsBefore = dropTally.count
     const sent = release(connection, subscription, recovery.position, recovered, this.gap)
     // Recovered frames are this connection's alone: observed one by one, as replies are

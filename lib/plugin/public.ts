@@ -54,6 +54,12 @@ export interface TopicOptions<P extends TSchema | undefined, M extends TSchema, 
   history?: Partial<HistoryOptions>
   /** A slow subscriber's messages are dropped and counted instead of closing it with 4008 (tickers, metrics). */
   volatile?: boolean
+  /**
+   * Delta compression: a subscriber that asks for it (`delta: 'fossil'` in `subscribe`) gets,
+   * after a full publication, Fossil deltas against the previous one it received (quotes,
+   * dashboards: a large object with a few fields changed). Default false.
+   */
+  delta?: boolean
   /** A subscribe without `since` gets the latest publication still in history first, then what follows (tickers, tiles). */
   latest?: boolean
   /** Tags of each publication (`{ schema, from? }`), which subscriptions filter on. */

@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws'
 import { Answers } from '../connection/answer.js'
 import { MessageAuth } from '../inbound/auth.js'
 import type { Connection, ConnectionLimits } from '../connection/connection.js'
+import { WriteBatch } from '../connection/write-batch.js'
 import { Dispatcher } from '../inbound/dispatch.js'
 import { errorCodes, isRealtimeError } from '../protocol/errors.js'
 import { eventFrame } from '../wire/frames.js'
@@ -79,7 +80,8 @@ export class RealtimeFacade<U = unknown> implements Realtime<U> {
       unanswered: (connection, requests) => answers.unanswered(connection, requests),
       rateLimit: options.rateLimit,
       dropped: 0,
-      sent: 0
+      sent: 0,
+      batch: new WriteBatch(options.writeDelay)
     }
     const who = users(options, compiler, log)
     this.#commands = new TopicCommands<U>(options, compiler, this.#topics, broker, this.#hooks, who.serialize)

@@ -13,7 +13,7 @@ import type { Realtime } from './public.js'
 import type { Refusal } from '../inbound/lifecycle.js'
 import { corkHandshake } from '../connection/connection.js'
 import { MemoryBroker } from '../broker/memory.js'
-import { SUBPROTOCOL } from '../protocol/constants.js'
+import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/constants.js'
 import { metricsRegistry, registerMetrics, type MetricsOptions } from './metrics.js'
 import { watchSilentSockets } from '../connection/http-sockets.js'
 import { releaseUpgrade } from '../connection/upgrade-memory.js'
@@ -33,22 +33,30 @@ declare module 'fastify' {
 export interface RealtimeUserRegistry {}
 export type RealtimeUser = RealtimeUserRegistry extends { user: infer U } ? U : unknown
 
-/** Picks our subprotocol when the client offers it. */
-function handleProtocols (protocols: Set<string>): string | false {
-  return protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false
+/** The subprotocols an endpoint speaks: JSON always, MessagePack unless the `msgpack` option is off. */
+function spokenOf (msgpack: boolean): readonly string[] {
+  return msgpack ? [SUBPROTOCOL, SUBPROTOCOL_MSGPACK] : [SUBPROTOCOL]
+}
+
+/** Picks the first subprotocol the client offers that we speak (the client lists them in its order of preference). */
+function handleProtocolsOf (spoken: readonly string[]): (protocols: Set<string>) => string | false {
+  return (protocols) => {
+    for (const protocol of protocols) if (spoken.includes(protocol)) return protocol
+    return false
+  }
 }
 
 /**
  * A client that offers subprotocols, none of them ours, is refused before the upgrade
  * (HTTP 400) rather than silently accepted with a protocol it does not speak.
  */
-function subprotocolRefusal (request: FastifyRequest): Refusal | null {
+function subprotocolRefusal (request: FastifyRequest, spoken: readonly string[]): Refusal | null {
   const header = request.headers['sec-websocket-protocol']
   // What every client of ours sends: no list to split.
   if (header === undefined || header === SUBPROTOCOL) return null
   const offered = String(header).split(',').map((p) => p.trim()).filter((p) => p.length > 0)
-  if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
-    return { status: 400, message: `Unsupported WebSocket subprotocol; this endpoint speaks ${SUBPROTOCOL}` }
+  if (offered.length > 0 && !offered.some((p) => spoken.includes(p))) {
+    return { status: 400, message: `Unsupported WebSocket subprotocol; this endpoint speaks ${spoken.join(', ')}` }
   }
   return null
 }
@@ -97,6 +105,8 @@ export const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastif
   const metrics = options.metrics === undefined || options.metrics === false ? undefined : options.metrics as true | MetricsOptions
   const realtime = new RealtimeFacade<RealtimeUser>(options, broker, app.log, metrics === undefined ? undefined : await metricsRegistry(metrics))
   const silent = watchSilentSockets(app.server)
+  const spoken = spokenOf(options.msgpack)
+  const handleProtocols = handleProtocolsOf(spoken)
 
   const ownWebsocket = !app.hasDecorator('websocketServer')
   if (ownWebsocket) {
@@ -158,7 +168,7 @@ export const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastif
       // which ws 8.23.1 and later refuse with 400; the header of a real request is a string.
       const headers = request.raw.headers as Record<string, unknown>
       if (typeof headers['sec-websocket-version'] === 'number') headers['sec-websocket-version'] = String(headers['sec-websocket-version'])
-      const refusal = subprotocolRefusal(request) ?? realtime.admission(request)
+      const refusal = subprotocolRefusal(request, spoken) ?? realtime.admission(request)
       if (refusal === null) {
         done()
         return

@@ -3,6 +3,8 @@
 // client imports this module too, so it uses nothing that only Node has.
 
 export const SUBPROTOCOL = 'realtime.v1'
+/** The same protocol, every frame a binary MessagePack frame holding the same envelope (docs/protocol.md, MessagePack). */
+export const SUBPROTOCOL_MSGPACK = 'realtime.v1.msgpack'
 
 /** Longest string `id` an envelope may carry; a longer one could make every answer large. */
 export const MAX_ID_LENGTH = 128

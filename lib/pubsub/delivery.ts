@@ -3,7 +3,8 @@
 // subscribe with `since` recovered all apply it, so a publication is judged the same
 // way whichever path it takes: nothing here sends a publication past `apply`.
 import type { Connection } from '../connection/connection.js'
-import type { Delivery, Subscription } from '../connection/subscriptions.js'
+import type { DeltaForms, Delivery, Subscription } from '../connection/subscriptions.js'
+import { DeltaFrames } from './delta-frames.js'
 
 export type { Delivery }
 import { messageFrame } from '../wire/frames.js'
@@ -27,11 +28,13 @@ export function deliver (connection: Connection<any>, subscription: Subscription
  * A publication read from history (recovery) as a delivery: framed as live ones are,
  * so that it meets the same rule (volatile drops, the send-queue limit, the offset checks).
  */
-export function recoveredDelivery (publication: Publication, shared: (text: string) => SharedFrame): Delivery {
+export function recoveredDelivery (publication: Publication, shared: (text: string) => SharedFrame, delta = false): Delivery {
   const { topic, offset, epoch } = publication
   const { data, tags } = untag(publication.data)
   const delivery: Delivery = { offset, epoch, frame: shared(messageFrame(topic, offset, epoch, data)), volatile: false }
   if (tags !== undefined) delivery.tags = tags
+  // Recovered publications go whole to a delta subscriber; live ones may follow as deltas.
+  if (delta) delivery.delta = new DeltaFrames(topic, offset, epoch, data, undefined, shared)
   return delivery
 }
 
@@ -80,9 +83,23 @@ function apply (connection: Connection<any>, subscription: Subscription, deliver
     // A volatile topic skips what a slow subscriber lost instead of calling it a gap; a
     // filter, what it left out without visiting its subscribers (filter-index.ts).
     subscription.offset = offset
-    return !excluded && connection.sendShared(delivery.frame, subscription.volatile)
+    if (subscription.delta < 0) return !excluded && connection.sendShared(delivery.frame, subscription.volatile)
+    const forms = delivery.delta
+    const sent = !excluded && connection.sendShared(forms === undefined ? delivery.frame : deltaFrame(subscription, forms, offset), subscription.volatile)
+    // A publication the subscriber did not get (excluded, dropped), or got without its text, cannot be a base.
+    subscription.delta = sent && forms !== undefined ? offset : 0
+    return sent
   } else {
     onGap(connection, subscription)
   }
   return false
+}
+
+/**
+ * For a subscriber that asked for deltas: the delta when the last publication it was sent
+ * is the one just before this (same epoch, offset - 1: the base it holds), else the
+ * publication whole. After recovery, a gap, a drop or a new epoch, the next one is whole.
+ */
+function deltaFrame (subscription: Subscription, forms: DeltaForms, offset: number): SharedFrame {
+  return subscription.delta === offset - 1 ? forms.patch() ?? forms.full() : forms.full()
 }

@@ -14,6 +14,18 @@ import type { CompressionOptions } from '../wire/compression-options.js'
 import { FanOuts, type Subscribers } from './fan-out.js'
 import { untag } from './tags.js'
 import { FilterIndex } from './filter-index.js'
+import { DeltaFrames } from './delta-frames.js'
+
+/** The last stream publication a delta topic delivered on this node: the base of the next one's delta. */
+interface Last { offset: number, epoch: string, data: string }
+
+/** What the hub asks of a topic's declaration. */
+export interface HubTopics {
+  /** For a topic whose presence is counted, the ms between two counts; null otherwise. */
+  countInterval?: (topic: string) => number | null
+  /** Whether the topic has delta compression. */
+  delta?: (topic: string) => boolean
+}
 
 export class Hub {
   readonly #subscribers = new Map<string, Set<Connection>>()
@@ -26,23 +38,29 @@ export class Hub {
   readonly #counts: PresenceCounts
   /** Filtered subscribers grouped by filter, for the topics that have some. */
   readonly #filters = new FilterIndex()
+  /** Whether a topic has delta compression (its declaration's `delta`). */
+  readonly #deltaTopic: (topic: string) => boolean
+  /** Per topic with subscribers here and delta compression: its last publication (null before one). */
+  readonly #last = new Map<string, Last | null>()
 
   /**
    * `slice`: subscribers written to per event-loop turn by one fan-out (the `fanOutSlice`
-   * option). `countInterval`: for a topic whose presence is counted, the ms between two
-   * counts; null otherwise.
+   * option). `topic.countInterval`: for a topic whose presence is counted, the ms between
+   * two counts, null otherwise; `topic.delta`: whether it has delta compression.
    */
-  constructor (broker: Broker, onGap: GapHandler, slice: number, compression?: CompressionOptions, countInterval: (topic: string) => number | null = () => null) {
+  constructor (broker: Broker, onGap: GapHandler, slice: number, compression?: CompressionOptions, topic: HubTopics = {}) {
     this.#broker = broker
     this.#onGap = onGap
     this.#fanOuts = new FanOuts(slice)
     this.#compression = compression
+    const countInterval = topic.countInterval ?? (() => null)
     this.#countInterval = countInterval
     this.#counts = new PresenceCounts(broker, (topic, count) => {
       const subscribers = this.#subscribers.get(topic)
       if (subscribers === undefined) return
       this.#fanOut(topic, subscribers, { offset: 0, epoch: '', frame: this.shared(presenceCountFrame(topic, count)), volatile: true }, 'presence')
     })
+    this.#deltaTopic = topic.delta ?? (() => false)
   }
 
   /** A frame for many connections, compressed once where that is on. */
@@ -70,9 +88,19 @@ export class Hub {
     }
     if (publication.except !== undefined) delivery.except = publication.except
     if (tags !== undefined) delivery.tags = tags
+    if (offset > 0 && this.#last.has(publication.topic)) this.#deltaForms(publication, data, delivery)
     // Tagged, on a topic with filtered subscribers here: only those it is for are visited.
     const recipients = tags === undefined ? undefined : this.#filters.recipients(publication.topic, delivery)
     this.#fanOut(publication.topic, recipients ?? subscribers, delivery, 'message')
+  }
+
+  /** The delta forms of a stream publication on a delta topic; it becomes the base of the next. */
+  #deltaForms (publication: Publication, data: string, delivery: Delivery): void {
+    const { topic, offset, epoch } = publication
+    const last = this.#last.get(topic)
+    const previous = last != null && last.epoch === epoch && last.offset === offset - 1 ? last.data : undefined
+    delivery.delta = new DeltaFrames(topic, offset, epoch, data, previous, (text) => this.shared(text))
+    this.#last.set(topic, { offset, epoch, data })
   }
 
   /** Called by the broker for a presence change: every local subscriber but the member itself hears it. */
@@ -126,6 +154,7 @@ export class Hub {
     let set = this.#subscribers.get(topic)
     if (set === undefined) {
       this.#subscribers.set(topic, set = new Set())
+      if (this.#deltaTopic(topic)) this.#last.set(topic, null)
       set.add(connection)
       this.#filters.add(connection, topic, set)
       // A second subscriber arriving while the broker subscribes waits for the same
@@ -146,6 +175,7 @@ export class Hub {
     this.#filters.remove(connection, topic)
     if (set.size === 0) {
       this.#subscribers.delete(topic)
+      this.#last.delete(topic)
       await this.#broker.unsubscribe(topic)
     }
   }

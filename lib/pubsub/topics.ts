@@ -31,6 +31,8 @@ export interface TopicDefinition {
   latest?: boolean
   /** Tags of each publication, which a subscribe's filter matches (tags.ts, filters.ts). */
   tags?: TagsOptions
+  /** Subscribers may ask for Fossil deltas (`delta: 'fossil'` in subscribe). */
+  delta?: boolean
 }
 
 export interface PresenceOptions {
@@ -72,6 +74,7 @@ export interface CompiledTopic {
   clientPublish: boolean
   history: HistoryOptions
   volatile: boolean
+  delta: boolean
   presence: CompiledPresence | null
   latest: boolean
   tags: CompiledTags | null
@@ -117,6 +120,7 @@ export class Topics {
       clientPublish: definition.clientPublish === true,
       history: { ...this.#history, ...definition.history },
       volatile: definition.volatile === true,
+      delta: definition.delta === true,
       presence: this.#presence(definition.presence, owner),
       latest: definition.latest === true,
       tags: compileTags(definition.tags, this.#compiler, owner)

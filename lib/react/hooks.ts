@@ -64,10 +64,11 @@ export function useSubscription (topic: string, listener?: (message: any, meta: 
   const [status, setStatus] = useState<SubscriptionStatus>({ status: 'pending' })
   const { meta, filter } = options
   const metaKey = JSON.stringify([meta, filter]) ?? ''
+  const delta = options.delta === true
   useEffect(() => {
     let live = true
     setStatus({ status: 'pending' })
-    const given: SubscribeOptions = {}
+    const given: SubscribeOptions = { delta }
     if (meta !== undefined) given.meta = meta
     if (filter !== undefined) given.filter = filter
     const off = client.subscribe(topic as never, (message, m) => latest.current?.(message, m), given)
@@ -80,18 +81,18 @@ export function useSubscription (topic: string, listener?: (message: any, meta: 
       off()
     }
     // metaKey stands for meta and filter: new objects with the same content do not resubscribe.
-  }, [client, topic, metaKey])
+  }, [client, topic, metaKey, delta])
   return status
 }
 
 /** The last `limit` publications of a topic (default 100), oldest first. */
-export function useMessages (topic: string, options: { limit?: number } = {}): ReceivedMessage[] {
+export function useMessages (topic: string, options: { limit?: number, delta?: boolean } = {}): ReceivedMessage[] {
   const limit = options.limit ?? 100
   const [messages, setMessages] = useState<ReceivedMessage[]>([])
   useEffect(() => { setMessages([]) }, [topic])
   useSubscription(topic, (data, meta) => {
     setMessages((list) => [...list, { data, meta }].slice(-limit))
-  })
+  }, { delta: options.delta })
   return messages
 }
 

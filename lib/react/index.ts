@@ -31,7 +31,7 @@ export interface RealtimeHooks<C extends Contract> {
   useClient: () => RealtimeClient<C>
   useConnectionState: () => ConnectionInfo
   useSubscription: <T extends TopicNames<C>>(topic: T, listener?: (message: TopicMessage<C, T>, meta: MessageMeta) => void, options?: SubscribeOptions) => SubscriptionStatus
-  useMessages: <T extends TopicNames<C>>(topic: T, options?: { limit?: number }) => Array<ReceivedMessage<TopicMessage<C, T>>>
+  useMessages: <T extends TopicNames<C>>(topic: T, options?: { limit?: number, delta?: boolean }) => Array<ReceivedMessage<TopicMessage<C, T>>>
   usePresence: <T extends TopicNames<C>>(topic: T) => PresenceInfo
   useRequest: <K extends RouteName<C>>(type: K) => RequestStatus<RouteData<C, K>, RouteReply<C, K>, RequestError<C, K>>
   useEvent: <K extends EventName<C>>(name: K, listener: (data: EventData<C, K>) => void) => void

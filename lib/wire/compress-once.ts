@@ -19,7 +19,8 @@
 import { constants, deflateRawSync } from 'node:zlib'
 import type { PerMessageDeflateOptions, WebSocket } from 'ws'
 import type { CompressionOptions } from './compression-options.js'
-import { deflateParams, frameOf, payloadOf, senderLooksFamiliar, textFrame, writeDeflated, writeFrame } from './ws-frame.js'
+import { binaryFrame, deflateParams, frameOf, payloadOf, senderLooksFamiliar, textFrame, writeDeflated, writeFrame } from './ws-frame.js'
+import { packFrame } from './msgpack.js'
 
 /**
  * ws's settings for the compression option: no context takeover either way, so a
@@ -54,31 +55,68 @@ function deflateMessage (payload: Buffer, windowBits: number, options: Compressi
   return length >= payload.length ? null : out.subarray(0, length)
 }
 
-/** One server message on its way to many sockets: its plain frame, and its compressed frames made on first need. */
-export class SharedFrame {
+/** One encoding of a shared message: its plain frame and its compressed frames, made on first need. */
+class Encoded {
   readonly plain: Buffer
-  readonly #compression: CompressionOptions | undefined
-  /** windowBits -> compressed frame, or null when compressing does not pay. Made on first need. */
+  /** windowBits -> compressed frame, or null when compressing does not pay. */
   #deflated: Map<number, Buffer | null> | undefined
 
-  constructor (text: string, compression?: CompressionOptions) {
-    this.plain = textFrame(text)
-    this.#compression = compression
+  constructor (plain: Buffer) {
+    this.plain = plain
   }
 
-  /** The compressed frame for a peer keeping a window of `windowBits`; null when it goes plain; undefined when this frame does not compress. */
-  deflated (windowBits: number): Buffer | null | undefined {
-    const options = this.#compression
-    if (options === undefined) return undefined
+  deflated (windowBits: number, options: CompressionOptions): Buffer | null {
     this.#deflated ??= new Map()
     let frame = this.#deflated.get(windowBits)
     if (frame === undefined) {
       const payload = payloadOf(this.plain)
       const compressed = payload.length < options.threshold ? null : deflateMessage(payload, windowBits, options)
-      frame = compressed === null ? null : frameOf(compressed, { rsv1: true })
+      // The compressed frame keeps the opcode (text or binary) of the plain one.
+      frame = compressed === null ? null : frameOf(compressed, { rsv1: true, opcode: this.plain[0] & 0x0f })
       this.#deflated.set(windowBits, frame)
     }
     return frame
+  }
+}
+
+/**
+ * One server message on its way to many sockets: its JSON text frame, made at once, and
+ * its MessagePack frame, packed on the first MessagePack socket that needs it. Each is
+ * compressed once per window size where compression is on.
+ */
+export class SharedFrame {
+  readonly #json: Encoded
+  #msgpack: Encoded | undefined
+  readonly #text: string
+  readonly #compression: CompressionOptions | undefined
+
+  constructor (text: string, compression?: CompressionOptions) {
+    this.#text = text
+    this.#json = new Encoded(textFrame(text))
+    this.#compression = compression
+  }
+
+  /** The JSON text frame. */
+  get plain (): Buffer {
+    return this.#json.plain
+  }
+
+  /** The frame of one encoding (`msgpack`: the binary MessagePack frame). */
+  frame (msgpack: boolean): Buffer {
+    return this.#encoded(msgpack).plain
+  }
+
+  #encoded (msgpack: boolean): Encoded {
+    if (!msgpack) return this.#json
+    this.#msgpack ??= new Encoded(binaryFrame(packFrame(this.#text)))
+    return this.#msgpack
+  }
+
+  /** The compressed frame for a peer keeping a window of `windowBits`; null when it goes plain; undefined when this frame does not compress. */
+  deflated (windowBits: number, msgpack = false): Buffer | null | undefined {
+    const options = this.#compression
+    if (options === undefined) return undefined
+    return this.#encoded(msgpack).deflated(windowBits, options)
   }
 }
 
@@ -112,13 +150,14 @@ export type SendRoute = 'direct' | 'direct-deflated' | 'ws' | 'closed'
  * negotiated extension: the shared compressed frame, the shared plain frame, or
  * ws.send() when ws must do it (busy Sender, context takeover, no compression here).
  */
-export function sendShared (ws: WebSocket, frame: SharedFrame, route: number): SendRoute {
-  if (route <= FrameRoute.Plain) return writeFrame(ws, frame.plain, route === FrameRoute.Plain)
-  const compressed = frame.deflated(route)
+export function sendShared (ws: WebSocket, frame: SharedFrame, route: number, msgpack = false): SendRoute {
+  const plain = frame.frame(msgpack)
+  if (route <= FrameRoute.Plain) return writeFrame(ws, plain, route === FrameRoute.Plain)
+  const compressed = frame.deflated(route, msgpack)
   // This frame does not compress (option off): ws compresses for the socket as it was configured to.
-  if (compressed === undefined) return writeFrame(ws, frame.plain, false)
+  if (compressed === undefined) return writeFrame(ws, plain, false)
   // Under the threshold or incompressible: plain, which never touches the peer's window.
-  if (compressed === null) return writeFrame(ws, frame.plain, true)
+  if (compressed === null) return writeFrame(ws, plain, true)
   if (writeDeflated(ws, compressed)) return 'direct-deflated'
-  return writeFrame(ws, frame.plain, false)
+  return writeFrame(ws, plain, false)
 }

@@ -6,6 +6,7 @@ import type { RawData } from 'ws'
 import { RealtimeError, wireErrors } from '../protocol/errors.js'
 import type { MessageId } from './frames.js'
 import { MAX_ID_LENGTH, MAX_KEY_LENGTH } from '../protocol/constants.js'
+import { scanMessagePack, unpack } from './msgpack.js'
 
 export interface Envelope {
   type: string
@@ -21,14 +22,28 @@ export interface EnvelopeError {
   error: RealtimeError
 }
 
-export function parseEnvelope (raw: RawData, isBinary: boolean, maxDepth: number): Envelope | EnvelopeError {
-  if (isBinary) return refuse(undefined, 'Binary frames are not accepted; send JSON text')
+/** `msgpack`: the connection negotiated `realtime.v1.msgpack`, whose frames are binary MessagePack. */
+export function parseEnvelope (raw: RawData, isBinary: boolean, maxDepth: number, msgpack = false): Envelope | EnvelopeError {
   let value: unknown
-  try {
-    value = sjson.parse(raw as Buffer, null, { protoAction: 'error', constructorAction: 'error' })
-  } catch (err) {
-    const poisoned = (err as Error).name === 'SyntaxError' && /prototype/i.test((err as Error).message)
-    return refuse(undefined, poisoned ? 'Forbidden prototype property in frame' : 'Frame is not valid JSON')
+  if (msgpack) {
+    if (!isBinary) return refuse(undefined, 'Text frames are not accepted on realtime.v1.msgpack; send binary MessagePack')
+    const bytes = raw as Buffer
+    const problem = scanMessagePack(bytes, maxDepth)
+    if (problem !== null) return refuse(undefined, problem)
+    try {
+      value = unpack(bytes)
+    } catch {
+      return refuse(undefined, 'Frame is not valid MessagePack')
+    }
+    if (hasConstructorPrototype(value)) return refuse(undefined, 'Forbidden prototype property in frame')
+  } else {
+    if (isBinary) return refuse(undefined, 'Binary frames are not accepted; send JSON text')
+    try {
+      value = sjson.parse(raw as Buffer, null, { protoAction: 'error', constructorAction: 'error' })
+    } catch (err) {
+      const poisoned = (err as Error).name === 'SyntaxError' && /prototype/i.test((err as Error).message)
+      return refuse(undefined, poisoned ? 'Forbidden prototype property in frame' : 'Frame is not valid JSON')
+    }
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return refuse(undefined, 'Frame must be a JSON object')
   const frame = value as Record<string, unknown>
@@ -61,6 +76,20 @@ export function isEnvelopeError (parsed: Envelope | EnvelopeError): parsed is En
 
 function refuse (id: MessageId, message: string): EnvelopeError {
   return { id, error: wireErrors.badRequest(message) }
+}
+
+/**
+ * What secure-json-parse refuses for JSON (`constructorAction`), for a decoded MessagePack
+ * frame: an object with a `constructor` that holds a `prototype`. The scan bounded the depth.
+ */
+function hasConstructorPrototype (value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false
+  if (Array.isArray(value)) return value.some(hasConstructorPrototype)
+  const object = value as Record<string, unknown>
+  const ctor = Object.hasOwn(object, 'constructor') ? object.constructor : undefined
+  if (ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')) return true
+  for (const key in object) if (hasConstructorPrototype(object[key])) return true
+  return false
 }
 
 /**

@@ -51,6 +51,15 @@ export function messageFrame (topic: string, offset: number, epoch: string, data
 }
 
 /**
+ * A publication to a subscriber that asked for deltas: `data` is a string, the JSON text of
+ * the publication's data (`delta: false`), or a Fossil delta (`delta: true`, one character
+ * per byte) that turns the JSON text of the publication at offset - 1 into this one's.
+ */
+export function deltaMessageFrame (topic: string, offset: number, epoch: string, delta: boolean, text: string): string {
+  return `{"type":"message","topic":${JSON.stringify(topic)},"offset":${offset},"epoch":${JSON.stringify(epoch)},"delta":${delta},"data":${JSON.stringify(text)}}`
+}
+
+/**
  * A publication outside the topic's stream: no offset or epoch, never recovered.
  * `local`: a stream publication the broker could not take (Redis away, `localWhileDown`),
  * delivered on this node only; `ephemeral` too, so no client takes it as a position.

@@ -77,6 +77,11 @@ export function frameOf (payload: Buffer, options: { opcode?: number, rsv1?: boo
   return frame
 }
 
+/** A complete unmasked binary frame around `payload` (a MessagePack frame). */
+export function binaryFrame (payload: Buffer): Buffer {
+  return frameOf(payload, { opcode: OPCODE_BINARY })
+}
+
 /** The payload of a frame built here, as a view (no copy). */
 export function payloadOf (frame: Buffer): Buffer {
   const len7 = frame[1] & 0x7f

@@ -13,6 +13,7 @@
 import t from 'tap'
 import { commandsOf, holds, runs } from '../fixtures/protocol-commands.js'
 import { Server, World } from '../fixtures/protocol-driver.js'
+import { deltaForms } from '../fixtures/protocol-client.js'
 
 const server = new Server()
 t.teardown(() => server.stop())
@@ -62,4 +63,9 @@ t.test('memory broker: filtered subscriptions with fan-outs sliced one subscribe
   await holds(t, 'sliced filtered fan-outs: exactly what matches, in order, gapless', commandsOf({
     subscribe: 8, serverSubscribe: 3, serverPublish: 6, publish: 3, unsubscribe: 2, disconnect: 2, connect: 3, act: 1, burst: 0, retry: 0, restart: 1
   }, 16), runs(60), () => new World(sliced))
+})
+
+t.test('the sequences exercised delta compression', async (t) => {
+  t.comment(`delta subscribers rebuilt ${deltaForms.whole} whole publications and ${deltaForms.deltas} deltas`)
+  t.ok(deltaForms.deltas > 0 && deltaForms.whole > 0)
 })
