@@ -45,6 +45,8 @@ export async function buildTicker (opts: TickerOptions = {}): Promise<FastifyIns
 
   await app.register(realtime, {
     broker: opts.broker,
+    // MessagePack for the page's compact mode (msgpackr, an optional peer this example installs).
+    msgpack: true,
     history: { size: 20, ttl: 60_000 },
     asyncapi: { path: '/asyncapi', info: { title: 'Ticker', version: '1.0.0', description: 'Live quotes on `ticker/<symbol>` (`ticker/BTC/USDT`), with delta compression.' } }
   })

@@ -38,7 +38,7 @@ export const defaults = {
   maxConnectionsPerUser: 100,
   maxDepth: 32,
   validateReplies: true,
-  msgpack: true,
+  msgpack: false,
   writeDelay: 0,
   compressionThreshold: 1024,
   compressionLevel: -1,
@@ -98,7 +98,7 @@ export const OptionsSchema = Type.Object({
   }, { default: {} }),
   validateReplies: Type.Boolean({ default: defaults.validateReplies, description: 'check each route reply against its schema before sending it (a mismatch answers INTERNAL and is logged); publications and events are always checked' }),
   writeDelay: Type.Integer({ minimum: 0, maximum: 1000, default: defaults.writeDelay, description: 'ms a socket\'s frames wait to leave together in one write (0: those of one event-loop iteration only); a few ms cuts server CPU per delivery under load, at that much added latency' }),
-  msgpack: Type.Boolean({ default: defaults.msgpack, description: 'accept the `realtime.v1.msgpack` subprotocol (the same protocol in binary MessagePack frames) from clients that offer it; msgpackr loads on the first such connection' }),
+  msgpack: Type.Boolean({ default: defaults.msgpack, description: 'accept the `realtime.v1.msgpack` subprotocol (the same protocol in binary MessagePack frames) from clients that offer it; needs msgpackr, an optional peer, loaded on the first such connection' }),
   compression: Type.Union([
     Type.Boolean(),
     Type.Object({

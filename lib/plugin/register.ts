@@ -8,6 +8,7 @@ import type { WebSocketServer } from 'ws'
 import { errorCodes } from '../protocol/errors.js'
 import { compressionOf, resolveOptions, sharedCompressionProblem, type RealtimeOptions } from '../config/options.js'
 import { perMessageDeflateOf } from '../wire/compress-once.js'
+import { msgpackInstalled } from '../wire/msgpack.js'
 import { RealtimeFacade } from './realtime.js'
 import type { Realtime } from './public.js'
 import type { Refusal } from '../inbound/lifecycle.js'
@@ -33,7 +34,7 @@ declare module 'fastify' {
 export interface RealtimeUserRegistry {}
 export type RealtimeUser = RealtimeUserRegistry extends { user: infer U } ? U : unknown
 
-/** The subprotocols an endpoint speaks: JSON always, MessagePack unless the `msgpack` option is off. */
+/** The subprotocols an endpoint speaks: JSON always, MessagePack when the `msgpack` option is on. */
 function spokenOf (msgpack: boolean): readonly string[] {
   return msgpack ? [SUBPROTOCOL, SUBPROTOCOL_MSGPACK] : [SUBPROTOCOL]
 }
@@ -105,6 +106,7 @@ export const plugin: FastifyPluginAsync<RealtimeOptions> = async function fastif
   const metrics = options.metrics === undefined || options.metrics === false ? undefined : options.metrics as true | MetricsOptions
   const realtime = new RealtimeFacade<RealtimeUser>(options, broker, app.log, metrics === undefined ? undefined : await metricsRegistry(metrics))
   const silent = watchSilentSockets(app.server)
+  if (options.msgpack && !msgpackInstalled()) throw new errorCodes.FST_REALTIME_MISSING_PEER('The msgpack option', 'msgpackr', 'msgpackr')
   const spoken = spokenOf(options.msgpack)
   const handleProtocols = handleProtocolsOf(spoken)
 

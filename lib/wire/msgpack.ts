@@ -34,6 +34,19 @@ function engines (): { packr: Packr, unpackr: Unpackr } {
   return codec
 }
 
+/**
+ * Whether msgpackr can be loaded: an optional peer (2 MB installed, for the apps that offer
+ * MessagePack only), checked when the option turns it on, so a missing one fails register.
+ */
+export function msgpackInstalled (): boolean {
+  try {
+    require.resolve('msgpackr')
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Packs a value (a frame read back from its JSON text, or parts of one). */
 export function pack (value: unknown): Buffer {
   return engines().packr.pack(value)

@@ -190,10 +190,12 @@ if (requireOrSkip(t, await pgReachable(), `PostgreSQL is not reachable at ${DATA
     const a = await node(t, { log, poolConfig: { application_name: name } })
     await a.broker.subscribe('l/1')
     await terminate(name)
-    await until(() => warnings.some((w) => /LISTEN connection lost/.test(w)))
-    await until(() => a.broker.connected, 10_000)
+    // Generous bounds: the reconnection waits a growing delay, then LISTENs and closes the
+    // topic's gap from the tables before it delivers live again, all slower on a busy machine.
+    await until(() => warnings.some((w) => /LISTEN connection lost/.test(w)), 15_000)
+    await until(() => a.broker.connected, 15_000)
     await a.broker.publish('l/1', '{}')
-    await until(() => a.delivered.length === 1)
+    await until(() => a.delivered.length === 1, 15_000)
     t.pass('delivers again')
   })
 

@@ -12,7 +12,7 @@ const contract = defineContract({
 })
 
 t.test('a MessagePack client subscribes, gets publications, requests, and recovers after a reconnection', async (t) => {
-  const { app, url } = await build(t, {}, (app) => {
+  const { app, url } = await build(t, { msgpack: true }, (app) => {
     app.realtime.topic('ticker/*symbol', { message: contract.topics['ticker/*symbol'].message })
     app.realtime.route({ type: 'echo', schema: contract.routes.echo, handler: async (data) => ({ text: data.text }) })
   })

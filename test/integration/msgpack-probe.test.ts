@@ -12,7 +12,7 @@ import realtime from '../../lib/index.js'
 
 t.test('a bare MessagePack client: welcome, a route, subscribe with deltas, publish, a bad frame', async (t) => {
   const app = Fastify()
-  await app.register(realtime)
+  await app.register(realtime, { msgpack: true })
   app.realtime.topic('ticker/*symbol', { message: Type.Object({ bid: Type.Number(), ask: Type.Number(), name: Type.String() }), delta: true, clientPublish: true })
   app.realtime.route({ type: 'time', schema: { reply: Type.Object({ now: Type.Integer() }) }, handler: async () => ({ now: 1234 }) })
   await app.listen({ port: 0, host: '127.0.0.1' })

@@ -309,7 +309,8 @@ t.test('dependency weight: the tarball + fastify + TypeBox, against fastify + Ty
     try { ${code}; await app.ready(); console.log('started') } catch (err) { console.log(err.code, err.message) } finally { await app.close() }`], dir)
   t.match(await feature('await app.register(realtime, { metrics: true })'), /^FST_REALTIME_MISSING_PEER .*prom-client.*npm install prom-client/, 'metrics without prom-client')
   t.match(await feature('await app.register(realtime); await app.register(dashboard, { authorize: () => true })'), /^FST_REALTIME_MISSING_PEER .*uplot.*npm install uplot/, 'the dashboard without uplot')
-  t.match(await feature('await app.register(realtime)'), /^started/, 'the plugin itself needs neither')
+  t.match(await feature('await app.register(realtime, { msgpack: true })'), /^FST_REALTIME_MISSING_PEER .*msgpackr.*npm install msgpackr/, 'MessagePack without msgpackr')
+  t.match(await feature('await app.register(realtime)'), /^started/, 'the plugin itself needs none of them')
   // The AsyncAPI CLI on a TypeScript contract in a project without tsx: what to do, exit 1.
   await writeFile(join(dir, 'contract.ts'), 'export const contract = { routes: {} }\n')
   const refused = await run(join(dir, 'node_modules', '.bin', 'fastify-realtime'), ['asyncapi', 'contract.ts'], dir).then(() => null, (err: Error) => err)

@@ -17,7 +17,7 @@ function quote (tick: number): QuoteT {
 }
 
 async function server (t: Parameters<typeof build>[0], options: Parameters<typeof build>[1] = {}) {
-  return await build(t, { history: { size: 100, ttl: 0 }, ...options }, (app) => {
+  return await build(t, { history: { size: 100, ttl: 0 }, msgpack: true, ...options }, (app) => {
     app.realtime.topic('ticker/*symbol', { message: Quote, delta: true, clientPublish: true })
     app.realtime.topic('plain/*symbol', { message: Quote })
     app.realtime.topic('gauge/:name', { message: Quote, delta: true, volatile: true })

@@ -10,7 +10,7 @@ import { SharedFrame } from '../../lib/wire/compress-once.js'
 const Quote = Type.Object({ symbol: Type.String(), price: Type.Number(), size: Type.Integer() })
 
 async function app (t: Parameters<typeof build>[0], options: Parameters<typeof build>[1] = {}) {
-  return await build(t, options, (app) => {
+  return await build(t, { msgpack: true, ...options }, (app) => {
     app.realtime.topic('ticker/*symbol', { message: Quote, clientPublish: true })
     app.realtime.route({
       type: 'echo',
