@@ -47,7 +47,9 @@ t.test(`${MEMBERS} members joining and leaving: debounced counts, no join or lea
   // At most one count per interval (and one more at each end), however many changes came.
   const most = Math.ceil((left - started) / INTERVAL) + 2
   t.ok(frames.length <= most, `${frames.length} counts for ${MEMBERS * 1.5} changes in ${left - started} ms (at most ${most})`)
-  t.ok(frames.length < (MEMBERS * 1.5) / 50, 'far fewer frames than changes')
+  // Not tied to how long the changes took (a busy machine stretches them): a count per
+  // interval is what bounds the frames, checked above; this only says they are few.
+  t.ok(frames.length < (MEMBERS * 1.5) / 10, 'far fewer frames than changes')
   t.ok(joined >= started)
   const listed = await watcher.request('presence', { topic: 'stadium' })
   t.equal(listed.data.members.length, MEMBERS / 2 + 1, '`presence` lists the members')
