@@ -141,7 +141,7 @@ const scenarios: Record<string, Scenario> = {
       assert.deepEqual([doc.info.title, doc.info.version], ['Chat', '1.0.0'])
       const yaml = await fetch(`${base}/asyncapi.yaml`)
       assert.equal(yaml.status, 200)
-      assert.match(await yaml.text(), /^asyncapi: 3\.0\.0/m)
+      assert.match(await yaml.text(), /^asyncapi: "3\.0\.0"$/m)
       const page = await fetch(`${base}/asyncapi`, { headers: { accept: 'text/html' } })
       assert.equal(page.status, 200)
       assert.match(page.headers.get('content-type') ?? '', /text\/html/)
